@@ -1,0 +1,119 @@
+// What to do after a failed Graph call: a pure function of the failure and what has happened to the pair so far.
+
+import type {GraphFailure} from '../graph/graph-failure.js';
+import type {LinkAction} from '../pair.js';
+import {backoffDelay, type BackoffOptions} from './backoff.js';
+
+export type DeadLetterReason =
+	| 'invalid-message'
+	| 'invalid-pair'
+	| 'not-found'
+	| 'bad-request'
+	| 'conflict'
+	| 'forbidden'
+	| 'retries-exhausted';
+
+/** The request that failed: a write for the pair's action, or a read of the link list to verify it. */
+export type Operation = LinkAction | 'list';
+
+export interface RetryPolicy {
+	/** Retries of 5xx, timeouts and connection errors within one invocation. Defaults to 4. */
+	transientRetries: number;
+	/** Retries of a 404 (a package created moments ago may not have replicated). Defaults to 3. */
+	notFoundRetries: number;
+	/** Defaults to 1 s doubling to 30 s. */
+	transientBackoff: BackoffOptions;
+	/** Defaults to 2 s doubling to 30 s: replication takes seconds, not milliseconds. */
+	notFoundBackoff: BackoffOptions;
+}
+
+export const defaultRetryPolicy: RetryPolicy = {
+	transientRetries: 4,
+	notFoundRetries: 3,
+	transientBackoff: {baseMs: 1000, maximumMs: 30_000},
+	notFoundBackoff: {baseMs: 2000, maximumMs: 30_000},
+};
+
+/** Failures so far for one pair in this invocation. An immutable value: `decideRetry` returns the next one. */
+export interface RetryHistory {
+	readonly transientFailures: number;
+	readonly notFoundFailures: number;
+}
+
+export const freshHistory: RetryHistory = {transientFailures: 0, notFoundFailures: 0};
+
+export type RetryDecision =
+	/** Try the same request again after `delayMs` (429s never get here: the gate absorbs them). */
+	| {type: 'retry'; delayMs: number; history: RetryHistory}
+	/** An add that may have failed because the link exists: read the list before judging. */
+	| {type: 'verify'}
+	/** The failure means the goal is already met (a DELETE that finds nothing). */
+	| {type: 'already-done'}
+	/** Out of retries for this invocation: hand the pair to the next attempt via the queue. */
+	| {type: 'requeue'}
+	| {type: 'dead-letter'; reason: DeadLetterReason}
+	/** Not the pair's fault and not fixable by retrying it now (401, no token): fail the whole invocation. */
+	| {type: 'systemic'};
+
+/**
+ * @example
+ * decideRetry('add', {kind: 'conflict', status: 409, message: '...'}, freshHistory) //=> {type: 'verify'}
+ */
+export function decideRetry(
+	operation: Operation,
+	failure: GraphFailure,
+	history: RetryHistory,
+	policy: RetryPolicy = defaultRetryPolicy,
+	random: () => number = Math.random,
+): RetryDecision {
+	switch (failure.kind) {
+		case 'unauthorized': {
+			return {type: 'systemic'};
+		}
+
+		case 'aborted': {
+			return {type: 'requeue'};
+		}
+
+		case 'forbidden': {
+			return {type: 'dead-letter', reason: 'forbidden'};
+		}
+
+		case 'not-found': {
+			if (operation === 'remove') {
+				return {type: 'already-done'};
+			}
+
+			if (history.notFoundFailures >= policy.notFoundRetries) {
+				return {type: 'dead-letter', reason: 'not-found'};
+			}
+
+			return {
+				type: 'retry',
+				delayMs: backoffDelay(history.notFoundFailures, policy.notFoundBackoff, random),
+				history: {...history, notFoundFailures: history.notFoundFailures + 1},
+			};
+		}
+
+		case 'bad-request':
+		case 'conflict': {
+			// What Graph answers to a duplicate add is undocumented (400 or 409 are likely): only the list can tell.
+			return operation === 'add' ? {type: 'verify'} : {type: 'dead-letter', reason: failure.kind};
+		}
+
+		case 'throttled':
+		case 'server':
+		case 'network':
+		case 'timeout': {
+			if (history.transientFailures >= policy.transientRetries) {
+				return {type: 'requeue'};
+			}
+
+			return {
+				type: 'retry',
+				delayMs: failure.retryAfterMs ?? backoffDelay(history.transientFailures, policy.transientBackoff, random),
+				history: {...history, transientFailures: history.transientFailures + 1},
+			};
+		}
+	}
+}

@@ -1,0 +1,38 @@
+// The one place a Graph URL for an incompatibility link is built. Ids must already be canonical GUIDs
+// (see `normalizeGuid`): nothing from a message reaches a URL without passing that check.
+
+import {isCanonicalGuid} from '../pair.js';
+
+const accessPackages = '/identityGovernance/entitlementManagement/accessPackages';
+
+function checked(id: string): string {
+	if (!isCanonicalGuid(id)) {
+		throw new TypeError(`Expected a canonical lower-case GUID, got ${JSON.stringify(id).slice(0, 60)}`);
+	}
+
+	return id;
+}
+
+/** `GET` lists, `POST .../$ref` adds: `/identityGovernance/entitlementManagement/accessPackages/{A}/incompatibleAccessPackages`. */
+export function incompatibleAccessPackagesPath(accessPackageId: string): string {
+	return `${accessPackages}/${checked(accessPackageId)}/incompatibleAccessPackages`;
+}
+
+/** `POST` target for adding a link. */
+export function addLinkPath(accessPackageId: string): string {
+	return `${incompatibleAccessPackagesPath(accessPackageId)}/$ref`;
+}
+
+/** `DELETE` target for removing a link. */
+export function removeLinkPath(accessPackageId: string, incompatibleAccessPackageId: string): string {
+	return `${incompatibleAccessPackagesPath(accessPackageId)}/${checked(incompatibleAccessPackageId)}/$ref`;
+}
+
+export function accessPackagePath(accessPackageId: string): string {
+	return `${accessPackages}/${checked(accessPackageId)}`;
+}
+
+/** The body's `@odata.id`: the absolute URL of package B on the configured Graph origin and version. */
+export function accessPackageODataId(graphBaseUrl: URL, apiVersion: string, accessPackageId: string): string {
+	return `${graphBaseUrl.origin}/${apiVersion}${accessPackagePath(accessPackageId)}`;
+}

@@ -1,0 +1,310 @@
+// The pairs-queue message contract, in one place: what producers may send, how it is read, and how sod-sync writes it.
+//
+// Accepted as the queue item (parsed value, string or Buffer):
+// - one pair:        {"accessPackageId": "<guid>", "incompatibleAccessPackageId": "<guid>"}
+// - an array of pairs
+// - an envelope:     {"pairs": [...], "action": "add" | "remove", "symmetric": false, "correlationId": "...", "attempt": 0}
+// - any of these as the `data` of a CloudEvents 1.0 or Event Grid event.
+
+import {Buffer} from 'node:buffer';
+import {checkPair, linkActions, pairKey, quote, reversePair, type LinkAction, type Pair} from './pair.js';
+
+export interface InvalidPair {
+	/** The pair as it was sent, for the dead-letter record. */
+	readonly raw: unknown;
+	readonly reason: string;
+}
+
+export interface PairsMessage {
+	/** Valid pairs, normalised, expanded when `symmetric`, each once. */
+	readonly pairs: Pair[];
+	readonly invalidPairs: InvalidPair[];
+	readonly action: LinkAction;
+	readonly correlationId: string | undefined;
+	/** How many invocations have already worked on these pairs (the worker's own re-queues count up). */
+	readonly attempt: number;
+}
+
+export type ParsedMessage =
+	| ({kind: 'pairs'} & PairsMessage)
+	| {kind: 'invalid-message'; reason: string; text: string};
+
+/** Envelope fields a producer may set; the names documented in the README. */
+export interface PairsEnvelope {
+	pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string}>;
+	action?: LinkAction;
+	symmetric?: boolean;
+	correlationId?: string;
+	attempt?: number;
+}
+
+const maximumCorrelationIdLength = 256;
+const maximumAttempt = 1_000;
+
+/**
+ * Reads a queue item into pairs, or says in words why it cannot be read. Never throws.
+ *
+ * @example
+ * parseMessage('{"pairs":[{"accessPackageId":"...","incompatibleAccessPackageId":"..."}],"symmetric":true}')
+ */
+export function parseMessage(item: unknown): ParsedMessage {
+	const text = messageText(item);
+	const invalid = (reason: string): ParsedMessage => ({kind: 'invalid-message', reason, text});
+
+	let value: unknown = item;
+	if (Buffer.isBuffer(item) || item instanceof Uint8Array || typeof item === 'string') {
+		const parsed = parseJson(text);
+		if (!parsed.ok) {
+			return invalid(parsed.reason);
+		}
+
+		value = parsed.value;
+	}
+
+	const unwrapped = unwrapEvent(value);
+	if (!unwrapped.ok) {
+		return invalid(unwrapped.reason);
+	}
+
+	value = unwrapped.value;
+
+	if (Array.isArray(value)) {
+		return readPairs(value, {});
+	}
+
+	if (typeof value !== 'object' || value === null) {
+		return invalid(`expected a pair, an array of pairs or an envelope with "pairs", got ${describeJson(value)}`);
+	}
+
+	const record = value as Record<string, unknown>;
+	if (Object.hasOwn(record, 'pairs')) {
+		const pairs = record.pairs;
+		if (!Array.isArray(pairs)) {
+			return invalid(`"pairs" must be an array, got ${describeJson(pairs)}`);
+		}
+
+		const envelope = readEnvelope(record);
+		return envelope.ok ? readPairs(pairs, envelope.value) : invalid(envelope.reason);
+	}
+
+	if (Object.hasOwn(record, 'accessPackageId') || Object.hasOwn(record, 'incompatibleAccessPackageId')) {
+		return readPairs([record], {});
+	}
+
+	const keys = Object.keys(record).slice(0, 5).map(key => quote(key, 40));
+	return invalid(
+		`expected a pair, an array of pairs or an envelope with "pairs"; the object has ${keys.length > 0 ? `keys ${keys.join(', ')}` : 'no keys'}`,
+	);
+}
+
+type Read<T> = {ok: true; value: T} | {ok: false; reason: string};
+
+interface EnvelopeFields {
+	action?: LinkAction;
+	symmetric?: boolean;
+	correlationId?: string;
+	attempt?: number;
+}
+
+function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
+	const fields: EnvelopeFields = {};
+	const {action, symmetric, correlationId, attempt} = ownFields(record, ['action', 'symmetric', 'correlationId', 'attempt']);
+	if (action !== undefined) {
+		if (!linkActions.includes(action as LinkAction)) {
+			return {ok: false, reason: `"action" must be "add" or "remove", got ${describeJson(action)}`};
+		}
+
+		fields.action = action as LinkAction;
+	}
+
+	if (symmetric !== undefined) {
+		if (typeof symmetric !== 'boolean') {
+			return {ok: false, reason: `"symmetric" must be true or false, got ${describeJson(symmetric)}`};
+		}
+
+		fields.symmetric = symmetric;
+	}
+
+	if (correlationId !== undefined && correlationId !== null) {
+		if (typeof correlationId !== 'string' || correlationId.length > maximumCorrelationIdLength) {
+			return {
+				ok: false,
+				reason: `"correlationId" must be a string of at most ${maximumCorrelationIdLength} characters, got ${describeJson(correlationId)}`,
+			};
+		}
+
+		fields.correlationId = correlationId;
+	}
+
+	if (attempt !== undefined) {
+		if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 0 || attempt > maximumAttempt) {
+			return {ok: false, reason: `"attempt" must be a whole number from 0 to ${maximumAttempt}, got ${describeJson(attempt)}`};
+		}
+
+		fields.attempt = attempt;
+	}
+
+	return {ok: true, value: fields};
+}
+
+function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
+	const pairs = new Map<string, Pair>();
+	const invalidPairs: InvalidPair[] = [];
+	const keep = (pair: Pair) => pairs.set(pairKey(pair), pair);
+	for (const raw of rawPairs) {
+		const checked = checkPair(raw);
+		if (!checked.ok) {
+			invalidPairs.push({raw, reason: checked.reason});
+			continue;
+		}
+
+		keep(checked.pair);
+		if (fields.symmetric) {
+			keep(reversePair(checked.pair));
+		}
+	}
+
+	return {
+		kind: 'pairs',
+		pairs: [...pairs.values()],
+		invalidPairs,
+		action: fields.action ?? 'add',
+		correlationId: fields.correlationId,
+		attempt: fields.attempt ?? 0,
+	};
+}
+
+/**
+ * CloudEvents 1.0 (`specversion`) and Event Grid (`eventType` + `dataVersion`) events carry the message in `data`
+ * (CloudEvents may use `data_base64`); an Event Grid subscription to a storage queue delivers one such event per message.
+ */
+function unwrapEvent(value: unknown): Read<unknown> {
+	if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+		return {ok: true, value};
+	}
+
+	const record = value as Record<string, unknown>;
+	const isCloudEvent = Object.hasOwn(record, 'specversion');
+	const isEventGridEvent = Object.hasOwn(record, 'eventType') && Object.hasOwn(record, 'dataVersion');
+	if (!isCloudEvent && !isEventGridEvent) {
+		return {ok: true, value};
+	}
+
+	const kind = isCloudEvent ? 'CloudEvent' : 'Event Grid event';
+	const {data, data_base64: dataBase64} = ownFields(record, ['data', 'data_base64']);
+	let payload = data;
+	if (payload === undefined && isCloudEvent && typeof dataBase64 === 'string') {
+		payload = Buffer.from(dataBase64, 'base64').toString('utf8');
+	}
+
+	if (payload === undefined || payload === null) {
+		return {ok: false, reason: `${kind} has no data`};
+	}
+
+	if (typeof payload === 'string') {
+		const parsed = parseJson(payload);
+		return parsed.ok ? {ok: true, value: parsed.value} : {ok: false, reason: `${kind} data: ${parsed.reason}`};
+	}
+
+	return {ok: true, value: payload};
+}
+
+function parseJson(text: string): Read<unknown> {
+	if (text.trim() === '') {
+		return {ok: false, reason: 'the message is empty'};
+	}
+
+	try {
+		return {ok: true, value: JSON.parse(text)};
+	} catch (error) {
+		return {ok: false, reason: `not valid JSON (${(error as Error).message})`};
+	}
+}
+
+function ownFields<K extends string>(record: Record<string, unknown>, names: readonly K[]): Partial<Record<K, unknown>> {
+	const fields: Partial<Record<K, unknown>> = {};
+	for (const name of names) {
+		if (Object.hasOwn(record, name)) {
+			fields[name] = record[name];
+		}
+	}
+
+	return fields;
+}
+
+function describeJson(value: unknown): string {
+	if (value === undefined) {
+		return 'nothing';
+	}
+
+	const text = JSON.stringify(value) ?? String(value);
+	return text.length > 60 ? `${text.slice(0, 60)}...` : text;
+}
+
+/** The item as text, for dead-letter records and for parsing. */
+export function messageText(item: unknown): string {
+	if (typeof item === 'string') {
+		return item;
+	}
+
+	if (Buffer.isBuffer(item) || item instanceof Uint8Array) {
+		return Buffer.from(item).toString('utf8');
+	}
+
+	try {
+		return JSON.stringify(item) ?? String(item);
+	} catch {
+		return String(item);
+	}
+}
+
+/** Storage queues take at most 64 KiB per message after encoding. */
+export const maximumEncodedMessageBytes = 64 * 1024;
+
+export type MessageEncoding = 'base64' | 'none';
+
+export function encodedSize(text: string, encoding: MessageEncoding): number {
+	const bytes = Buffer.byteLength(text, 'utf8');
+	return encoding === 'base64' ? Math.ceil(bytes / 3) * 4 : bytes;
+}
+
+/**
+ * Packs pairs into as few envelope messages as fit under the queue's size limit, in order.
+ * Every message carries the same `action`, `correlationId` and `attempt`; `symmetric` is left to the caller's envelope.
+ *
+ * @example
+ * for (const text of packPairs(pairs, {action: 'add', encoding: 'base64'})) await queue.send(text);
+ */
+export function* packPairs(
+	pairs: Iterable<Pair>,
+	envelope: Omit<PairsEnvelope, 'pairs'>,
+	encoding: MessageEncoding,
+	maximumBytes = maximumEncodedMessageBytes,
+): Generator<string> {
+	// The envelope's own bytes, then each pair adds its JSON and a comma; sizes are counted, not re-serialised.
+	const head = JSON.stringify({...envelope, pairs: []});
+	const emptyBytes = Buffer.byteLength(head, 'utf8');
+	const rawLimit = encoding === 'base64' ? Math.floor(maximumBytes / 4) * 3 : maximumBytes;
+	let batch: string[] = [];
+	let bytes = emptyBytes;
+	const flush = () => `${head.slice(0, -'[]}'.length)}[${batch.join(',')}]}`;
+	for (const pair of pairs) {
+		const json = JSON.stringify({
+			accessPackageId: pair.accessPackageId,
+			incompatibleAccessPackageId: pair.incompatibleAccessPackageId,
+		});
+		const added = Buffer.byteLength(json, 'utf8') + (batch.length > 0 ? 1 : 0);
+		if (batch.length > 0 && bytes + added > rawLimit) {
+			yield flush();
+			batch = [];
+			bytes = emptyBytes;
+		}
+
+		batch.push(json);
+		bytes += Buffer.byteLength(json, 'utf8') + (batch.length > 1 ? 1 : 0);
+	}
+
+	if (batch.length > 0) {
+		yield flush();
+	}
+}

@@ -1,0 +1,79 @@
+// Azure Storage queues as sod-sync uses them: clients from the settings, and messages encoded the way host.json says,
+// so that every queue the app writes can trigger a Function or be read by Azure's own tools.
+
+import {Buffer} from 'node:buffer';
+import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
+import {QueueServiceClient, type QueueClient} from '@azure/storage-queue';
+import type {MessageEncoding} from '../message.js';
+import type {StorageConnection} from '../settings.js';
+
+export function createQueueServiceClient(storage: StorageConnection): QueueServiceClient {
+	if (storage.kind === 'connection-string') {
+		return QueueServiceClient.fromConnectionString(storage.connectionString);
+	}
+
+	const credential = storage.managedIdentityClientId
+		? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
+		: new DefaultAzureCredential();
+	return new QueueServiceClient(storage.queueServiceUri, credential);
+}
+
+export function encodeMessage(text: string, encoding: MessageEncoding): string {
+	return encoding === 'base64' ? Buffer.from(text, 'utf8').toString('base64') : text;
+}
+
+/** The message's text, or `undefined` when a base64 queue holds something that is not base64 (the host poisons it). */
+export function decodeMessage(messageText: string, encoding: MessageEncoding): string | undefined {
+	if (encoding === 'none') {
+		return messageText;
+	}
+
+	const compact = messageText.replace(/\s+/g, '');
+	if (compact.length % 4 !== 0 || !/^[A-Za-z\d+/]*={0,2}$/.test(compact)) {
+		return undefined;
+	}
+
+	return Buffer.from(compact, 'base64').toString('utf8');
+}
+
+export interface SendOptions {
+	/** Seconds before the message becomes visible; at most 7 days. */
+	visibilityTimeoutSeconds?: number;
+}
+
+/** Writes text messages to one queue, creating the queue on first use. */
+export class QueueSender {
+	readonly #client: QueueClient;
+	readonly #encoding: MessageEncoding;
+	#ready: Promise<unknown> | undefined;
+
+	constructor(client: QueueClient, encoding: MessageEncoding) {
+		this.#client = client;
+		this.#encoding = encoding;
+	}
+
+	get name(): string {
+		return this.#client.name;
+	}
+
+	get client(): QueueClient {
+		return this.#client;
+	}
+
+	async send(text: string, options: SendOptions = {}): Promise<void> {
+		this.#ready ??= this.#client.createIfNotExists().catch((error: unknown) => {
+			this.#ready = undefined;
+			throw error;
+		});
+		await this.#ready;
+		const visibilityTimeout = Math.min(Math.max(0, Math.ceil(options.visibilityTimeoutSeconds ?? 0)), maximumVisibilitySeconds);
+		// Never expire: a pair or a dead letter that ages out after the default 7 days would be lost without a trace.
+		await this.#client.sendMessage(encodeMessage(text, this.#encoding), {
+			messageTimeToLive: -1,
+			...(visibilityTimeout > 0 ? {visibilityTimeout} : {}),
+		});
+	}
+}
+
+/** Storage queues hide a message for at most 7 days. */
+export const maximumVisibilitySeconds = 7 * 24 * 60 * 60;

@@ -1,0 +1,209 @@
+// Every setting sod-sync reads: its name, default and check live here and nowhere else.
+// The Function, the CLI and the tests all read settings through `readSettings`.
+
+export type GraphApiVersion = 'v1.0' | 'beta';
+
+export interface Settings {
+	/** Storage for the pairs and dead-letter queues (connection string or identity-based, see `StorageConnection`). */
+	storage: StorageConnection;
+	queueName: string;
+	deadLetterQueueName: string;
+	graphBaseUrl: URL;
+	graphApiVersion: GraphApiVersion;
+	graphMaxConcurrency: number;
+	graphRequestTimeoutMs: number;
+	/** A static bearer token (local simulator, tests). When set, no Azure credential is used. */
+	graphAccessToken: string | undefined;
+	invocationBudgetMs: number;
+	maxAttempts: number;
+}
+
+export type StorageConnection =
+	| {kind: 'connection-string'; connectionString: string}
+	| {kind: 'identity'; queueServiceUri: string; managedIdentityClientId: string | undefined};
+
+export type Environment = Record<string, string | undefined>;
+
+/**
+ * The settings table: the README's configuration section and `local.settings.sample.json` list exactly these names
+ * (a test keeps them in step).
+ */
+export const settingNames = {
+	storage: 'AzureWebJobsStorage',
+	queueName: 'SOD_QUEUE',
+	deadLetterQueueName: 'SOD_DEAD_LETTER_QUEUE',
+	graphBaseUrl: 'GRAPH_BASE_URL',
+	graphApiVersion: 'GRAPH_API_VERSION',
+	graphMaxConcurrency: 'GRAPH_MAX_CONCURRENCY',
+	graphRequestTimeoutSeconds: 'GRAPH_REQUEST_TIMEOUT_SECONDS',
+	graphAccessToken: 'GRAPH_ACCESS_TOKEN',
+	invocationBudgetSeconds: 'SOD_INVOCATION_BUDGET_SECONDS',
+	maxAttempts: 'SOD_MAX_ATTEMPTS',
+} as const;
+
+export const defaults = {
+	/** Defaults to `sod-pairs`. */
+	queueName: 'sod-pairs',
+	/** Defaults to `sod-pairs-dead-letter`. */
+	deadLetterQueueName: 'sod-pairs-dead-letter',
+	/** Defaults to public Graph; national clouds and the local simulator set their own. */
+	graphBaseUrl: 'https://graph.microsoft.com',
+	/** Defaults to `v1.0` (the incompatible-access-package API is GA there). */
+	graphApiVersion: 'v1.0' as GraphApiVersion,
+	/** Defaults to 8 requests in flight per process, shared by every invocation the process runs at once. */
+	graphMaxConcurrency: 8,
+	/** Defaults to 30 s per HTTP request. */
+	graphRequestTimeoutSeconds: 30,
+	/**
+	 * Defaults to 420 s: under host.json's 10 min `functionTimeout`, leaving room for a last request (30 s) and for
+	 * writing dead letters and re-queues.
+	 */
+	invocationBudgetSeconds: 420,
+	/** Defaults to 5 invocations per pair before it is dead-lettered `retries-exhausted`. */
+	maxAttempts: 5,
+} as const;
+
+/** Thrown when a setting is missing or malformed; the message names the setting. */
+export class SettingsError extends Error {
+	override name = 'SettingsError';
+}
+
+const queueNamePattern = /^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/;
+
+/**
+ * Reads and checks every setting at once, so a misconfigured app fails at start with every problem named.
+ *
+ * @example
+ * const settings = readSettings(process.env);
+ */
+export function readSettings(environment: Environment): Settings {
+	const problems: string[] = [];
+	const read = <T>(name: string, parse: (raw: string) => T, fallback: T): T => {
+		const raw = environment[name]?.trim();
+		if (raw === undefined || raw === '') {
+			return fallback;
+		}
+
+		try {
+			return parse(raw);
+		} catch (error) {
+			problems.push(`${name}: ${(error as Error).message}`);
+			return fallback;
+		}
+	};
+
+	const storage = readStorageConnection(environment, problems);
+	const queueName = read(settingNames.queueName, parseQueueName, defaults.queueName);
+	const deadLetterQueueName = read(settingNames.deadLetterQueueName, parseQueueName, defaults.deadLetterQueueName);
+	if (queueName === deadLetterQueueName) {
+		problems.push(`${settingNames.deadLetterQueueName}: must differ from ${settingNames.queueName} ('${queueName}')`);
+	}
+
+	const settings: Settings = {
+		storage,
+		queueName,
+		deadLetterQueueName,
+		graphBaseUrl: read(settingNames.graphBaseUrl, parseGraphBaseUrl, new URL(defaults.graphBaseUrl)),
+		graphApiVersion: read(settingNames.graphApiVersion, parseApiVersion, defaults.graphApiVersion),
+		graphMaxConcurrency: read(settingNames.graphMaxConcurrency, integerIn(1, 256), defaults.graphMaxConcurrency),
+		graphRequestTimeoutMs:
+			read(settingNames.graphRequestTimeoutSeconds, integerIn(1, 300), defaults.graphRequestTimeoutSeconds) * 1000,
+		graphAccessToken: environment[settingNames.graphAccessToken]?.trim() || undefined,
+		invocationBudgetMs:
+			read(settingNames.invocationBudgetSeconds, integerIn(5, 3600), defaults.invocationBudgetSeconds) * 1000,
+		maxAttempts: read(settingNames.maxAttempts, integerIn(1, 100), defaults.maxAttempts),
+	};
+
+	if (problems.length > 0) {
+		throw new SettingsError(`Invalid settings:\n- ${problems.join('\n- ')}`);
+	}
+
+	return settings;
+}
+
+function readStorageConnection(environment: Environment, problems: string[]): StorageConnection {
+	const name = settingNames.storage;
+	const connectionString = environment[name]?.trim();
+	if (connectionString) {
+		if (connectionString === 'UseDevelopmentStorage=true') {
+			problems.push(
+				`${name}: 'UseDevelopmentStorage=true' points at fixed Azurite ports; give the full connection string (see local.settings.sample.json)`,
+			);
+		} else if (!/(?:^|;)\s*(?:AccountName|QueueEndpoint|SharedAccessSignature)=/i.test(connectionString)) {
+			problems.push(`${name}: not a storage connection string (no AccountName, QueueEndpoint or SharedAccessSignature)`);
+		}
+
+		return {kind: 'connection-string', connectionString};
+	}
+
+	const queueServiceUri = environment[`${name}__queueServiceUri`]?.trim();
+	if (queueServiceUri) {
+		try {
+			const url = new URL(queueServiceUri);
+			if (url.protocol !== 'https:' && !isLoopback(url.hostname)) {
+				problems.push(`${name}__queueServiceUri: must be https:// (http:// only to a loopback host)`);
+			}
+		} catch {
+			problems.push(`${name}__queueServiceUri: not a URL: '${queueServiceUri}'`);
+		}
+
+		return {
+			kind: 'identity',
+			queueServiceUri,
+			managedIdentityClientId: environment[`${name}__clientId`]?.trim() || undefined,
+		};
+	}
+
+	problems.push(`${name}: missing (a connection string, or ${name}__queueServiceUri for an identity-based connection)`);
+	return {kind: 'connection-string', connectionString: ''};
+}
+
+function parseQueueName(raw: string): string {
+	if (!queueNamePattern.test(raw)) {
+		throw new Error(`'${raw}' is not a valid queue name (3-63 lower-case letters, digits and single hyphens)`);
+	}
+
+	return raw;
+}
+
+function parseGraphBaseUrl(raw: string): URL {
+	let url: URL;
+	try {
+		url = new URL(raw);
+	} catch {
+		throw new Error(`'${raw}' is not a URL`);
+	}
+
+	if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
+		throw new Error(`'${raw}' must be https:// (http:// is allowed only to a loopback host, for the simulator)`);
+	}
+
+	if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+		throw new Error(`'${raw}' must be an origin only, such as https://graph.microsoft.com (no path, query or credentials)`);
+	}
+
+	return new URL(url.origin);
+}
+
+function parseApiVersion(raw: string): GraphApiVersion {
+	if (raw !== 'v1.0' && raw !== 'beta') {
+		throw new Error(`'${raw}' is not a Graph API version (v1.0 or beta)`);
+	}
+
+	return raw;
+}
+
+function integerIn(minimum: number, maximum: number): (raw: string) => number {
+	return raw => {
+		const value = Number(raw);
+		if (!/^\d+$/.test(raw) || value < minimum || value > maximum) {
+			throw new Error(`'${raw}' must be a whole number from ${minimum} to ${maximum}`);
+		}
+
+		return value;
+	};
+}
+
+export function isLoopback(hostname: string): boolean {
+	return hostname === 'localhost' || hostname === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(hostname);
+}

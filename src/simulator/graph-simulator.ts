@@ -1,0 +1,666 @@
+// A local stand-in for the Microsoft Graph endpoints sod-sync calls, on loopback, in Graph's wire format:
+// access packages and their incompatible links (add, list with paging, remove), `$batch`, bearer-token checks, Graph's
+// error body, throttling as Graph and Dev Proxy describe it, and faults on demand. Tests and `sod-sync simulate-graph`
+// both use it; where real Graph's answer is unknown (REFERENCE.md), the behaviour is a setting.
+
+import {randomUUID} from 'node:crypto';
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
+import type {AddressInfo} from 'node:net';
+import {isCanonicalGuid} from '../pair.js';
+import {seededRandom} from './seeded-random.js';
+
+export type RetryAfterFormat = 'seconds' | 'decimal' | 'http-date' | 'absent';
+
+export interface ThrottleOptions {
+	/** Operations per second the "tenant" allows (each `$batch` item counts one); unlimited when absent. */
+	operationsPerSecond?: number;
+	/** HTTP requests in flight at once before 429; unlimited when absent. */
+	maxConcurrentRequests?: number;
+	/** How `Retry-After` is written. Defaults to `seconds`. */
+	retryAfter?: RetryAfterFormat;
+	/** The wait announced in `Retry-After`. Defaults to 1 s (decimal format: the exact wait until a token, at least 0.5 s). */
+	retryAfterSeconds?: number;
+	/**
+	 * Dev Proxy's model: a call made before Retry-After has passed gets another 429 and extends the penalty.
+	 * Defaults to true.
+	 */
+	penaltyWindow?: boolean;
+}
+
+export interface FaultOptions {
+	/** Share of requests answered 500/502/503/504 (before any work). Defaults to 0. */
+	serverErrorRate?: number;
+	/** Share of writes applied and then answered by a dropped connection. Defaults to 0. */
+	resetAfterWriteRate?: number;
+	/** Added to every response. Defaults to 0. */
+	latencyMs?: number;
+	/** Up to this much more (or less), uniformly. Defaults to 0. */
+	jitterMs?: number;
+	/** Adds naming a package answer 404 this many times first (replication lag of a new package). Defaults to 0. */
+	notFoundFirstAdds?: number;
+}
+
+export interface SimulatorOptions {
+	/** The bearer token the simulator accepts. Defaults to `sim-token`. */
+	token?: string;
+	/** Package ids to hold (lower-case GUIDs are kept as given). */
+	packages?: string[];
+	/** Packages to generate (deterministically, from `seed`) when `packages` is absent. Defaults to 10. */
+	packageCount?: number;
+	/** Items per page of a list. Defaults to 100. */
+	pageSize?: number;
+	/** What adding an existing link answers; Graph's real answer is undocumented. Defaults to 400. */
+	duplicateAddStatus?: 204 | 400 | 409;
+	throttle?: ThrottleOptions;
+	faults?: FaultOptions;
+	/** Seeds faults, jitter and generated ids. Defaults to 1. */
+	seed?: number;
+	/** Defaults to 0 (any free port). */
+	port?: number;
+	/** Defaults to 127.0.0.1. */
+	host?: string;
+}
+
+export interface SimulatorStats {
+	/** HTTP requests received (a `$batch` counts one). */
+	requests: number;
+	/** Operations attempted (each `$batch` item counts one). */
+	operations: number;
+	/** Answers by status, batch items included. */
+	byStatus: Record<number, number>;
+	/** Answers by route, e.g. `POST link` (see `RouteName`). */
+	byRoute: Record<string, number>;
+	peakConcurrency: number;
+	/** `METHOD path` of every request that matched no route. */
+	unmatched: string[];
+	/** Requests that carried no valid token. */
+	unauthorized: number;
+	/** Connections dropped after a write was applied. */
+	resets: number;
+}
+
+interface Reply {
+	status: number;
+	headers?: Record<string, string>;
+	body?: unknown;
+}
+
+/** A one-off answer for the next requests that match, ahead of everything else (tests use it to script a story). */
+export interface ScriptedFault {
+	method?: string;
+	/** Matched against the path after the version, e.g. `/identityGovernance/...`. */
+	path?: RegExp;
+	/** How many matching requests get it. Defaults to 1. */
+	times?: number;
+	reply?: Reply;
+	/** Apply the request, then drop the connection without an answer. */
+	resetAfterWrite?: boolean;
+}
+
+type RouteName = 'GET package' | 'GET packages' | 'GET links' | 'GET linked-from' | 'POST link' | 'DELETE link' | 'POST $batch';
+
+const entitlementManagement = '/identityGovernance/entitlementManagement';
+const versions = new Set(['v1.0', 'beta']);
+const maximumBatchRequests = 20;
+
+export class GraphSimulator {
+	readonly #options: Required<Pick<SimulatorOptions, 'token' | 'pageSize' | 'duplicateAddStatus'>> & SimulatorOptions;
+	readonly #random: () => number;
+	readonly #packages = new Map<string, {id: string; displayName: string}>();
+	readonly #links = new Map<string, Set<string>>();
+	readonly #addsSeen = new Map<string, number>();
+	readonly #scripts: ScriptedFault[] = [];
+	#server: Server | undefined;
+	#baseUrl = '';
+	#inFlight = 0;
+	#tokens: number;
+	#tokensAt = Date.now();
+	#penaltyUntil = 0;
+	stats: SimulatorStats = emptyStats();
+
+	private constructor(options: SimulatorOptions) {
+		this.#options = {token: 'sim-token', pageSize: 100, duplicateAddStatus: 400, ...options};
+		this.#random = seededRandom(options.seed ?? 1);
+		this.#tokens = options.throttle?.operationsPerSecond ?? 0;
+		const ids = options.packages ?? Array.from({length: options.packageCount ?? 10}, () => this.#generateId());
+		for (const id of ids) {
+			this.addPackage(id);
+		}
+	}
+
+	/** Starts a simulator on loopback; `baseUrl` is then the `GRAPH_BASE_URL` to use. */
+	static async start(options: SimulatorOptions = {}): Promise<GraphSimulator> {
+		const simulator = new GraphSimulator(options);
+		await simulator.#listen(options.port ?? 0, options.host ?? '127.0.0.1');
+		return simulator;
+	}
+
+	get baseUrl(): string {
+		return this.#baseUrl;
+	}
+
+	get token(): string {
+		return this.#options.token;
+	}
+
+	get packageIds(): string[] {
+		return [...this.#packages.keys()];
+	}
+
+	addPackage(id: string, displayName = `Package ${id.slice(0, 8)}`): void {
+		this.#packages.set(id.toLowerCase(), {id: id.toLowerCase(), displayName});
+	}
+
+	/** Removes a package and every link to or from it. */
+	removePackage(id: string): void {
+		this.#packages.delete(id);
+		this.#links.delete(id);
+		for (const targets of this.#links.values()) {
+			targets.delete(id);
+		}
+	}
+
+	/** Adds a link directly (seeding a tenant's existing state). */
+	link(accessPackageId: string, incompatibleAccessPackageId: string): void {
+		let targets = this.#links.get(accessPackageId);
+		if (!targets) {
+			targets = new Set();
+			this.#links.set(accessPackageId, targets);
+		}
+
+		targets.add(incompatibleAccessPackageId);
+	}
+
+	linksOf(accessPackageId: string): string[] {
+		return [...(this.#links.get(accessPackageId) ?? [])].sort();
+	}
+
+	hasLink(accessPackageId: string, incompatibleAccessPackageId: string): boolean {
+		return this.#links.get(accessPackageId)?.has(incompatibleAccessPackageId) ?? false;
+	}
+
+	/** Every link, as `A/B` strings, sorted. */
+	allLinks(): string[] {
+		return [...this.#links.entries()].flatMap(([from, targets]) => [...targets].map(to => `${from}/${to}`)).sort();
+	}
+
+	/** Queues a scripted answer; see `ScriptedFault`. */
+	script(fault: ScriptedFault): void {
+		this.#scripts.push({times: 1, ...fault});
+	}
+
+	/** Changes throttling or faults while running (a storm that starts mid-run, say). */
+	configure(options: Pick<SimulatorOptions, 'throttle' | 'faults' | 'duplicateAddStatus'>): void {
+		Object.assign(this.#options, options);
+		if (options.throttle) {
+			this.#tokens = options.throttle.operationsPerSecond ?? 0;
+			this.#tokensAt = Date.now();
+			this.#penaltyUntil = 0;
+		}
+	}
+
+	resetStats(): void {
+		this.stats = emptyStats();
+	}
+
+	async close(): Promise<void> {
+		const server = this.#server;
+		if (!server) {
+			return;
+		}
+
+		this.#server = undefined;
+		await new Promise<void>(resolve => {
+			server.close(() => resolve());
+			server.closeAllConnections();
+		});
+	}
+
+	async #listen(port: number, host: string): Promise<void> {
+		const server = createServer((request, response) => {
+			void this.#handle(request, response);
+		});
+		server.keepAliveTimeout = 30_000;
+		await new Promise<void>((resolve, reject) => {
+			server.once('error', reject);
+			server.listen(port, host, () => resolve());
+		});
+		this.#server = server;
+		const address = server.address() as AddressInfo;
+		this.#baseUrl = `http://${host}:${address.port}`;
+	}
+
+	async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+		this.stats.requests++;
+		this.#inFlight++;
+		this.stats.peakConcurrency = Math.max(this.stats.peakConcurrency, this.#inFlight);
+		try {
+			const body = await readBody(request);
+			const clientRequestId = headerValue(request.headers['client-request-id']) ?? randomUUID();
+			const reply = await this.#answer(request, body, clientRequestId);
+			await this.#delay();
+			if (reply === 'reset') {
+				this.stats.resets++;
+				request.socket.destroy();
+				return;
+			}
+
+			this.#count(reply.status);
+			send(response, reply, clientRequestId);
+		} catch (error) {
+			this.#count(500);
+			send(response, graphError(500, 'InternalServerError', `simulator fault: ${(error as Error).message}`), randomUUID());
+		} finally {
+			this.#inFlight--;
+		}
+	}
+
+	async #answer(request: IncomingMessage, body: string, clientRequestId: string): Promise<Reply | 'reset'> {
+		const method = request.method ?? 'GET';
+		const url = new URL(request.url ?? '/', this.#baseUrl);
+		const [, version = '', ...rest] = url.pathname.split('/');
+		const path = `/${rest.join('/')}`;
+		if (headerValue(request.headers.authorization) !== `Bearer ${this.#options.token}`) {
+			this.stats.unauthorized++;
+			return graphError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');
+		}
+
+		if (!versions.has(version)) {
+			this.stats.unmatched.push(`${method} ${url.pathname}`);
+			return graphError(400, 'BadRequest', `Invalid version: ${version}`);
+		}
+
+		const throttle = this.#options.throttle;
+		if (throttle?.maxConcurrentRequests !== undefined && this.#inFlight > throttle.maxConcurrentRequests) {
+			return this.#throttled();
+		}
+
+		if (method === 'POST' && path === '/$batch') {
+			this.#route('POST $batch');
+			return this.#batch(body, version, clientRequestId);
+		}
+
+		const scripted = this.#takeScript(method, path);
+		if (scripted?.reply) {
+			this.stats.operations++;
+			return scripted.reply;
+		}
+
+		const throttled = this.#spendOperation();
+		if (throttled) {
+			return throttled;
+		}
+
+		const serverError = this.#serverFault();
+		if (serverError) {
+			return serverError;
+		}
+
+		const reply = this.#operation(method, path, url.search, body, headerValue(request.headers['content-type']), version);
+		if (scripted?.resetAfterWrite || (isWrite(method) && reply.status < 300 && this.#chance(this.#options.faults?.resetAfterWriteRate))) {
+			return 'reset';
+		}
+
+		return reply;
+	}
+
+	/** One Graph operation on the state; shared by direct requests and `$batch` items. */
+	#operation(method: string, path: string, search: string, body: string, contentType: string | undefined, version: string): Reply {
+		const segments = path.split('/').filter(Boolean);
+		const prefix = entitlementManagement.split('/').filter(Boolean);
+		const unmatched = () => {
+			this.stats.unmatched.push(`${method} /${version}${path}${search}`);
+			return graphError(400, 'BadRequest', `Resource not found for the segment '${segments.at(-1) ?? ''}'.`);
+		};
+
+		if (prefix.some((segment, index) => segments[index] !== segment) || segments[2] !== 'accessPackages') {
+			return unmatched();
+		}
+
+		const [, , , rawId, navigation, rawTarget, ref, ...extra] = segments;
+		if (extra.length > 0) {
+			return unmatched();
+		}
+
+		if (rawId === undefined) {
+			if (method !== 'GET') {
+				return unmatched();
+			}
+
+			this.#route('GET packages');
+			return this.#page([...this.#packages.values()], `/${version}${path}`, search);
+		}
+
+		if (!isCanonicalGuid(rawId.toLowerCase())) {
+			return graphError(400, 'BadRequest', `Invalid key '${rawId}' for accessPackage.`);
+		}
+
+		const id = rawId.toLowerCase();
+		const target = rawTarget?.toLowerCase();
+		if (navigation === undefined && method === 'GET') {
+			this.#route('GET package');
+			const accessPackage = this.#packages.get(id);
+			return accessPackage ? {status: 200, body: accessPackage} : notFound(id);
+		}
+
+		if (navigation === 'accessPackagesIncompatibleWith' && method === 'GET' && target === undefined) {
+			this.#route('GET linked-from');
+			if (!this.#packages.has(id)) {
+				return notFound(id);
+			}
+
+			const sources = [...this.#links.entries()].filter(([, targets]) => targets.has(id)).map(([from]) => from);
+			return this.#page(sources.sort().map(from => this.#packages.get(from) ?? {id: from}), `/${version}${path}`, search);
+		}
+
+		if (navigation !== 'incompatibleAccessPackages') {
+			return unmatched();
+		}
+
+		if (method === 'GET' && target === undefined) {
+			this.#route('GET links');
+			if (!this.#packages.has(id)) {
+				return notFound(id);
+			}
+
+			return this.#page(this.linksOf(id).map(to => this.#packages.get(to) ?? {id: to}), `/${version}${path}`, search);
+		}
+
+		if (method === 'POST' && target === '$ref' && ref === undefined) {
+			this.#route('POST link');
+			return this.#addLink(id, body, contentType, version);
+		}
+
+		if (method === 'DELETE' && target !== undefined && ref === '$ref') {
+			this.#route('DELETE link');
+			if (!isCanonicalGuid(target)) {
+				return graphError(400, 'BadRequest', `Invalid key '${rawTarget}' for accessPackage.`);
+			}
+
+			if (!this.#packages.has(id) || !this.hasLink(id, target)) {
+				return notFound(this.#packages.has(id) ? target : id);
+			}
+
+			this.#links.get(id)!.delete(target);
+			return {status: 204};
+		}
+
+		return unmatched();
+	}
+
+	#addLink(id: string, body: string, contentType: string | undefined, version: string): Reply {
+		if (!contentType?.toLowerCase().startsWith('application/json')) {
+			return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
+		}
+
+		let odataId: unknown;
+		try {
+			odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
+		} catch {
+			return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
+		}
+
+		const expected = new RegExp(`^https?://[^/]+/${version.replace('.', '\\.')}${entitlementManagement}/accessPackages/([^/?#]+)$`);
+		const match = typeof odataId === 'string' ? expected.exec(odataId) : null;
+		if (!match?.[1] || !isCanonicalGuid(match[1].toLowerCase())) {
+			return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
+		}
+
+		const target = match[1].toLowerCase();
+		const lag = this.#options.faults?.notFoundFirstAdds ?? 0;
+		const seen = this.#addsSeen.get(id) ?? 0;
+		this.#addsSeen.set(id, seen + 1);
+		if (seen < lag) {
+			return notFound(id);
+		}
+
+		if (!this.#packages.has(id)) {
+			return notFound(id);
+		}
+
+		if (!this.#packages.has(target)) {
+			return notFound(target);
+		}
+
+		if (id === target) {
+			return graphError(400, 'BadRequest', 'An access package cannot be incompatible with itself.');
+		}
+
+		if (this.hasLink(id, target)) {
+			const status = this.#options.duplicateAddStatus;
+			return status === 204
+				? {status: 204}
+				: graphError(status, status === 409 ? 'Conflict' : 'BadRequest', 'The incompatible access package already exists.');
+		}
+
+		this.link(id, target);
+		return {status: 204};
+	}
+
+	#page(items: unknown[], path: string, search: string): Reply {
+		const parameters = new URLSearchParams(search);
+		const skip = Number(parameters.get('$skiptoken') ?? 0);
+		const top = Math.min(Number(parameters.get('$top') ?? this.#options.pageSize) || this.#options.pageSize, this.#options.pageSize);
+		const select = parameters.get('$select')?.split(',');
+		const page = items.slice(skip, skip + top).map(item => (select ? pick(item as Record<string, unknown>, select) : item));
+		const body: Record<string, unknown> = {value: page};
+		if (skip + top < items.length) {
+			const next = new URLSearchParams(parameters);
+			next.set('$skiptoken', String(skip + top));
+			body['@odata.nextLink'] = `${this.#baseUrl}${path}?${next.toString()}`;
+		}
+
+		return {status: 200, body};
+	}
+
+	#batch(body: string, version: string, clientRequestId: string): Reply {
+		let requests: unknown;
+		try {
+			requests = (JSON.parse(body) as {requests?: unknown}).requests;
+		} catch {
+			return graphError(400, 'BadRequest', 'The batch body is not valid JSON.');
+		}
+
+		if (!Array.isArray(requests) || requests.length === 0 || requests.length > maximumBatchRequests) {
+			return graphError(400, 'BadRequest', `A batch holds 1 to ${maximumBatchRequests} requests.`);
+		}
+
+		const ids = new Set<string>();
+		const responses: Array<{id: string; status: number; headers: Record<string, string>; body?: unknown}> = [];
+		for (const item of requests as Array<Record<string, unknown>>) {
+			const id = typeof item?.id === 'string' ? item.id : '';
+			const method = typeof item?.method === 'string' ? item.method.toUpperCase() : '';
+			const url = typeof item?.url === 'string' ? item.url : '';
+			if (id === '' || ids.has(id) || method === '' || url === '' || /^https?:/i.test(url)) {
+				return graphError(400, 'BadRequest', `Invalid batch request ${JSON.stringify(id)}: needs a unique id, a method and a relative url.`);
+			}
+
+			ids.add(id);
+			const headers = Object.fromEntries(
+				Object.entries((item.headers ?? {}) as Record<string, unknown>).map(([name, value]) => [name.toLowerCase(), String(value)]),
+			);
+			const itemBody = item.body === undefined ? '' : JSON.stringify(item.body);
+			if (item.body !== undefined && headers['content-type'] === undefined) {
+				return graphError(400, 'BadRequest', `Batch request ${JSON.stringify(id)} has a body but no Content-Type header.`);
+			}
+
+			const [path = '', search = ''] = (url.startsWith('/') ? url : `/${url}`).split(/(?=\?)/);
+			const reply = this.#batchItem(method, path, search, itemBody, headers['content-type'], version);
+			this.#count(reply.status);
+			responses.push({
+				id,
+				status: reply.status,
+				headers: {...(reply.body === undefined ? {} : {'content-type': 'application/json'}), ...reply.headers},
+				...(reply.body === undefined ? {} : {body: withInnerError(reply.body, clientRequestId)}),
+			});
+		}
+
+		// Graph answers batch items in any order: callers must match by id.
+		for (let index = responses.length - 1; index > 0; index--) {
+			const other = Math.floor(this.#random() * (index + 1));
+			[responses[index], responses[other]] = [responses[other]!, responses[index]!];
+		}
+
+		return {status: 200, body: {responses}};
+	}
+
+	#batchItem(method: string, path: string, search: string, body: string, contentType: string | undefined, version: string): Reply {
+		const scripted = this.#takeScript(method, path);
+		if (scripted?.reply) {
+			this.stats.operations++;
+			return scripted.reply;
+		}
+
+		return this.#spendOperation() ?? this.#serverFault() ?? this.#operation(method, path, search, body, contentType, version);
+	}
+
+	#takeScript(method: string, path: string): ScriptedFault | undefined {
+		const index = this.#scripts.findIndex(
+			fault => (fault.method === undefined || fault.method === method) && (fault.path === undefined || fault.path.test(path)),
+		);
+		if (index === -1) {
+			return undefined;
+		}
+
+		const fault = this.#scripts[index]!;
+		fault.times = (fault.times ?? 1) - 1;
+		if (fault.times <= 0) {
+			this.#scripts.splice(index, 1);
+		}
+
+		return fault;
+	}
+
+	/** Counts one operation against the rate budget; a 429 reply when it is spent or the penalty window is open. */
+	#spendOperation(): Reply | undefined {
+		this.stats.operations++;
+		const throttle = this.#options.throttle;
+		const rate = throttle?.operationsPerSecond;
+		if (rate === undefined) {
+			return undefined;
+		}
+
+		const now = Date.now();
+		if ((throttle?.penaltyWindow ?? true) && now < this.#penaltyUntil) {
+			return this.#throttled();
+		}
+
+		this.#tokens = Math.min(rate, this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
+		this.#tokensAt = now;
+		if (this.#tokens >= 1) {
+			this.#tokens -= 1;
+			return undefined;
+		}
+
+		return this.#throttled((1 - this.#tokens) / rate);
+	}
+
+	#throttled(secondsUntilToken = 1): Reply {
+		const throttle = this.#options.throttle ?? {};
+		const format = throttle.retryAfter ?? 'seconds';
+		const seconds = throttle.retryAfterSeconds ?? (format === 'decimal' ? Math.max(0.5, secondsUntilToken) : 1);
+		if (throttle.penaltyWindow ?? true) {
+			this.#penaltyUntil = Date.now() + seconds * 1000;
+		}
+
+		const headers: Record<string, string> = {};
+		if (format === 'seconds') {
+			headers['retry-after'] = String(Math.ceil(seconds));
+		} else if (format === 'decimal') {
+			headers['retry-after'] = seconds.toFixed(3);
+		} else if (format === 'http-date') {
+			// An HTTP-date has whole seconds: round up so that a caller honouring it never comes back early.
+			headers['retry-after'] = new Date(Math.ceil((Date.now() + seconds * 1000) / 1000) * 1000).toUTCString();
+		}
+
+		return {...graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time in the Retry-After header.'), headers};
+	}
+
+	#serverFault(): Reply | undefined {
+		if (!this.#chance(this.#options.faults?.serverErrorRate)) {
+			return undefined;
+		}
+
+		const status = [500, 502, 503, 504][Math.floor(this.#random() * 4)]!;
+		return graphError(status, status === 503 ? 'ServiceUnavailable' : 'UnknownError', `Simulated ${status}.`);
+	}
+
+	async #delay(): Promise<void> {
+		const {latencyMs = 0, jitterMs = 0} = this.#options.faults ?? {};
+		const delay = latencyMs + (this.#random() * 2 - 1) * jitterMs;
+		if (delay > 0) {
+			await new Promise(resolve => setTimeout(resolve, delay));
+		}
+	}
+
+	#chance(rate: number | undefined): boolean {
+		return rate !== undefined && rate > 0 && this.#random() < rate;
+	}
+
+	#count(status: number): void {
+		this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+	}
+
+	#route(name: RouteName): void {
+		this.stats.byRoute[name] = (this.stats.byRoute[name] ?? 0) + 1;
+	}
+
+	#generateId(): string {
+		const hex = Array.from({length: 32}, () => Math.floor(this.#random() * 16).toString(16)).join('');
+		return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
+	}
+}
+
+function emptyStats(): SimulatorStats {
+	return {requests: 0, operations: 0, byStatus: {}, byRoute: {}, peakConcurrency: 0, unmatched: [], unauthorized: 0, resets: 0};
+}
+
+function graphError(status: number, code: string, message: string): Reply {
+	return {status, body: {error: {code, message}}};
+}
+
+function notFound(id: string): Reply {
+	return graphError(404, 'ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
+}
+
+function withInnerError(body: unknown, clientRequestId: string, requestId = randomUUID()): unknown {
+	const error = (body as {error?: Record<string, unknown>})?.error;
+	if (!error) {
+		return body;
+	}
+
+	return {error: {...error, innerError: {date: new Date().toISOString(), 'request-id': requestId, 'client-request-id': clientRequestId}}};
+}
+
+function send(response: ServerResponse, reply: Reply, clientRequestId: string): void {
+	const requestId = randomUUID();
+	const headers: Record<string, string> = {'request-id': requestId, 'client-request-id': clientRequestId, ...reply.headers};
+	if (reply.body === undefined) {
+		response.writeHead(reply.status, headers).end();
+		return;
+	}
+
+	const body = JSON.stringify(withInnerError(reply.body, clientRequestId, requestId));
+	response.writeHead(reply.status, {...headers, 'content-type': 'application/json'}).end(body);
+}
+
+async function readBody(request: IncomingMessage): Promise<string> {
+	const chunks: Buffer[] = [];
+	for await (const chunk of request) {
+		chunks.push(chunk as Buffer);
+	}
+
+	return Buffer.concat(chunks).toString('utf8');
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+	return Array.isArray(value) ? value[0] : value;
+}
+
+function isWrite(method: string): boolean {
+	return method === 'POST' || method === 'DELETE' || method === 'PATCH' || method === 'PUT';
+}
+
+function pick(item: Record<string, unknown>, fields: string[]): Record<string, unknown> {
+	return Object.fromEntries(fields.filter(field => Object.hasOwn(item, field)).map(field => [field, item[field]]));
+}

@@ -1,0 +1,214 @@
+// The storage-queue handler: one pairs message in; links in Graph, dead letters and re-queues out.
+// The Function, the local queue host and the tests all call this same handler.
+
+import type {InvocationContext} from '@azure/functions';
+import pLimit from 'p-limit';
+import {
+	errorFromFailure,
+	errorInWords,
+	failureRecord,
+	invalidMessageRecord,
+	type DeadLetterReason,
+	type DeadLetterRecord,
+	type RecordContext,
+} from '../dead-letter.js';
+import type {Clock} from '../engine/clock.js';
+import {systemClock} from '../engine/clock.js';
+import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} from '../engine/link-engine.js';
+import {packPairs, parseMessage, type MessageEncoding} from '../message.js';
+import type {Pair} from '../pair.js';
+import type {SendOptions} from '../queue/storage-queue.js';
+
+export interface MessageSink {
+	send(text: string, options?: SendOptions): Promise<void>;
+}
+
+export interface WorkerDependencies {
+	engine: LinkEngine;
+	/** Where unfinished pairs go back (the pairs queue). */
+	pairsQueue: MessageSink;
+	deadLetterQueue: MessageSink;
+	/** host.json's `messageEncoding`: re-queued messages are packed to fit the queue's limit after it. */
+	encoding: MessageEncoding;
+	invocationBudgetMs: number;
+	maxAttempts: number;
+	clock?: Clock;
+	/** Aborts in-flight work (host shutdown): unfinished pairs are re-queued. */
+	signal?: AbortSignal;
+	/** Called once per message handled, after its outputs are written. */
+	onSummary?: (summary: MessageSummary) => void;
+}
+
+export type Outcome = Exclude<PairStatus, 'dead-letter' | 'deferred'> | 'dead-letter' | 'requeued';
+
+export interface MessageSummary {
+	messageId: string | undefined;
+	correlationId: string | undefined;
+	/** 1 for a message's first invocation. */
+	attempts: number;
+	pairs: number;
+	outcomes: Record<Outcome, number>;
+	deadLetters: Partial<Record<DeadLetterReason, number>>;
+	/** When re-queued pairs become visible again, in seconds from now. */
+	requeueDelaySeconds: number | undefined;
+	durationMs: number;
+}
+
+/** Writes to the output queues at once, per message. */
+const outputConcurrency = 16;
+
+/**
+ * @example
+ * app.storageQueue('sync-pairs', {queueName: '%SOD_QUEUE%', connection: 'AzureWebJobsStorage',
+ *   handler: createPairsHandler(() => runtime)});
+ */
+export function createPairsHandler(
+	dependencies: WorkerDependencies | (() => WorkerDependencies),
+): (item: unknown, context: InvocationContext) => Promise<void> {
+	return async (item, context) => {
+		const resolved = typeof dependencies === 'function' ? dependencies() : dependencies;
+		await handlePairsMessage(item, context, resolved);
+	};
+}
+
+export async function handlePairsMessage(
+	item: unknown,
+	context: InvocationContext,
+	dependencies: WorkerDependencies,
+): Promise<MessageSummary> {
+	const clock = dependencies.clock ?? systemClock;
+	const startedAt = clock.now();
+	const messageId = stringOrUndefined(context.triggerMetadata?.id);
+	const parsed = parseMessage(item);
+	const summary: MessageSummary = {
+		messageId,
+		correlationId: parsed.kind === 'pairs' ? parsed.correlationId : undefined,
+		attempts: parsed.kind === 'pairs' ? parsed.attempt + 1 : 1,
+		pairs: parsed.kind === 'pairs' ? parsed.pairs.length + parsed.invalidPairs.length : 0,
+		outcomes: {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0},
+		deadLetters: {},
+		requeueDelaySeconds: undefined,
+		durationMs: 0,
+	};
+	const deadLetters: DeadLetterRecord[] = [];
+	const addDeadLetter = (record: DeadLetterRecord) => {
+		deadLetters.push(record);
+		summary.outcomes['dead-letter']++;
+		summary.deadLetters[record.reason] = (summary.deadLetters[record.reason] ?? 0) + 1;
+	};
+
+	const recordContext = (): RecordContext => ({
+		action: parsed.kind === 'pairs' ? parsed.action : null,
+		attempts: summary.attempts,
+		correlationId: summary.correlationId,
+		sourceMessageId: messageId,
+		at: new Date(clock.now()),
+	});
+
+	let requeue: {pairs: Pair[]; delayMs: number} | undefined;
+	if (parsed.kind === 'invalid-message') {
+		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
+	} else {
+		for (const invalid of parsed.invalidPairs) {
+			addDeadLetter(failureRecord('invalid-pair', invalid.raw, errorInWords(invalid.reason), recordContext()));
+		}
+
+		let outcomes: PairOutcome[];
+		try {
+			outcomes = await dependencies.engine.run(parsed.pairs, parsed.action, {
+				deadline: startedAt + dependencies.invocationBudgetMs,
+				signal: dependencies.signal,
+			});
+		} catch (error) {
+			if (error instanceof SystemicFailure) {
+				// Not the pairs' fault: no dead letters. Failing the invocation hands the message back to the host, which
+				// retries it after visibilityTimeout and moves it to the poison queue after maxDequeueCount tries.
+				context.error(
+					`sod-sync message ${messageId ?? '?'}: ${error.message}. The message will be retried; check the identity's Graph permission and credential.`,
+				);
+			}
+
+			throw error;
+		}
+
+		const deferred: Array<Extract<PairOutcome, {status: 'deferred'}>> = [];
+		for (const outcome of outcomes) {
+			if (outcome.status === 'dead-letter') {
+				addDeadLetter(failureRecord(outcome.reason, outcome.pair, errorFromFailure(outcome.failure), recordContext()));
+			} else if (outcome.status === 'deferred') {
+				deferred.push(outcome);
+			} else {
+				summary.outcomes[outcome.status]++;
+			}
+		}
+
+		if (deferred.length > 0 && summary.attempts >= dependencies.maxAttempts) {
+			for (const outcome of deferred) {
+				const error = outcome.lastFailure
+					? errorFromFailure(outcome.lastFailure)
+					: errorInWords(`not finished within the time budget of ${dependencies.maxAttempts} invocations`);
+				addDeadLetter(failureRecord('retries-exhausted', outcome.pair, error, recordContext()));
+			}
+		} else if (deferred.length > 0) {
+			requeue = {pairs: deferred.map(outcome => outcome.pair), delayMs: Math.max(...deferred.map(outcome => outcome.delayMs))};
+			summary.outcomes.requeued = deferred.length;
+			summary.requeueDelaySeconds = Math.ceil(requeue.delayMs / 1000);
+		}
+	}
+
+	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
+	const limit = pLimit(outputConcurrency);
+	const writes = deadLetters.map(async record => limit(async () => dependencies.deadLetterQueue.send(JSON.stringify(record))));
+	if (requeue && parsed.kind === 'pairs') {
+		const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: parsed.attempt + 1};
+		for (const text of packPairs(requeue.pairs, envelope, dependencies.encoding)) {
+			writes.push(
+				limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds: summary.requeueDelaySeconds})),
+			);
+		}
+	}
+
+	const written = await Promise.allSettled(writes);
+	const failed = written.filter(result => result.status === 'rejected');
+	if (failed.length > 0) {
+		const reason = (failed[0] as PromiseRejectedResult).reason as Error;
+		context.error(
+			`sod-sync message ${messageId ?? '?'}: ${failed.length} of ${written.length} dead-letter/re-queue writes failed (${reason?.message}); the message will be retried`,
+		);
+		throw reason;
+	}
+
+	summary.durationMs = clock.now() - startedAt;
+	context.log(describeSummary(summary));
+	dependencies.onSummary?.(summary);
+	return summary;
+}
+
+/** The one log line per message. */
+export function describeSummary(summary: MessageSummary): string {
+	const counts = Object.entries(summary.outcomes)
+		.filter(([, count]) => count > 0)
+		.map(([outcome, count]) => {
+			if (outcome === 'dead-letter') {
+				const reasons = Object.entries(summary.deadLetters).map(([reason, n]) => `${reason} ${n}`);
+				return `dead-letter ${count} (${reasons.join(', ')})`;
+			}
+
+			if (outcome === 'requeued') {
+				return `requeued ${count} (visible in ${summary.requeueDelaySeconds}s)`;
+			}
+
+			return `${outcome} ${count}`;
+		});
+	return [
+		`sod-sync message ${summary.messageId ?? '?'}`,
+		`attempt ${summary.attempts}`,
+		`${summary.pairs} pairs: ${counts.length > 0 ? counts.join(', ') : 'nothing to do'}`,
+		`${summary.durationMs} ms`,
+		`correlation ${summary.correlationId ?? '-'}`,
+	].join('; ');
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+	return typeof value === 'string' && value !== '' ? value : undefined;
+}

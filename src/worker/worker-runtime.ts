@@ -1,0 +1,80 @@
+// Wires the worker from settings, once per process: the engine (and so its concurrency bound and throttle gate) is
+// shared by every invocation the process runs at once.
+
+import {DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential} from '@azure/identity';
+import {LinkEngine, type LinkEngineOptions} from '../engine/link-engine.js';
+import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenSource} from '../graph/graph-client.js';
+import {GraphLinkGateway} from '../graph/link-gateway.js';
+import type {QueueHostConfig} from '../host-config.js';
+import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
+import type {Environment, Settings} from '../settings.js';
+import type {WorkerDependencies} from './pairs-handler.js';
+
+export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
+
+/**
+ * `GRAPH_ACCESS_TOKEN` wins (simulator, tests). In Azure, App Service and Functions set `IDENTITY_ENDPOINT` when a managed
+ * identity is assigned; `AZURE_CLIENT_ID` alone (no secret, certificate or federated token beside it) names a
+ * user-assigned identity. Anything else gets `DefaultAzureCredential` (Azure CLI, VS Code, environment credentials).
+ */
+export function chooseCredential(environment: Environment, settings: Pick<Settings, 'graphAccessToken'>): CredentialChoice {
+	if (settings.graphAccessToken) {
+		return 'static-token';
+	}
+
+	const hasServicePrincipal = Boolean(
+		environment.AZURE_CLIENT_SECRET || environment.AZURE_CLIENT_CERTIFICATE_PATH || environment.AZURE_FEDERATED_TOKEN_FILE,
+	);
+	if (environment.IDENTITY_ENDPOINT || environment.MSI_ENDPOINT || (environment.AZURE_CLIENT_ID && !hasServicePrincipal)) {
+		return 'managed-identity';
+	}
+
+	return 'default';
+}
+
+export function createTokenSource(environment: Environment, settings: Settings): TokenSource {
+	const choice = chooseCredential(environment, settings);
+	if (choice === 'static-token') {
+		return staticTokenSource(settings.graphAccessToken!);
+	}
+
+	const credential: TokenCredential =
+		choice === 'managed-identity'
+			? new ManagedIdentityCredential(environment.AZURE_CLIENT_ID ? {clientId: environment.AZURE_CLIENT_ID} : {})
+			: new DefaultAzureCredential();
+	return credentialTokenSource(credential, settings.graphBaseUrl);
+}
+
+export function createLinkEngine(
+	settings: Settings,
+	tokenSource: TokenSource,
+	options: Omit<LinkEngineOptions, 'gateway'> = {},
+): LinkEngine {
+	const client = createGraphClient({graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion, tokenSource});
+	const gateway = new GraphLinkGateway(client, {graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion});
+	return new LinkEngine({
+		gateway,
+		maxConcurrency: settings.graphMaxConcurrency,
+		requestTimeoutMs: settings.graphRequestTimeoutMs,
+		...options,
+	});
+}
+
+export function createWorkerDependencies(
+	settings: Settings,
+	hostConfig: QueueHostConfig,
+	environment: Environment,
+	overrides: Partial<WorkerDependencies> = {},
+): WorkerDependencies {
+	const queues = createQueueServiceClient(settings.storage);
+	const encoding = hostConfig.messageEncoding;
+	return {
+		engine: overrides.engine ?? createLinkEngine(settings, createTokenSource(environment, settings)),
+		pairsQueue: new QueueSender(queues.getQueueClient(settings.queueName), encoding),
+		deadLetterQueue: new QueueSender(queues.getQueueClient(settings.deadLetterQueueName), encoding),
+		encoding,
+		invocationBudgetMs: settings.invocationBudgetMs,
+		maxAttempts: settings.maxAttempts,
+		...overrides,
+	};
+}

@@ -1,0 +1,154 @@
+import {createServer, type IncomingHttpHeaders} from 'node:http';
+import type {AddressInfo} from 'node:net';
+import type {Context, Middleware} from '@microsoft/microsoft-graph-client';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {createGraphClient, OriginBoundAuthentication, staticTokenSource} from '../../src/graph/graph-client.js';
+import {classifyError} from '../../src/graph/graph-failure.js';
+import {GraphLinkGateway} from '../../src/graph/link-gateway.js';
+import {GraphSimulator} from '../../src/simulator/graph-simulator.js';
+import {chooseCredential} from '../../src/worker/worker-runtime.js';
+
+const token = 'token-under-test';
+
+describe('OriginBoundAuthentication', () => {
+	async function headersSentTo(url: string, initial: Record<string, string> = {}): Promise<Record<string, string>> {
+		const authentication = new OriginBoundAuthentication('http://127.0.0.1:5999', staticTokenSource(token));
+		let seen: Record<string, string> = {};
+		const capture: Middleware = {
+			async execute(context: Context) {
+				seen = context.options?.headers as Record<string, string>;
+			},
+		};
+		authentication.setNext(capture);
+		await authentication.execute({request: url, options: {headers: initial}});
+		return seen;
+	}
+
+	it('sends the token to the configured Graph origin, over http too', async () => {
+		expect((await headersSentTo('http://127.0.0.1:5999/v1.0/x')).authorization).toBe(`Bearer ${token}`);
+	});
+
+	it.each([
+		'http://127.0.0.1:6000/v1.0/x', // Another port is another origin.
+		'https://127.0.0.1:5999/v1.0/x',
+		'http://evil.example/v1.0/x',
+		'not a url',
+	])('sends no token to %s, and strips one that was set', async url => {
+		const headers = await headersSentTo(url, {Authorization: 'Bearer leaked'});
+		expect(headers.authorization).toBeUndefined();
+		expect(headers.Authorization).toBeUndefined();
+	});
+});
+
+describe('GraphLinkGateway over the real SDK', () => {
+	let simulator: GraphSimulator;
+	let foreignHits: IncomingHttpHeaders[];
+	let foreign: ReturnType<typeof createServer>;
+	let foreignOrigin: string;
+
+	beforeAll(async () => {
+		simulator = await GraphSimulator.start({packageCount: 3, pageSize: 1});
+		foreignHits = [];
+		foreign = createServer((request, response) => {
+			foreignHits.push(request.headers);
+			response.writeHead(200, {'content-type': 'application/json'}).end('{"value":[]}');
+		});
+		await new Promise<void>(resolve => foreign.listen(0, '127.0.0.1', resolve));
+		foreignOrigin = `http://127.0.0.1:${(foreign.address() as AddressInfo).port}`;
+	});
+
+	afterAll(async () => {
+		await simulator.close();
+		await new Promise(resolve => foreign.close(resolve));
+	});
+
+	function gateway(tokenValue = simulator.token) {
+		const graphBaseUrl = new URL(simulator.baseUrl);
+		const client = createGraphClient({graphBaseUrl, apiVersion: 'v1.0', tokenSource: staticTokenSource(tokenValue)});
+		return new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'});
+	}
+
+	it('adds a link with the @odata.id built from the configured origin, and pages through the list', async () => {
+		const [a, b, c] = simulator.packageIds as [string, string, string];
+		const signal = new AbortController().signal;
+		expect(await gateway().addLink({accessPackageId: a, incompatibleAccessPackageId: b}, signal)).toEqual({ok: true, value: undefined});
+		expect(await gateway().addLink({accessPackageId: a, incompatibleAccessPackageId: c}, signal)).toEqual({ok: true, value: undefined});
+		const first = await gateway().listLinksPage(a, undefined, signal);
+		expect(first.ok && first.value.ids).toHaveLength(1);
+		const second = await gateway().listLinksPage(a, first.ok ? first.value.nextLink : undefined, signal);
+		expect(second.ok && [...(first.ok ? first.value.ids : []), ...second.value.ids].sort()).toEqual([b, c].sort());
+		expect(second.ok && second.value.nextLink).toBeUndefined();
+	});
+
+	it('refuses an @odata.nextLink on another origin, sending nothing there', async () => {
+		const [a] = simulator.packageIds as [string];
+		const result = await gateway().listLinksPage(a, `${foreignOrigin}/v1.0/steal?$skiptoken=1`, new AbortController().signal);
+		expect(result).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
+		expect(foreignHits).toEqual([]);
+	});
+
+	it('classifies a wrong token as unauthorized, with Graph\'s code', async () => {
+		const [a, b] = simulator.packageIds as [string, string];
+		const result = await gateway('wrong').addLink({accessPackageId: a, incompatibleAccessPackageId: b}, new AbortController().signal);
+		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', status: 401, code: 'InvalidAuthenticationToken'}});
+	});
+
+	it('classifies a refused connection as a network failure naming the cause', async () => {
+		// A port that was just free: nothing listens there.
+		const probe = createServer();
+		await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve));
+		const {port} = probe.address() as AddressInfo;
+		await new Promise(resolve => probe.close(resolve));
+		const graphBaseUrl = new URL(`http://127.0.0.1:${port}`);
+		const client = createGraphClient({graphBaseUrl, apiVersion: 'v1.0', tokenSource: staticTokenSource(token)});
+		const result = await new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'}).listLinksPage(
+			simulator.packageIds[0]!,
+			undefined,
+			new AbortController().signal,
+		);
+		expect(result).toMatchObject({ok: false, failure: {kind: 'network', code: 'NetworkError', message: expect.stringContaining('ECONNREFUSED')}});
+	});
+
+	it('classifies a credential that cannot give a token as unauthorized', async () => {
+		const graphBaseUrl = new URL(simulator.baseUrl);
+		const client = createGraphClient({
+			graphBaseUrl,
+			apiVersion: 'v1.0',
+			tokenSource: {
+				getToken: async () => {
+					throw new Error('ManagedIdentityCredential: no managed identity endpoint');
+				},
+			},
+		});
+		const result = await new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'}).listLinksPage(
+			simulator.packageIds[0]!,
+			undefined,
+			new AbortController().signal,
+		);
+		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', message: expect.stringContaining('no managed identity endpoint')}});
+	});
+});
+
+describe('classifyError', () => {
+	it('turns anything thrown into a typed failure', () => {
+		expect(classifyError('a string', 0)).toMatchObject({kind: 'network', message: 'a string'});
+		expect(classifyError(undefined, 0)).toMatchObject({kind: 'network'});
+		expect(classifyError({statusCode: 503, code: 'x', message: 'm', headers: new Headers({'retry-after': '4'})}, 0)).toMatchObject({
+			kind: 'server',
+			status: 503,
+			retryAfterMs: 4000,
+		});
+	});
+});
+
+describe('chooseCredential', () => {
+	it.each([
+		[{}, {graphAccessToken: 'x'}, 'static-token'],
+		[{IDENTITY_ENDPOINT: 'http://169.254.1.1'}, {}, 'managed-identity'],
+		[{AZURE_CLIENT_ID: 'id'}, {}, 'managed-identity'],
+		[{AZURE_CLIENT_ID: 'id', AZURE_CLIENT_SECRET: 's'}, {}, 'default'],
+		[{}, {}, 'default'],
+	])('%j %j -> %s', (environment, settings, choice) => {
+		expect(chooseCredential(environment, {graphAccessToken: undefined, ...settings})).toBe(choice);
+	});
+});

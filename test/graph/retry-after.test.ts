@@ -1,0 +1,23 @@
+import {describe, expect, it} from 'vitest';
+import {parseRetryAfter} from '../../src/graph/retry-after.js';
+
+const now = Date.parse('2026-11-30T10:00:00Z');
+
+describe('parseRetryAfter', () => {
+	it.each([
+		['whole seconds', '3', 3000],
+		['decimal seconds', '2.128', 2128],
+		['zero', '0', 0],
+		['padded', ' 5 ', 5000],
+		['an HTTP-date in the future', 'Mon, 30 Nov 2026 10:00:07 GMT', 7000],
+		['an HTTP-date in the past', 'Mon, 30 Nov 2026 09:59:00 GMT', 0],
+		['missing', undefined, undefined],
+		['null', null, undefined],
+		['empty', '', undefined],
+		['negative', '-1', undefined],
+		['garbage', 'soon', undefined],
+		['a loose date that is not an HTTP-date', '2026-11-30', undefined],
+	])('%s (%s)', (_name, header, expected) => {
+		expect(parseRetryAfter(header, now)).toBe(expected);
+	});
+});

@@ -1,0 +1,79 @@
+import {readFileSync} from 'node:fs';
+import {describe, expect, it} from 'vitest';
+import {defaults, readSettings, settingNames, SettingsError} from '../src/settings.js';
+
+const storage = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;';
+
+describe('readSettings', () => {
+	it('applies the documented defaults', () => {
+		const settings = readSettings({AzureWebJobsStorage: storage});
+		expect(settings).toMatchObject({
+			queueName: defaults.queueName,
+			deadLetterQueueName: defaults.deadLetterQueueName,
+			graphApiVersion: 'v1.0',
+			graphMaxConcurrency: 8,
+			graphRequestTimeoutMs: 30_000,
+			graphAccessToken: undefined,
+			invocationBudgetMs: 420_000,
+			maxAttempts: 5,
+		});
+		expect(settings.graphBaseUrl.origin).toBe('https://graph.microsoft.com');
+	});
+
+	it('reads an identity-based storage connection', () => {
+		const settings = readSettings({
+			AzureWebJobsStorage__queueServiceUri: 'https://acct.queue.core.windows.net',
+			AzureWebJobsStorage__clientId: 'client-1',
+		});
+		expect(settings.storage).toEqual({kind: 'identity', queueServiceUri: 'https://acct.queue.core.windows.net', managedIdentityClientId: 'client-1'});
+	});
+
+	it.each([
+		[{}, /AzureWebJobsStorage: missing/],
+		[{AzureWebJobsStorage: 'UseDevelopmentStorage=true'}, /AzureWebJobsStorage: 'UseDevelopmentStorage=true'/],
+		[{AzureWebJobsStorage: 'hello'}, /AzureWebJobsStorage: not a storage connection string/],
+		[{AzureWebJobsStorage__queueServiceUri: 'http://acct.queue.core.windows.net'}, /__queueServiceUri: must be https/],
+		[{AzureWebJobsStorage: storage, GRAPH_BASE_URL: 'graph.microsoft.com'}, /GRAPH_BASE_URL: 'graph.microsoft.com' is not a URL/],
+		[{AzureWebJobsStorage: storage, GRAPH_BASE_URL: 'http://graph.example.com'}, /GRAPH_BASE_URL: .* must be https:\/\//],
+		[{AzureWebJobsStorage: storage, GRAPH_BASE_URL: 'https://graph.microsoft.com/v1.0'}, /GRAPH_BASE_URL: .* origin only/],
+		[{AzureWebJobsStorage: storage, GRAPH_API_VERSION: 'v2'}, /GRAPH_API_VERSION: 'v2' is not a Graph API version/],
+		[{AzureWebJobsStorage: storage, GRAPH_MAX_CONCURRENCY: '0'}, /GRAPH_MAX_CONCURRENCY: '0' must be a whole number from 1 to 256/],
+		[{AzureWebJobsStorage: storage, SOD_MAX_ATTEMPTS: '2.5'}, /SOD_MAX_ATTEMPTS/],
+		[{AzureWebJobsStorage: storage, SOD_QUEUE: 'Bad_Name'}, /SOD_QUEUE: 'Bad_Name' is not a valid queue name/],
+		[{AzureWebJobsStorage: storage, SOD_DEAD_LETTER_QUEUE: 'sod-pairs'}, /SOD_DEAD_LETTER_QUEUE: must differ from SOD_QUEUE/],
+	])('fails fast naming the setting: %j', (environment, message) => {
+		expect(() => readSettings(environment)).toThrow(SettingsError);
+		expect(() => readSettings(environment)).toThrow(message);
+	});
+
+	it('allows http:// only to a loopback Graph (the simulator)', () => {
+		expect(readSettings({AzureWebJobsStorage: storage, GRAPH_BASE_URL: 'http://127.0.0.1:5999'}).graphBaseUrl.origin).toBe('http://127.0.0.1:5999');
+		expect(readSettings({AzureWebJobsStorage: storage, GRAPH_BASE_URL: 'https://graph.microsoft.us/'}).graphBaseUrl.origin).toBe('https://graph.microsoft.us');
+	});
+
+	it('names every problem at once', () => {
+		expect(() => readSettings({GRAPH_API_VERSION: 'v2', GRAPH_MAX_CONCURRENCY: '-1'})).toThrow(
+			/AzureWebJobsStorage[\s\S]*GRAPH_API_VERSION[\s\S]*GRAPH_MAX_CONCURRENCY/,
+		);
+	});
+});
+
+describe('the settings table', () => {
+	const names = Object.values(settingNames);
+
+	it('is documented in the README, every name', () => {
+		const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+		for (const name of names) {
+			expect(readme, name).toContain(`\`${name}\``);
+		}
+	});
+
+	it('is listed in local.settings.sample.json, every name, with values readSettings accepts', () => {
+		const sample = JSON.parse(readFileSync(new URL('../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		for (const name of names) {
+			expect(Object.keys(sample.Values), name).toContain(name);
+		}
+
+		expect(() => readSettings(sample.Values)).not.toThrow();
+	});
+});

@@ -1,0 +1,69 @@
+// Builds the worker as the Function does, against a simulator and Azurite, with retries fast enough for tests.
+
+import functions from '@azure/functions';
+import type {RetryPolicy} from '../../src/engine/retry-decision.js';
+import {staticTokenSource} from '../../src/graph/graph-client.js';
+import {queueHostConfigFrom} from '../../src/host-config.js';
+import {readSettings, type Settings} from '../../src/settings.js';
+import type {GraphSimulator} from '../../src/simulator/graph-simulator.js';
+import {handlePairsMessage, type WorkerDependencies} from '../../src/worker/pairs-handler.js';
+import {createLinkEngine, createWorkerDependencies} from '../../src/worker/worker-runtime.js';
+import {queueService, uniqueQueueName} from './queues.js';
+
+export const fastRetryPolicy: RetryPolicy = {
+	transientRetries: 4,
+	notFoundRetries: 3,
+	transientBackoff: {baseMs: 10, maximumMs: 50},
+	notFoundBackoff: {baseMs: 10, maximumMs: 50},
+};
+
+export interface TestWorker {
+	settings: Settings;
+	dependencies: WorkerDependencies;
+	logs: string[];
+	/** Invokes the handler as the host would, with a real InvocationContext. */
+	invoke(item: unknown, messageId?: string): ReturnType<typeof handlePairsMessage>;
+	pairsQueue: ReturnType<ReturnType<typeof queueService>['getQueueClient']>;
+	deadLetterQueue: ReturnType<ReturnType<typeof queueService>['getQueueClient']>;
+}
+
+export function createTestWorker(
+	simulator: GraphSimulator,
+	connectionString: string,
+	options: {token?: string; maxConcurrency?: number; invocationBudgetMs?: number; maxAttempts?: number} = {},
+): TestWorker {
+	const settings = readSettings({
+		AzureWebJobsStorage: connectionString,
+		SOD_QUEUE: uniqueQueueName('pairs'),
+		SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
+		GRAPH_BASE_URL: simulator.baseUrl,
+		GRAPH_ACCESS_TOKEN: options.token ?? simulator.token,
+		GRAPH_MAX_CONCURRENCY: String(options.maxConcurrency ?? 4),
+	});
+	const engine = createLinkEngine(settings, staticTokenSource(settings.graphAccessToken!), {retryPolicy: fastRetryPolicy});
+	const dependencies = createWorkerDependencies(settings, queueHostConfigFrom({}), {}, {
+		engine,
+		invocationBudgetMs: options.invocationBudgetMs ?? 20_000,
+		maxAttempts: options.maxAttempts ?? 5,
+	});
+	const logs: string[] = [];
+	let invocations = 0;
+	const service = queueService(connectionString);
+	return {
+		settings,
+		dependencies,
+		logs,
+		pairsQueue: service.getQueueClient(settings.queueName),
+		deadLetterQueue: service.getQueueClient(settings.deadLetterQueueName),
+		async invoke(item, messageId) {
+			invocations++;
+			const context = new functions.InvocationContext({
+				invocationId: `test-${invocations}`,
+				functionName: 'sync-pairs',
+				triggerMetadata: {id: messageId ?? `message-${invocations}`, dequeueCount: 1},
+				logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`),
+			});
+			return handlePairsMessage(item, context, dependencies);
+		},
+	};
+}
