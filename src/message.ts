@@ -269,42 +269,78 @@ export function encodedSize(text: string, encoding: MessageEncoding): number {
 }
 
 /**
- * Packs pairs into as few envelope messages as fit under the queue's size limit, in order.
- * Every message carries the same `action`, `correlationId` and `attempt`; `symmetric` is left to the caller's envelope.
+ * Packs pairs into as few envelope messages as fit under the queue's size limit, in order, one pair at a time, so that
+ * a stream of any length is packed in constant memory. Every message carries the same envelope fields.
  *
  * @example
- * for (const text of packPairs(pairs, {action: 'add', encoding: 'base64'})) await queue.send(text);
+ * const packer = new MessagePacker({action: 'add'}, 'base64');
+ * for await (const pair of pairs) { const full = packer.add(pair); if (full) await queue.send(full); }
+ * const last = packer.flush(); if (last) await queue.send(last);
  */
+export class MessagePacker {
+	readonly #head: string;
+	readonly #emptyBytes: number;
+	readonly #rawLimit: number;
+	#batch: string[] = [];
+	#bytes: number;
+
+	constructor(envelope: Omit<PairsEnvelope, 'pairs'>, encoding: MessageEncoding, maximumBytes = maximumEncodedMessageBytes) {
+		// The envelope is serialised once with "pairs" last; each pair then adds its own JSON and a comma.
+		this.#head = JSON.stringify({...envelope, pairs: []}).slice(0, -'[]}'.length);
+		this.#emptyBytes = Buffer.byteLength(this.#head, 'utf8') + '[]}'.length;
+		this.#rawLimit = encoding === 'base64' ? Math.floor(maximumBytes / 4) * 3 : maximumBytes;
+		this.#bytes = this.#emptyBytes;
+	}
+
+	/** Pairs waiting in the message being filled. */
+	get pending(): number {
+		return this.#batch.length;
+	}
+
+	/** Adds a pair; returns the finished message when this pair did not fit in it (the pair starts the next one). */
+	add(pair: Pair): string | undefined {
+		const json = JSON.stringify({accessPackageId: pair.accessPackageId, incompatibleAccessPackageId: pair.incompatibleAccessPackageId});
+		const added = Buffer.byteLength(json, 'utf8') + (this.#batch.length > 0 ? 1 : 0);
+		let full: string | undefined;
+		if (this.#batch.length > 0 && this.#bytes + added > this.#rawLimit) {
+			full = this.flush();
+		}
+
+		this.#bytes += Buffer.byteLength(json, 'utf8') + (this.#batch.length > 0 ? 1 : 0);
+		this.#batch.push(json);
+		return full;
+	}
+
+	/** The message being filled, if it holds any pair; the packer starts empty again. */
+	flush(): string | undefined {
+		if (this.#batch.length === 0) {
+			return undefined;
+		}
+
+		const text = `${this.#head}[${this.#batch.join(',')}]}`;
+		this.#batch = [];
+		this.#bytes = this.#emptyBytes;
+		return text;
+	}
+}
+
+/** `MessagePacker` over a whole list. */
 export function* packPairs(
 	pairs: Iterable<Pair>,
 	envelope: Omit<PairsEnvelope, 'pairs'>,
 	encoding: MessageEncoding,
 	maximumBytes = maximumEncodedMessageBytes,
 ): Generator<string> {
-	// The envelope's own bytes, then each pair adds its JSON and a comma; sizes are counted, not re-serialised.
-	const head = JSON.stringify({...envelope, pairs: []});
-	const emptyBytes = Buffer.byteLength(head, 'utf8');
-	const rawLimit = encoding === 'base64' ? Math.floor(maximumBytes / 4) * 3 : maximumBytes;
-	let batch: string[] = [];
-	let bytes = emptyBytes;
-	const flush = () => `${head.slice(0, -'[]}'.length)}[${batch.join(',')}]}`;
+	const packer = new MessagePacker(envelope, encoding, maximumBytes);
 	for (const pair of pairs) {
-		const json = JSON.stringify({
-			accessPackageId: pair.accessPackageId,
-			incompatibleAccessPackageId: pair.incompatibleAccessPackageId,
-		});
-		const added = Buffer.byteLength(json, 'utf8') + (batch.length > 0 ? 1 : 0);
-		if (batch.length > 0 && bytes + added > rawLimit) {
-			yield flush();
-			batch = [];
-			bytes = emptyBytes;
+		const full = packer.add(pair);
+		if (full !== undefined) {
+			yield full;
 		}
-
-		batch.push(json);
-		bytes += Buffer.byteLength(json, 'utf8') + (batch.length > 1 ? 1 : 0);
 	}
 
-	if (batch.length > 0) {
-		yield flush();
+	const last = packer.flush();
+	if (last !== undefined) {
+		yield last;
 	}
 }

@@ -16,6 +16,9 @@ export interface Settings {
 	graphAccessToken: string | undefined;
 	invocationBudgetMs: number;
 	maxAttempts: number;
+	/** First retry wait for 5xx and connection errors; 404 retries start at twice this. */
+	retryBaseMs: number;
+	notFoundRetries: number;
 }
 
 export type StorageConnection =
@@ -39,6 +42,8 @@ export const settingNames = {
 	graphAccessToken: 'GRAPH_ACCESS_TOKEN',
 	invocationBudgetSeconds: 'SOD_INVOCATION_BUDGET_SECONDS',
 	maxAttempts: 'SOD_MAX_ATTEMPTS',
+	retryBaseMs: 'SOD_RETRY_BASE_MS',
+	notFoundRetries: 'SOD_NOT_FOUND_RETRIES',
 } as const;
 
 export const defaults = {
@@ -61,6 +66,10 @@ export const defaults = {
 	invocationBudgetSeconds: 420,
 	/** Defaults to 5 invocations per pair before it is dead-lettered `retries-exhausted`. */
 	maxAttempts: 5,
+	/** Defaults to 1000 ms, doubling per retry (with jitter) up to 30 s; a 404's waits start at twice this. */
+	retryBaseMs: 1000,
+	/** Defaults to 3 retries of a 404 before `not-found` (a new package can take seconds to replicate). */
+	notFoundRetries: 3,
 } as const;
 
 /** Thrown when a setting is missing or malformed; the message names the setting. */
@@ -95,6 +104,10 @@ export function readSettings(environment: Environment): Settings {
 	const storage = readStorageConnection(environment, problems);
 	const queueName = read(settingNames.queueName, parseQueueName, defaults.queueName);
 	const deadLetterQueueName = read(settingNames.deadLetterQueueName, parseQueueName, defaults.deadLetterQueueName);
+	if (queueName.length > 63 - '-poison'.length) {
+		problems.push(`${settingNames.queueName}: '${queueName}' leaves no room for the '-poison' queue the host derives (56 characters at most)`);
+	}
+
 	if (queueName === deadLetterQueueName) {
 		problems.push(`${settingNames.deadLetterQueueName}: must differ from ${settingNames.queueName} ('${queueName}')`);
 	}
@@ -112,6 +125,8 @@ export function readSettings(environment: Environment): Settings {
 		invocationBudgetMs:
 			read(settingNames.invocationBudgetSeconds, integerIn(5, 3600), defaults.invocationBudgetSeconds) * 1000,
 		maxAttempts: read(settingNames.maxAttempts, integerIn(1, 100), defaults.maxAttempts),
+		retryBaseMs: read(settingNames.retryBaseMs, integerIn(10, 60_000), defaults.retryBaseMs),
+		notFoundRetries: read(settingNames.notFoundRetries, integerIn(0, 20), defaults.notFoundRetries),
 	};
 
 	if (problems.length > 0) {

@@ -14,6 +14,8 @@ export type RetryAfterFormat = 'seconds' | 'decimal' | 'http-date' | 'absent';
 export interface ThrottleOptions {
 	/** Operations per second the "tenant" allows (each `$batch` item counts one); unlimited when absent. */
 	operationsPerSecond?: number;
+	/** Operations that may be spent at once before the rate applies (a token bucket's size). Defaults to one second's worth. */
+	burstOperations?: number;
 	/** HTTP requests in flight at once before 429; unlimited when absent. */
 	maxConcurrentRequests?: number;
 	/** How `Retry-After` is written. Defaults to `seconds`. */
@@ -121,7 +123,7 @@ export class GraphSimulator {
 	private constructor(options: SimulatorOptions) {
 		this.#options = {token: 'sim-token', pageSize: 100, duplicateAddStatus: 400, ...options};
 		this.#random = seededRandom(options.seed ?? 1);
-		this.#tokens = options.throttle?.operationsPerSecond ?? 0;
+		this.#tokens = bucketSize(options.throttle);
 		const ids = options.packages ?? Array.from({length: options.packageCount ?? 10}, () => this.#generateId());
 		for (const id of ids) {
 			this.addPackage(id);
@@ -193,7 +195,7 @@ export class GraphSimulator {
 	configure(options: Pick<SimulatorOptions, 'throttle' | 'faults' | 'duplicateAddStatus'>): void {
 		Object.assign(this.#options, options);
 		if (options.throttle) {
-			this.#tokens = options.throttle.operationsPerSecond ?? 0;
+			this.#tokens = bucketSize(options.throttle);
 			this.#tokensAt = Date.now();
 			this.#penaltyUntil = 0;
 		}
@@ -545,7 +547,7 @@ export class GraphSimulator {
 			return this.#throttled();
 		}
 
-		this.#tokens = Math.min(rate, this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
+		this.#tokens = Math.min(bucketSize(throttle), this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
 		this.#tokensAt = now;
 		if (this.#tokens >= 1) {
 			this.#tokens -= 1;
@@ -609,6 +611,10 @@ export class GraphSimulator {
 		const hex = Array.from({length: 32}, () => Math.floor(this.#random() * 16).toString(16)).join('');
 		return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
 	}
+}
+
+function bucketSize(throttle: ThrottleOptions | undefined): number {
+	return throttle?.burstOperations ?? throttle?.operationsPerSecond ?? 0;
 }
 
 function emptyStats(): SimulatorStats {

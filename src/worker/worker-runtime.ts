@@ -3,6 +3,7 @@
 
 import {DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential} from '@azure/identity';
 import {LinkEngine, type LinkEngineOptions} from '../engine/link-engine.js';
+import {defaultRetryPolicy, type RetryPolicy} from '../engine/retry-decision.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenSource} from '../graph/graph-client.js';
 import {GraphLinkGateway} from '../graph/link-gateway.js';
 import type {QueueHostConfig} from '../host-config.js';
@@ -56,8 +57,18 @@ export function createLinkEngine(
 		gateway,
 		maxConcurrency: settings.graphMaxConcurrency,
 		requestTimeoutMs: settings.graphRequestTimeoutMs,
+		retryPolicy: retryPolicyFrom(settings),
 		...options,
 	});
+}
+
+export function retryPolicyFrom(settings: Pick<Settings, 'retryBaseMs' | 'notFoundRetries'>): RetryPolicy {
+	return {
+		...defaultRetryPolicy,
+		notFoundRetries: settings.notFoundRetries,
+		transientBackoff: {baseMs: settings.retryBaseMs, maximumMs: defaultRetryPolicy.transientBackoff.maximumMs},
+		notFoundBackoff: {baseMs: settings.retryBaseMs * 2, maximumMs: defaultRetryPolicy.notFoundBackoff.maximumMs},
+	};
 }
 
 export function createWorkerDependencies(

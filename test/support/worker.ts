@@ -1,7 +1,6 @@
 // Builds the worker as the Function does, against a simulator and Azurite, with retries fast enough for tests.
 
 import functions from '@azure/functions';
-import type {RetryPolicy} from '../../src/engine/retry-decision.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
 import {queueHostConfigFrom} from '../../src/host-config.js';
 import {readSettings, type Settings} from '../../src/settings.js';
@@ -9,13 +8,6 @@ import type {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {handlePairsMessage, type WorkerDependencies} from '../../src/worker/pairs-handler.js';
 import {createLinkEngine, createWorkerDependencies} from '../../src/worker/worker-runtime.js';
 import {queueService, uniqueQueueName} from './queues.js';
-
-export const fastRetryPolicy: RetryPolicy = {
-	transientRetries: 4,
-	notFoundRetries: 3,
-	transientBackoff: {baseMs: 10, maximumMs: 50},
-	notFoundBackoff: {baseMs: 10, maximumMs: 50},
-};
 
 export interface TestWorker {
 	settings: Settings;
@@ -39,8 +31,9 @@ export function createTestWorker(
 		GRAPH_BASE_URL: simulator.baseUrl,
 		GRAPH_ACCESS_TOKEN: options.token ?? simulator.token,
 		GRAPH_MAX_CONCURRENCY: String(options.maxConcurrency ?? 4),
+		SOD_RETRY_BASE_MS: '10',
 	});
-	const engine = createLinkEngine(settings, staticTokenSource(settings.graphAccessToken!), {retryPolicy: fastRetryPolicy});
+	const engine = createLinkEngine(settings, staticTokenSource(settings.graphAccessToken!));
 	const dependencies = createWorkerDependencies(settings, queueHostConfigFrom({}), {}, {
 		engine,
 		invocationBudgetMs: options.invocationBudgetMs ?? 20_000,

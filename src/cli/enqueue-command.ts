@@ -1,0 +1,183 @@
+// `sod-sync enqueue <file | ->`: validates a pair file whole, then packs its pairs into as few queue messages as fit.
+// Both passes stream, so a file of millions of rows runs in constant memory (stdin is spooled to a temporary file).
+
+import {randomBytes} from 'node:crypto';
+import {createReadStream, createWriteStream} from 'node:fs';
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {pipeline} from 'node:stream/promises';
+import {readQueueHostConfig} from '../host-config.js';
+import {MessagePacker} from '../message.js';
+import {linkActions, reversePair, type LinkAction} from '../pair.js';
+import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
+import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
+import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+
+export const enqueueHelp = `Usage: sod-sync enqueue <file | -> [options]
+
+Reads pairs from a CSV file (header accessPackageId,incompatibleAccessPackageId; other columns ignored; an optional
+symmetric column) or JSON Lines, validates every row, then enqueues them on the pairs queue packed into as few messages
+as fit under the 64 KiB limit. Nothing is enqueued if any row is invalid, unless --skip-invalid.
+
+Options:
+  --format csv|jsonl         input format (default: from the file name; otherwise sniffed)
+  --skip-invalid             enqueue the valid rows and report the others
+  --symmetric                link each pair in both directions
+  --action add|remove        default add
+  --correlation-id ID        carried into every log line and dead letter (default: generated)
+${settingFlagsHelp}
+
+Exit codes: 0 enqueued, 1 storage failure, 2 invalid input (nothing enqueued).`;
+
+/** Messages being sent at once. */
+const sendConcurrency = 16;
+
+export async function enqueueCommand(args: string[], io: CommandIo): Promise<number> {
+	const {values, positionals} = parseCommandLine(args, {
+		format: {type: 'string'},
+		'skip-invalid': {type: 'boolean'},
+		symmetric: {type: 'boolean'},
+		action: {type: 'string'},
+		'correlation-id': {type: 'string'},
+	});
+	if (values.help) {
+		io.stdout.write(`${enqueueHelp}\n`);
+		return exitCodes.ok;
+	}
+
+	const [source, ...extra] = positionals;
+	if (source === undefined || extra.length > 0) {
+		throw new UsageError('enqueue takes one file name, or - for standard input');
+	}
+
+	const format = values.format;
+	if (format !== undefined && format !== 'csv' && format !== 'jsonl') {
+		throw new UsageError(`--format must be csv or jsonl, got '${format}'`);
+	}
+
+	const action = (values.action ?? 'add') as LinkAction;
+	if (!linkActions.includes(action)) {
+		throw new UsageError(`--action must be add or remove, got '${values.action}'`);
+	}
+
+	const {settings} = settingsFrom(values, io.environment);
+	const correlationId = values['correlation-id'] ?? `enqueue-${new Date().toISOString().replaceAll(/[-:]|\.\d+/g, '')}-${randomBytes(3).toString('hex')}`;
+	const spool = source === '-' ? await spoolStandardInput(io.stdin) : undefined;
+	try {
+		const path = spool?.path ?? source;
+		const resolvedFormat: PairFileFormat | undefined = format ?? formatFromPath(path);
+		const progress = new ProgressLine(io.stderr);
+
+		// Pass 1: validate everything before anything is sent.
+		let valid = 0;
+		let invalid = 0;
+		try {
+			for await (const row of readPairRows(createReadStream(path), resolvedFormat)) {
+				if (row.ok) {
+					valid++;
+				} else {
+					invalid++;
+					progress.clear();
+					io.stderr.write(`${source === '-' ? 'stdin' : source}: line ${row.line}: ${row.error}\n`);
+				}
+
+				progress.update(`validating: ${formatCount(valid + invalid)} rows`);
+			}
+		} catch (error) {
+			progress.clear();
+			if (error instanceof PairFileError) {
+				io.stderr.write(`${source === '-' ? 'stdin' : source}: ${error.message}; nothing enqueued\n`);
+				return exitCodes.invalidInput;
+			}
+
+			if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+				throw new UsageError(`no such file: ${source}`);
+			}
+
+			throw error;
+		}
+
+		progress.clear();
+		if (invalid > 0 && !values['skip-invalid']) {
+			io.stderr.write(`${formatCount(invalid)} invalid rows; nothing enqueued (--skip-invalid enqueues the ${formatCount(valid)} valid ones)\n`);
+			return exitCodes.invalidInput;
+		}
+
+		// Pass 2: pack and send.
+		const encoding = readQueueHostConfig().messageEncoding;
+		const queue = new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), encoding);
+		const packer = new MessagePacker({action, symmetric: values.symmetric ? true : undefined, correlationId, attempt: 0}, encoding);
+		const sending = new Set<Promise<void>>();
+		let failure: unknown;
+		let messages = 0;
+		let pairs = 0;
+		const send = async (text: string) => {
+			const sent = queue.send(text).then(
+				() => {
+					messages++;
+				},
+				(error: unknown) => {
+					failure ??= error;
+				},
+			);
+			const tracked = sent.finally(() => sending.delete(tracked));
+			sending.add(tracked);
+			if (sending.size >= sendConcurrency) {
+				await Promise.race(sending);
+			}
+		};
+
+		for await (const row of readPairRows(createReadStream(path), resolvedFormat)) {
+			if (failure !== undefined || io.signal.aborted) {
+				break;
+			}
+
+			if (!row.ok) {
+				continue;
+			}
+
+			for (const pair of row.symmetric && !values.symmetric ? [row.pair, reversePair(row.pair)] : [row.pair]) {
+				pairs++;
+				const full = packer.add(pair);
+				if (full !== undefined) {
+					await send(full);
+				}
+			}
+
+			progress.update(`enqueuing: ${formatCount(pairs)} pairs in ${formatCount(messages)} messages`);
+		}
+
+		const last = packer.flush();
+		if (last !== undefined && failure === undefined && !io.signal.aborted) {
+			await send(last);
+		}
+
+		await Promise.all(sending);
+		progress.clear();
+		const skipped = invalid > 0 ? `; ${formatCount(invalid)} invalid rows skipped` : '';
+		if (failure !== undefined || io.signal.aborted) {
+			const why = failure === undefined ? 'interrupted' : (failure as Error).message;
+			io.stderr.write(
+				`enqueue stopped (${why}) after ${formatCount(messages)} messages; re-running the whole file is safe (adding a link twice is harmless)\n`,
+			);
+			return exitCodes.error;
+		}
+
+		io.stdout.write(
+			`enqueued ${formatCount(pairs)} pairs${values.symmetric ? ' (each both ways)' : ''} in ${formatCount(messages)} messages to '${settings.queueName}', correlation ${correlationId}${skipped}\n`,
+		);
+		return exitCodes.ok;
+	} finally {
+		if (spool) {
+			await rm(spool.directory, {recursive: true, force: true});
+		}
+	}
+}
+
+async function spoolStandardInput(stdin: NodeJS.ReadableStream): Promise<{directory: string; path: string}> {
+	const directory = await mkdtemp(join(tmpdir(), 'sod-sync-'));
+	const path = join(directory, 'stdin');
+	await pipeline(stdin, createWriteStream(path));
+	return {directory, path};
+}

@@ -1,0 +1,101 @@
+// `sod-sync run`: the local queue host. Polls the pairs queue and runs the Function's own handler on each message.
+
+import {readQueueHostConfig} from '../host-config.js';
+import {QueueHost, type QueueHostCounts} from '../local/queue-host.js';
+import {createQueueServiceClient} from '../queue/storage-queue.js';
+import type {Environment} from '../settings.js';
+import {createPairsHandler} from '../worker/pairs-handler.js';
+import {createWorkerDependencies} from '../worker/worker-runtime.js';
+import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+import {OutcomeTotals} from './outcome-totals.js';
+
+export const runHelp = `Usage: sod-sync run [--until-empty] [options]
+
+Runs the sync-pairs worker outside the Functions host: polls the pairs queue and hands each message to the same handler
+the Function uses, honouring host.json (batchSize, newBatchThreshold, maxDequeueCount and the <queue>-poison queue,
+visibilityTimeout, maxPollingInterval, messageEncoding). Works against Azurite or Azure Storage, and the simulator or
+Graph. Several run processes on one queue share the work. SIGINT/SIGTERM stop taking messages and finish those in
+flight (unfinished pairs are re-queued); a second signal quits at once (leased messages come back after the lease).
+
+Options:
+  --until-empty              exit once the queue holds no message (visible or delayed) and nothing is in flight
+  --lease-seconds N          how long a running message stays hidden between renewals (default 60)
+  --verbose                  print every message's log line on a terminal too
+${settingFlagsHelp}
+
+Exit codes: 0 done, 1 error, 2 bad usage.`;
+
+export interface RunResult {
+	totals: OutcomeTotals;
+	counts: QueueHostCounts;
+}
+
+export async function runCommand(args: string[], io: CommandIo): Promise<number> {
+	const {values, positionals} = parseCommandLine(
+		args,
+		{'until-empty': {type: 'boolean'}, 'lease-seconds': {type: 'string'}, verbose: {type: 'boolean'}},
+		false,
+	);
+	if (values.help) {
+		io.stdout.write(`${runHelp}\n`);
+		return exitCodes.ok;
+	}
+
+	if (positionals.length > 0) {
+		throw new UsageError('run takes no arguments');
+	}
+
+	const leaseSeconds = values['lease-seconds'] === undefined ? undefined : Number(values['lease-seconds']);
+	if (leaseSeconds !== undefined && (!Number.isInteger(leaseSeconds) || leaseSeconds < 3 || leaseSeconds > 600)) {
+		throw new UsageError(`--lease-seconds must be a whole number from 3 to 600, got '${values['lease-seconds']}'`);
+	}
+
+	const {counts, totals, elapsedMs} = await runQueueHost(io, values, {untilEmpty: values['until-empty'] ?? false, leaseSeconds, verbose: values.verbose ?? false});
+	io.stdout.write(`${describeRun(totals, counts, elapsedMs)}\n`);
+	return exitCodes.ok;
+}
+
+export async function runQueueHost(
+	io: CommandIo,
+	flagValues: Record<string, unknown>,
+	options: {untilEmpty: boolean; leaseSeconds?: number; verbose?: boolean; environment?: Environment},
+): Promise<RunResult & {elapsedMs: number}> {
+	const {settings, environment} = settingsFrom(flagValues, options.environment ?? io.environment);
+	const config = readQueueHostConfig();
+	const totals = new OutcomeTotals();
+	const progress = new ProgressLine(io.stderr);
+	const startedAt = Date.now();
+	const dependencies = createWorkerDependencies(settings, config, environment, {
+		signal: io.signal,
+		onSummary(summary) {
+			totals.add(summary);
+			progress.update(`run: ${totals.brief()}`);
+		},
+	});
+	const queues = createQueueServiceClient(settings.storage);
+	const printLogs = !io.stderr.isTTY || options.verbose;
+	const host = new QueueHost({
+		queue: queues.getQueueClient(settings.queueName),
+		poisonQueue: queues.getQueueClient(`${settings.queueName}-poison`),
+		config,
+		handler: createPairsHandler(dependencies),
+		leaseSeconds: options.leaseSeconds,
+		log(level, message) {
+			if (printLogs || level !== 'information') {
+				progress.clear();
+				io.stderr.write(`${level === 'information' ? '' : `${level}: `}${message}\n`);
+			}
+		},
+	});
+	const counts = await host.run({untilEmpty: options.untilEmpty, signal: io.signal});
+	progress.clear();
+	return {counts, totals, elapsedMs: Date.now() - startedAt};
+}
+
+export function describeRun(totals: OutcomeTotals, counts: QueueHostCounts, elapsedMs: number): string {
+	const host = [
+		`  ${'failed runs'.padEnd(16)}${formatCount(counts.failed).padStart(10)}  (messages handed back to the queue or poisoned)`,
+		`  ${'poisoned'.padEnd(16)}${formatCount(counts.poisoned).padStart(10)}`,
+	];
+	return [`sod-sync run: ${(elapsedMs / 1000).toFixed(1)} s`, totals.table(), ...host].join('\n');
+}
