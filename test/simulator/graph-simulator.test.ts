@@ -1,0 +1,236 @@
+// The simulator over raw HTTP (fetch), checking its wire format against what REFERENCE.md says Graph does.
+
+import {afterEach, describe, expect, it} from 'vitest';
+import {parseRetryAfter} from '../../src/graph/retry-after.js';
+import {GraphSimulator, type SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+
+let simulator: GraphSimulator | undefined;
+
+afterEach(async () => {
+	await simulator?.close();
+	simulator = undefined;
+});
+
+async function start(options: SimulatorOptions = {}) {
+	simulator = await GraphSimulator.start({packageCount: 5, ...options});
+	const base = `${simulator.baseUrl}/v1.0/identityGovernance/entitlementManagement/accessPackages`;
+	const call = async (method: string, path: string, body?: unknown, token = simulator!.token) => {
+		const response = await fetch(path.startsWith('http') ? path : `${base}${path}`, {
+			method,
+			headers: {authorization: `Bearer ${token}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
+			body: body === undefined ? undefined : JSON.stringify(body),
+		});
+		const text = await response.text();
+		return {status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as any) : undefined};
+	};
+
+	const odataId = (id: string) => `${simulator!.baseUrl}/v1.0/identityGovernance/entitlementManagement/accessPackages/${id}`;
+	return {simulator, base, call, odataId, ids: simulator.packageIds as [string, string, string, string, string]};
+}
+
+describe('GraphSimulator', () => {
+	it('requires the bearer token and answers Graph\'s error body', async () => {
+		const {call, ids} = await start();
+		const response = await call('GET', `/${ids[0]}`, undefined, 'wrong');
+		expect(response.status).toBe(401);
+		expect(response.body.error).toMatchObject({code: 'InvalidAuthenticationToken', innerError: {'request-id': expect.any(String), date: expect.any(String)}});
+		expect(response.headers.get('request-id')).toBe(response.body.error.innerError['request-id']);
+		expect(simulator!.stats.unauthorized).toBe(1);
+	});
+
+	it('adds (204), lists with @odata.nextLink paging, and removes (204) links', async () => {
+		const {call, odataId, ids} = await start({pageSize: 2});
+		const [a, ...others] = ids;
+		for (const other of others) {
+			// eslint-disable-next-line no-await-in-loop
+			expect((await call('POST', `/${a}/incompatibleAccessPackages/$ref`, {'@odata.id': odataId(other)})).status).toBe(204);
+		}
+
+		const seen: string[] = [];
+		let next: string | undefined = `/${a}/incompatibleAccessPackages?$select=id`;
+		let pages = 0;
+		while (next) {
+			// eslint-disable-next-line no-await-in-loop
+			const page = await call('GET', next);
+			expect(page.status).toBe(200);
+			seen.push(...(page.body.value as Array<{id: string}>).map(item => item.id));
+			expect(Object.keys(page.body.value[0] as object)).toEqual(['id']);
+			next = page.body['@odata.nextLink'] as string | undefined;
+			pages++;
+		}
+
+		expect(pages).toBe(2);
+		expect(seen.sort()).toEqual([...others].sort());
+		expect((await call('GET', `/${others[0]}/accessPackagesIncompatibleWith`)).body.value.map((item: {id: string}) => item.id)).toEqual([a]);
+		expect((await call('DELETE', `/${a}/incompatibleAccessPackages/${others[0]}/$ref`)).status).toBe(204);
+		expect((await call('DELETE', `/${a}/incompatibleAccessPackages/${others[0]}/$ref`)).status).toBe(404);
+		expect(simulator!.linksOf(a)).toHaveLength(3);
+	});
+
+	it.each([204, 400, 409] as const)('answers a duplicate add with %i when so configured', async status => {
+		const {call, odataId, ids} = await start({duplicateAddStatus: status});
+		simulator!.link(ids[0], ids[1]);
+		expect((await call('POST', `/${ids[0]}/incompatibleAccessPackages/$ref`, {'@odata.id': odataId(ids[1])})).status).toBe(status);
+	});
+
+	it('answers 404 ResourceNotFound for an unknown package and 400 for a malformed body or id', async () => {
+		const {call, odataId, ids} = await start();
+		const missing = '00000000-0000-4000-8000-000000000000';
+		expect((await call('POST', `/${ids[0]}/incompatibleAccessPackages/$ref`, {'@odata.id': odataId(missing)})).body.error.code).toBe('ResourceNotFound');
+		expect((await call('POST', `/${ids[0]}/incompatibleAccessPackages/$ref`, {'@odata.id': 'nonsense'})).status).toBe(400);
+		expect((await call('GET', '/not-a-guid')).status).toBe(400);
+	});
+
+	it('records every request that matches no route', async () => {
+		const {call, ids} = await start();
+		await call('GET', `/${ids[0]}/somethingElse`);
+		await call('PATCH', `/${ids[0]}`, {});
+		expect(simulator!.stats.unmatched).toEqual([
+			expect.stringContaining(`GET /v1.0/identityGovernance/entitlementManagement/accessPackages/${ids[0]}/somethingElse`),
+			expect.stringContaining(`PATCH /v1.0/identityGovernance/entitlementManagement/accessPackages/${ids[0]}`),
+		]);
+	});
+
+	it('answers 404 for the first N adds naming a package (replication lag)', async () => {
+		const {call, odataId, ids} = await start({faults: {notFoundFirstAdds: 2}});
+		const add = async () => (await call('POST', `/${ids[0]}/incompatibleAccessPackages/$ref`, {'@odata.id': odataId(ids[1])})).status;
+		expect([await add(), await add(), await add()]).toEqual([404, 404, 204]);
+	});
+
+	it('applies a write and then drops the connection when told to', async () => {
+		const {call, odataId, ids} = await start();
+		simulator!.script({method: 'POST', resetAfterWrite: true});
+		await expect(call('POST', `/${ids[0]}/incompatibleAccessPackages/$ref`, {'@odata.id': odataId(ids[1])})).rejects.toThrow();
+		expect(simulator!.hasLink(ids[0], ids[1])).toBe(true);
+		expect(simulator!.stats.resets).toBe(1);
+	});
+
+	it('answers 5xx at the configured rate', async () => {
+		const {call, ids} = await start({faults: {serverErrorRate: 0.5}, seed: 3});
+		const statuses = await Promise.all(Array.from({length: 200}, async () => (await call('GET', `/${ids[0]}`)).status));
+		const errors = statuses.filter(status => status >= 500);
+		expect(errors.length).toBeGreaterThan(70);
+		expect(errors.length).toBeLessThan(130);
+		expect(new Set(errors)).toEqual(new Set([500, 502, 503, 504]));
+	});
+
+	describe('throttling', () => {
+		it('spends a burst, then answers 429 with Retry-After in whole seconds', async () => {
+			const {call, ids} = await start({throttle: {operationsPerSecond: 1, burstOperations: 3, penaltyWindow: false}});
+			const statuses: number[] = [];
+			for (let index = 0; index < 5; index++) {
+				// eslint-disable-next-line no-await-in-loop
+				statuses.push((await call('GET', `/${ids[0]}`)).status);
+			}
+
+			expect(statuses).toEqual([200, 200, 200, 429, 429]);
+			const throttled = await call('GET', `/${ids[0]}`);
+			expect(throttled.headers.get('retry-after')).toBe('1');
+			expect(throttled.body.error.code).toBe('TooManyRequests');
+		});
+
+		it.each([
+			['decimal', /^\d+\.\d{3}$/],
+			['http-date', /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/],
+		] as const)('writes Retry-After as %s', async (format, pattern) => {
+			const {call, ids} = await start({throttle: {operationsPerSecond: 1, burstOperations: 1, retryAfter: format}});
+			await call('GET', `/${ids[0]}`);
+			const throttled = await call('GET', `/${ids[0]}`);
+			expect(throttled.status).toBe(429);
+			expect(throttled.headers.get('retry-after')).toMatch(pattern);
+			expect(parseRetryAfter(throttled.headers.get('retry-after'), Date.now())).toBeGreaterThan(0);
+		});
+
+		it('omits Retry-After when so configured', async () => {
+			const {call, ids} = await start({throttle: {operationsPerSecond: 1, burstOperations: 1, retryAfter: 'absent'}});
+			await call('GET', `/${ids[0]}`);
+			const throttled = await call('GET', `/${ids[0]}`);
+			expect(throttled.status).toBe(429);
+			expect(throttled.headers.get('retry-after')).toBeNull();
+		});
+
+		it('keeps answering 429 to calls made inside the penalty window, even once the budget has refilled', async () => {
+			const {call, ids} = await start({throttle: {operationsPerSecond: 100, burstOperations: 1, retryAfterSeconds: 0.3, retryAfter: 'decimal'}});
+			await call('GET', `/${ids[0]}`);
+			expect((await call('GET', `/${ids[0]}`)).status).toBe(429);
+			// Well past the refill (10 ms) but inside the 300 ms window, each call extends it.
+			for (let index = 0; index < 3; index++) {
+				// eslint-disable-next-line no-await-in-loop
+				await new Promise(resolve => setTimeout(resolve, 100));
+				// eslint-disable-next-line no-await-in-loop
+				expect((await call('GET', `/${ids[0]}`)).status).toBe(429);
+			}
+
+			await new Promise(resolve => setTimeout(resolve, 350));
+			expect((await call('GET', `/${ids[0]}`)).status).toBe(200);
+		});
+
+		it('answers 429 past a concurrency cap, and reports the peak', async () => {
+			const {call, ids} = await start({throttle: {maxConcurrentRequests: 2}, faults: {latencyMs: 100}});
+			const statuses = await Promise.all(Array.from({length: 6}, async () => (await call('GET', `/${ids[0]}`)).status));
+			expect(statuses.filter(status => status === 200).length).toBeGreaterThanOrEqual(2);
+			expect(statuses).toContain(429);
+			expect(simulator!.stats.peakConcurrency).toBe(6);
+		});
+	});
+
+	describe('$batch', () => {
+		const batch = async (requests: unknown[]) => {
+			const {call} = await start();
+			return call('POST', `${simulator!.baseUrl}/v1.0/$batch`, {requests});
+		};
+
+		it('answers each request by id, in any order, counting each as an operation', async () => {
+			const {call, odataId, ids} = await start({seed: 5});
+			const requests = ids.slice(1).map((id, index) => ({
+				id: String(index + 1),
+				method: 'POST',
+				url: `/identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages/$ref`,
+				headers: {'Content-Type': 'application/json'},
+				body: {'@odata.id': odataId(id)},
+			}));
+			requests.push({id: '9', method: 'GET', url: `identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages`, headers: {}, body: undefined as never});
+			const response = await call('POST', `${simulator!.baseUrl}/v1.0/$batch`, {requests});
+			expect(response.status).toBe(200);
+			const byId = new Map((response.body.responses as Array<{id: string; status: number}>).map(item => [item.id, item]));
+			expect([...byId.keys()].sort()).toEqual(['1', '2', '3', '4', '9']);
+			expect(['1', '2', '3', '4'].map(id => byId.get(id)!.status)).toEqual([204, 204, 204, 204]);
+			expect(simulator!.linksOf(ids[0])).toHaveLength(4);
+			expect(simulator!.stats.operations).toBe(5);
+		});
+
+		it('throttles batch items one by one, each with its own retry-after', async () => {
+			const {call, odataId, ids} = await start({throttle: {operationsPerSecond: 1, burstOperations: 2, penaltyWindow: false}});
+			const requests = ids.slice(1).map((id, index) => ({
+				id: `r${index}`,
+				method: 'POST',
+				url: `/identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages/$ref`,
+				headers: {'content-type': 'application/json'},
+				body: {'@odata.id': odataId(id)},
+			}));
+			const response = await call('POST', `${simulator!.baseUrl}/v1.0/$batch`, {requests});
+			const statuses = (response.body.responses as Array<{status: number; headers: Record<string, string>}>).map(item => item.status).sort();
+			expect(statuses).toEqual([204, 204, 429, 429]);
+			for (const item of response.body.responses as Array<{status: number; headers: Record<string, string>}>) {
+				if (item.status === 429) {
+					expect(item.headers['retry-after']).toBe('1');
+				}
+			}
+		});
+
+		it('refuses more than 20 requests', async () => {
+			const requests = Array.from({length: 21}, (_, index) => ({id: String(index), method: 'GET', url: '/identityGovernance/entitlementManagement/accessPackages'}));
+			expect((await batch(requests)).status).toBe(400);
+		});
+
+		it('refuses a request with a body and no Content-Type', async () => {
+			expect((await batch([{id: '1', method: 'POST', url: '/x', body: {}}])).body.error.message).toMatch(/no Content-Type/);
+		});
+
+		it('refuses duplicate ids and absolute urls', async () => {
+			expect((await batch([{id: '1', method: 'GET', url: '/a'}, {id: '1', method: 'GET', url: '/b'}])).status).toBe(400);
+			await simulator!.close();
+			expect((await batch([{id: '1', method: 'GET', url: 'https://evil.example/v1.0/me'}])).status).toBe(400);
+		});
+	});
+});
