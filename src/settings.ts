@@ -11,6 +11,7 @@ export interface Settings {
 	graphBaseUrl: URL;
 	graphApiVersion: GraphApiVersion;
 	graphMaxConcurrency: number;
+	graphBatchSize: number;
 	graphRequestTimeoutMs: number;
 	/** A static bearer token (local simulator, tests). When set, no Azure credential is used. */
 	graphAccessToken: string | undefined;
@@ -38,6 +39,7 @@ export const settingNames = {
 	graphBaseUrl: 'GRAPH_BASE_URL',
 	graphApiVersion: 'GRAPH_API_VERSION',
 	graphMaxConcurrency: 'GRAPH_MAX_CONCURRENCY',
+	graphBatchSize: 'GRAPH_BATCH_SIZE',
 	graphRequestTimeoutSeconds: 'GRAPH_REQUEST_TIMEOUT_SECONDS',
 	graphAccessToken: 'GRAPH_ACCESS_TOKEN',
 	invocationBudgetSeconds: 'SOD_INVOCATION_BUDGET_SECONDS',
@@ -57,6 +59,8 @@ export const defaults = {
 	graphApiVersion: 'v1.0' as GraphApiVersion,
 	/** Defaults to 8 requests in flight per process, shared by every invocation the process runs at once. */
 	graphMaxConcurrency: 8,
+	/** Defaults to 20 operations per `$batch` request (Graph's maximum); 1 turns batching off. */
+	graphBatchSize: 20,
 	/** Defaults to 30 s per HTTP request. */
 	graphRequestTimeoutSeconds: 30,
 	/**
@@ -119,6 +123,7 @@ export function readSettings(environment: Environment): Settings {
 		graphBaseUrl: read(settingNames.graphBaseUrl, parseGraphBaseUrl, new URL(defaults.graphBaseUrl)),
 		graphApiVersion: read(settingNames.graphApiVersion, parseApiVersion, defaults.graphApiVersion),
 		graphMaxConcurrency: read(settingNames.graphMaxConcurrency, integerIn(1, 256), defaults.graphMaxConcurrency),
+		graphBatchSize: read(settingNames.graphBatchSize, integerIn(1, 20), defaults.graphBatchSize),
 		graphRequestTimeoutMs:
 			read(settingNames.graphRequestTimeoutSeconds, integerIn(1, 300), defaults.graphRequestTimeoutSeconds) * 1000,
 		graphAccessToken: environment[settingNames.graphAccessToken]?.trim() || undefined,

@@ -1,15 +1,17 @@
-// The link engine: applies pairs to Graph under one process-wide concurrency bound and one throttle gate,
-// retrying what is worth retrying and saying, for every pair, how it ended.
+// The link engine: applies pairs to Graph under one process-wide concurrency bound and one throttle gate, retrying what
+// is worth retrying and saying, for every pair, how it ended. Requests from every run in the process (every message the
+// host is handling) share a dispatcher that packs up to 20 operations into one `$batch`, paces them, and adapts how many
+// requests are in flight to what Graph accepts (see ThroughputControl).
 
 import {setMaxListeners} from 'node:events';
-import pLimit, {type LimitFunction} from 'p-limit';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {outcomeUnknown} from '../graph/graph-failure.js';
-import type {CallResult, LinkGateway} from '../graph/link-gateway.js';
+import {maximumBatchSize, readLinksPage, type CallResult, type LinkGateway, type LinkOperation} from '../graph/link-gateway.js';
 import type {LinkAction, Pair} from '../pair.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
 import {ThrottleGate} from './throttle-gate.js';
+import {ThroughputControl} from './throughput-control.js';
 
 export type PairOutcome =
 	| {pair: Pair; status: 'linked' | 'already-linked' | 'removed' | 'already-absent'}
@@ -32,8 +34,10 @@ export class SystemicFailure extends Error {
 
 export interface LinkEngineOptions {
 	gateway: LinkGateway;
-	/** Requests in flight at once, across every `run` of this engine. Defaults to 8. */
+	/** HTTP requests in flight at once, across every `run` of this engine. Defaults to 8. */
 	maxConcurrency?: number;
+	/** Operations per `$batch` request, 1 to 20; 1 sends each operation on its own. Defaults to 20. */
+	batchSize?: number;
 	/** Defaults to 30 s. */
 	requestTimeoutMs?: number;
 	gate?: ThrottleGate;
@@ -49,6 +53,15 @@ export interface RunOptions {
 	signal?: AbortSignal;
 }
 
+export interface EngineStats {
+	/** HTTP requests sent to Graph. */
+	requests: number;
+	/** Operations carried by them. */
+	operations: number;
+	/** Operations answered 429. */
+	throttled: number;
+}
+
 /** The least time worth starting a request in; closer to the deadline, the pair is deferred instead. */
 const minimumRequestWindowMs = 1000;
 
@@ -59,6 +72,15 @@ interface RunContext {
 	signal: AbortSignal;
 }
 
+/** What the dispatcher hands back for one operation. */
+type Dispatched = CallResult<unknown> | {gateClosed: true; throttled?: GraphFailure} | {deferred: true};
+
+interface PendingOperation {
+	operation: LinkOperation;
+	context: RunContext;
+	resolve: (result: Dispatched) => void;
+}
+
 /**
  * @example
  * const engine = new LinkEngine({gateway, maxConcurrency: 8});
@@ -66,12 +88,17 @@ interface RunContext {
  */
 export class LinkEngine {
 	readonly #gateway: LinkGateway;
-	readonly #limit: LimitFunction;
+	readonly #control: ThroughputControl;
+	readonly #batchSize: number;
 	readonly #gate: ThrottleGate;
 	readonly #policy: RetryPolicy;
 	readonly #clock: Clock;
 	readonly #random: () => number;
 	readonly #requestTimeoutMs: number;
+	readonly #pending: PendingOperation[] = [];
+	#active = 0;
+	#drainScheduled = false;
+	readonly stats: EngineStats = {requests: 0, operations: 0, throttled: 0};
 
 	constructor(options: LinkEngineOptions) {
 		const maxConcurrency = options.maxConcurrency ?? 8;
@@ -79,10 +106,16 @@ export class LinkEngine {
 			throw new TypeError(`Expected maxConcurrency to be a whole number from 1, got ${maxConcurrency}`);
 		}
 
+		const batchSize = options.batchSize ?? maximumBatchSize;
+		if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > maximumBatchSize) {
+			throw new TypeError(`Expected batchSize to be a whole number from 1 to ${maximumBatchSize}, got ${batchSize}`);
+		}
+
 		this.#gateway = options.gateway;
-		this.#limit = pLimit(maxConcurrency);
+		this.#batchSize = batchSize;
 		this.#clock = options.clock ?? systemClock;
 		this.#random = options.random ?? Math.random;
+		this.#control = new ThroughputControl({maxConcurrency, clock: this.#clock});
 		this.#gate = options.gate ?? new ThrottleGate({clock: this.#clock, random: this.#random});
 		this.#policy = options.retryPolicy ?? defaultRetryPolicy;
 		this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -92,9 +125,13 @@ export class LinkEngine {
 		return this.#gate;
 	}
 
-	/** Requests in flight now, across every run. */
+	get control(): ThroughputControl {
+		return this.#control;
+	}
+
+	/** HTTP requests in flight now, across every run. */
 	get activeRequests(): number {
-		return this.#limit.activeCount;
+		return this.#active;
 	}
 
 	/**
@@ -163,10 +200,7 @@ export class LinkEngine {
 				failure = listed.failure;
 			} else {
 				// eslint-disable-next-line no-await-in-loop
-				const written = await this.#send(
-					signal => (action === 'add' ? this.#gateway.addLink(pair, signal) : this.#gateway.removeLink(pair, signal)),
-					context,
-				);
+				const written = await this.#send({kind: action, pair}, context);
 				if ('deferred' in written) {
 					return deferred(written.delayMs, written.throttled);
 				}
@@ -233,30 +267,27 @@ export class LinkEngine {
 		let nextLink: string | undefined;
 		do {
 			// eslint-disable-next-line no-await-in-loop
-			const page = await this.#send(
-				signal => this.#gateway.listLinksPage(pair.accessPackageId, nextLink, signal),
-				context,
-			);
+			const page = await this.#send({kind: 'list', accessPackageId: pair.accessPackageId, nextLink}, context);
 			if ('deferred' in page || !page.ok) {
 				return page;
 			}
 
-			if (page.value.ids.includes(pair.incompatibleAccessPackageId)) {
+			const {ids, nextLink: next} = readLinksPage(page.value);
+			if (ids.includes(pair.incompatibleAccessPackageId)) {
 				return {ok: true, value: true};
 			}
 
-			nextLink = page.value.nextLink;
+			nextLink = next;
 		} while (nextLink !== undefined);
 
 		return {ok: true, value: false};
 	}
 
 	/**
-	 * Sends one request when the gate is open and a concurrency slot is free. A 429 closes the gate and the request waits
-	 * for it again, outside the slot; past the deadline (or on shutdown) the pair is deferred instead.
+	 * Sends one operation once the gate is open, through the dispatcher. A 429 closes the gate and the operation waits
+	 * for it again (holding no concurrency slot); past the deadline, or on shutdown, the pair is deferred instead.
 	 */
-	async #send<T>(call: (signal: AbortSignal) => Promise<CallResult<T>>, context: RunContext): Promise<Sent<T>> {
-		const gateClosed = Symbol('gate closed');
+	async #send(operation: LinkOperation, context: RunContext): Promise<Sent<unknown>> {
 		let throttled: GraphFailure | undefined;
 		for (;;) {
 			const waitMs = Math.max(0, this.#gate.reopenAt - this.#clock.now());
@@ -272,34 +303,111 @@ export class LinkEngine {
 			}
 
 			// eslint-disable-next-line no-await-in-loop
-			const result = await this.#limit(async (): Promise<Sent<T> | typeof gateClosed> => {
-				// Queued behind others, this request may reach its slot after the gate closed again or the deadline passed.
-				const now = this.#clock.now();
-				if (!this.#gate.isOpen()) {
-					return gateClosed;
-				}
-
-				const remaining = context.deadline - now;
-				if (context.signal.aborted || remaining < minimumRequestWindowMs) {
-					return {deferred: true, delayMs: 0, throttled};
-				}
-
-				const request = childSignal(context.signal, Math.min(this.#requestTimeoutMs, remaining));
-				const response = await call(request.signal).finally(() => request.dispose());
-				if (!response.ok && response.failure.kind === 'throttled') {
-					this.#gate.close(response.failure.retryAfterMs, now);
-					throttled = response.failure;
-					return gateClosed;
-				}
-
-				if (response.ok) {
-					this.#gate.recordSuccess();
-				}
-
-				return response;
+			const result = await new Promise<Dispatched>(resolve => {
+				this.#pending.push({operation, context, resolve});
+				this.#scheduleDrain();
 			});
-			if (result !== gateClosed) {
-				return result;
+			if ('gateClosed' in result) {
+				throttled = result.throttled ?? throttled;
+				continue;
+			}
+
+			if ('deferred' in result) {
+				return {deferred: true, delayMs: 0, throttled};
+			}
+
+			return result;
+		}
+	}
+
+	/** Waits one turn of the event loop, so that the operations submitted together leave together. */
+	#scheduleDrain(): void {
+		if (!this.#drainScheduled) {
+			this.#drainScheduled = true;
+			setImmediate(() => {
+				this.#drainScheduled = false;
+				this.#drain();
+			});
+		}
+	}
+
+	/** Starts requests while slots are free: each takes up to `batchSize` pending operations. */
+	#drain(): void {
+		while (this.#pending.length > 0 && this.#active < this.#control.concurrency) {
+			if (!this.#gate.isOpen()) {
+				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.
+				for (const entry of this.#pending.splice(0)) {
+					entry.resolve({gateClosed: true});
+				}
+
+				return;
+			}
+
+			const group = this.#pending.splice(0, this.#batchSize);
+			this.#active++;
+			void this.#request(group).finally(() => {
+				this.#active--;
+				this.#drain();
+			});
+		}
+	}
+
+	async #request(group: PendingOperation[]): Promise<void> {
+		const paceMs = this.#control.reserve(group.length);
+		if (paceMs > 0) {
+			await this.#clock.sleep(paceMs);
+		}
+
+		const now = this.#clock.now();
+		const live = group.filter(entry => {
+			const late = entry.context.signal.aborted || entry.context.deadline - now < minimumRequestWindowMs;
+			if (late) {
+				entry.resolve({deferred: true});
+			}
+
+			return !late;
+		});
+		if (live.length === 0) {
+			return;
+		}
+
+		if (!this.#gate.isOpen()) {
+			for (const entry of live) {
+				entry.resolve({gateClosed: true});
+			}
+
+			return;
+		}
+
+		const timeoutMs = Math.min(this.#requestTimeoutMs, ...live.map(entry => entry.context.deadline - now));
+		const timeout = childSignal(undefined, timeoutMs);
+		const operations = live.map(entry => entry.operation);
+		this.stats.requests++;
+		this.stats.operations += operations.length;
+		const results =
+			operations.length === 1
+				? [await this.#gateway.execute(operations[0]!, timeout.signal)]
+				: await this.#gateway.executeBatch(operations, timeout.signal);
+		timeout.dispose();
+		// Accepted operations are counted before any 429 of the same answer, so that the rate estimate includes them.
+		const isThrottled = (result: CallResult<unknown>) => !result.ok && result.failure.kind === 'throttled';
+		const accepted = results.filter(result => !isThrottled(result)).length;
+		if (accepted > 0) {
+			this.#gate.recordSuccess();
+			this.#control.recordAccepted(accepted);
+		}
+
+		for (const [index, entry] of live.entries()) {
+			const result = results[index]!;
+			if (!result.ok && result.failure.kind === 'throttled') {
+				this.stats.throttled++;
+				if (this.#gate.close(result.failure.retryAfterMs, now)) {
+					this.#control.recordThrottle(Math.max(0, this.#gate.reopenAt - this.#clock.now()));
+				}
+
+				entry.resolve({gateClosed: true, throttled: result.failure});
+			} else {
+				entry.resolve(result);
 			}
 		}
 	}

@@ -52,9 +52,9 @@ export class ThrottleGate {
 	/**
 	 * Records a 429 for a request sent at `sentAt`. With a Retry-After the gate stays shut until then (never shortened).
 	 * Without one it backs off exponentially; 429s for requests that left before the gate last closed are the same burst
-	 * and do not grow the backoff.
+	 * and do not grow the backoff. Returns true when this 429 starts a new burst (a throttle event).
 	 */
-	close(retryAfterMs: number | undefined, sentAt: number): void {
+	close(retryAfterMs: number | undefined, sentAt: number): boolean {
 		const now = this.#clock.now();
 		this.#closes++;
 		const sameBurst = sentAt < this.#closedAt;
@@ -69,6 +69,7 @@ export class ThrottleGate {
 		}
 
 		this.#reopenAt = Math.max(this.#reopenAt, now + wait);
+		return !sameBurst;
 	}
 
 	/** A request went through: the next 429 without Retry-After starts the backoff afresh. */

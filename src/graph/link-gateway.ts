@@ -1,31 +1,58 @@
-// The Graph calls sod-sync makes, one HTTP request each, answering values instead of throwing.
+// The Graph operations sod-sync performs, sent one per HTTP request or up to 20 in one `$batch`, through the Graph SDK.
+// Every call answers values, never throws: each operation's outcome is classified here, where its response arrives.
 
 import type {Client} from '@microsoft/microsoft-graph-client';
 import type {Pair} from '../pair.js';
-import {classifyError, type GraphFailure} from './graph-failure.js';
+import {classifyError, classifyStatus, type GraphFailure} from './graph-failure.js';
 import {accessPackageODataId, addLinkPath, incompatibleAccessPackagesPath, removeLinkPath} from './link-paths.js';
 
 export type CallResult<T = undefined> = {ok: true; value: T} | {ok: false; failure: GraphFailure};
 
+export type LinkOperation =
+	| {kind: 'add'; pair: Pair}
+	| {kind: 'remove'; pair: Pair}
+	/** A page of `accessPackageId`'s incompatible packages: the first when `nextLink` is undefined. */
+	| {kind: 'list'; accessPackageId: string; nextLink: string | undefined};
+
 export interface LinksPage {
 	/** Ids (lower case) of the packages on this page. */
 	ids: string[];
-	/** The next page's URL (same origin as Graph, checked), if any. */
+	/** The next page's URL (same origin as Graph), if any. */
 	nextLink: string | undefined;
 }
 
-/** One request each; `signal` ends the request early (timeout or shutdown). */
+/** Graph takes at most 20 requests in one `$batch`. */
+export const maximumBatchSize = 20;
+
 export interface LinkGateway {
-	addLink(pair: Pair, signal: AbortSignal): Promise<CallResult>;
-	removeLink(pair: Pair, signal: AbortSignal): Promise<CallResult>;
-	/** A page of `accessPackageId`'s incompatible packages: the first when `nextLink` is undefined. */
-	listLinksPage(accessPackageId: string, nextLink: string | undefined, signal: AbortSignal): Promise<CallResult<LinksPage>>;
+	/** One operation, one HTTP request; `signal` ends it early (timeout or shutdown). */
+	execute(operation: LinkOperation, signal: AbortSignal): Promise<CallResult<unknown>>;
+	/**
+	 * Up to 20 operations in one `$batch` request; one result per operation, in order. A failure of the batch request
+	 * itself (429, 5xx, a dropped connection) is every operation's failure.
+	 */
+	executeBatch(operations: readonly LinkOperation[], signal: AbortSignal): Promise<Array<CallResult<unknown>>>;
 }
 
 export interface GraphLinkGatewayOptions {
 	graphBaseUrl: URL;
 	apiVersion: string;
 	now?: () => number;
+}
+
+interface RequestSpec {
+	method: 'GET' | 'POST' | 'DELETE';
+	/** Relative to the version, with its query. */
+	path: string;
+	version: string;
+	body?: unknown;
+}
+
+interface BatchResponse {
+	id?: unknown;
+	status?: unknown;
+	headers?: Record<string, unknown>;
+	body?: unknown;
 }
 
 export class GraphLinkGateway implements LinkGateway {
@@ -41,62 +68,160 @@ export class GraphLinkGateway implements LinkGateway {
 		this.#now = options.now ?? Date.now;
 	}
 
-	async addLink(pair: Pair, signal: AbortSignal): Promise<CallResult> {
-		const body = {'@odata.id': accessPackageODataId(this.#graphBaseUrl, this.#apiVersion, pair.incompatibleAccessPackageId)};
-		return this.#call(() => this.#client.api(addLinkPath(pair.accessPackageId)).option('signal', signal).post(body));
-	}
-
-	async removeLink(pair: Pair, signal: AbortSignal): Promise<CallResult> {
-		return this.#call(() =>
-			this.#client.api(removeLinkPath(pair.accessPackageId, pair.incompatibleAccessPackageId)).option('signal', signal).delete(),
-		);
-	}
-
-	async listLinksPage(accessPackageId: string, nextLink: string | undefined, signal: AbortSignal): Promise<CallResult<LinksPage>> {
-		if (nextLink !== undefined && !this.#isGraphUrl(nextLink)) {
-			return {
-				ok: false,
-				failure: {kind: 'bad-request', code: 'UntrustedNextLink', message: 'Graph returned an @odata.nextLink on another origin; not followed'},
-			};
+	async execute(operation: LinkOperation, signal: AbortSignal): Promise<CallResult<unknown>> {
+		const spec = this.#spec(operation);
+		if (!spec.ok) {
+			return spec;
 		}
 
-		// The SDK parses only https:// URLs as absolute, so a nextLink is split into its version and relative path here.
-		const [version, path] =
-			nextLink === undefined ? [this.#apiVersion, `${incompatibleAccessPackagesPath(accessPackageId)}?$select=id`] : splitGraphUrl(nextLink);
-		const result = await this.#call<{value?: Array<{id?: unknown}>; '@odata.nextLink'?: unknown}>(() =>
-			this.#client.api(path).version(version).option('signal', signal).get(),
-		);
-		if (!result.ok) {
-			return result;
-		}
-
-		const ids = (result.value?.value ?? [])
-			.map(item => (typeof item?.id === 'string' ? item.id.toLowerCase() : undefined))
-			.filter((id): id is string => id !== undefined);
-		const next = result.value?.['@odata.nextLink'];
-		return {ok: true, value: {ids, nextLink: typeof next === 'string' ? next : undefined}};
-	}
-
-	#isGraphUrl(url: string): boolean {
+		const {method, path, version, body} = spec.value;
 		try {
-			return new URL(url).origin === this.#graphBaseUrl.origin;
-		} catch {
-			return false;
-		}
-	}
-
-	async #call<T = undefined>(send: () => Promise<T>): Promise<CallResult<T>> {
-		try {
-			return {ok: true, value: await send()};
+			const request = this.#client.api(path).version(version).option('signal', signal);
+			const value: unknown = method === 'GET' ? await request.get() : method === 'POST' ? await request.post(body) : await request.delete();
+			return {ok: true, value};
 		} catch (error) {
 			return {ok: false, failure: classifyError(error, this.#now())};
 		}
 	}
+
+	async executeBatch(operations: readonly LinkOperation[], signal: AbortSignal): Promise<Array<CallResult<unknown>>> {
+		if (operations.length === 0 || operations.length > maximumBatchSize) {
+			throw new RangeError(`Expected 1 to ${maximumBatchSize} operations in a batch, got ${operations.length}`);
+		}
+
+		const results = new Array<CallResult<unknown> | undefined>(operations.length);
+		const requests: Array<{id: string; method: string; url: string; headers?: Record<string, string>; body?: unknown}> = [];
+		const single: number[] = [];
+		for (const [index, operation] of operations.entries()) {
+			const spec = this.#spec(operation);
+			if (!spec.ok) {
+				results[index] = spec;
+			} else if (spec.value.version === this.#apiVersion) {
+				const {method, path, body} = spec.value;
+				requests.push({id: String(index), method, url: path, ...(body === undefined ? {} : {headers: {'content-type': 'application/json'}, body})});
+			} else {
+				single.push(index); // A nextLink on another version cannot ride in this version's $batch.
+			}
+		}
+
+		if (requests.length > 0) {
+			let responses: BatchResponse[];
+			try {
+				const answer = (await this.#client.api('/$batch').version(this.#apiVersion).option('signal', signal).post({requests})) as {
+					responses?: unknown;
+				};
+				responses = Array.isArray(answer?.responses) ? (answer.responses as BatchResponse[]) : [];
+			} catch (error) {
+				const failure = classifyError(error, this.#now());
+				for (const request of requests) {
+					results[Number(request.id)] = {ok: false, failure};
+				}
+
+				responses = [];
+			}
+
+			// Graph answers in any order: match by id.
+			for (const response of responses) {
+				const index = typeof response?.id === 'string' ? Number(response.id) : Number.NaN;
+				if (Number.isInteger(index) && index >= 0 && index < operations.length && results[index] === undefined) {
+					results[index] = this.#readBatchResponse(response);
+				}
+			}
+		}
+
+		for (const index of single) {
+			// eslint-disable-next-line no-await-in-loop
+			results[index] = await this.execute(operations[index]!, signal);
+		}
+
+		return results.map(
+			result =>
+				result ?? {ok: false, failure: {kind: 'server', code: 'MissingBatchResponse', message: 'the $batch answer had no response for this request'}},
+		);
+	}
+
+	#readBatchResponse(response: BatchResponse): CallResult<unknown> {
+		const status = typeof response.status === 'number' ? response.status : 0;
+		if (status >= 200 && status < 300) {
+			return {ok: true, value: response.body};
+		}
+
+		const headers = Object.fromEntries(Object.entries(response.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]));
+		const error = (response.body as {error?: {code?: unknown; message?: unknown; innerError?: Record<string, unknown>}} | undefined)?.error;
+		return {
+			ok: false,
+			failure: classifyStatus(
+				status,
+				{
+					code: typeof error?.code === 'string' ? error.code : undefined,
+					message: typeof error?.message === 'string' ? error.message : undefined,
+					requestId: typeof error?.innerError?.['request-id'] === 'string' ? error.innerError['request-id'] : headers['request-id'],
+					retryAfter: headers['retry-after'],
+				},
+				this.#now(),
+			),
+		};
+	}
+
+	#spec(operation: LinkOperation): CallResult<RequestSpec> {
+		switch (operation.kind) {
+			case 'add': {
+				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
+				const body = {'@odata.id': accessPackageODataId(this.#graphBaseUrl, this.#apiVersion, incompatibleAccessPackageId)};
+				return {ok: true, value: {method: 'POST', path: addLinkPath(accessPackageId), version: this.#apiVersion, body}};
+			}
+
+			case 'remove': {
+				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
+				return {ok: true, value: {method: 'DELETE', path: removeLinkPath(accessPackageId, incompatibleAccessPackageId), version: this.#apiVersion}};
+			}
+
+			case 'list': {
+				if (operation.nextLink === undefined) {
+					return {ok: true, value: {method: 'GET', path: `${incompatibleAccessPackagesPath(operation.accessPackageId)}?$select=id`, version: this.#apiVersion}};
+				}
+
+				const next = splitGraphUrl(operation.nextLink, this.#graphBaseUrl);
+				if (!next) {
+					return {
+						ok: false,
+						failure: {kind: 'bad-request', code: 'UntrustedNextLink', message: 'Graph returned an @odata.nextLink on another origin; not followed'},
+					};
+				}
+
+				return {ok: true, value: {method: 'GET', path: next.path, version: next.version}};
+			}
+		}
+	}
 }
 
-/** `https://graph.microsoft.com/v1.0/a/b?x=1` -> `['v1.0', '/a/b?x=1']`. */
-function splitGraphUrl(url: string): [string, string] {
-	const {pathname, search} = new URL(url);
-	const [, version = '', ...rest] = pathname.split('/');
-	return [version, `/${rest.join('/')}${search}`];
+/** Reads a list page's body into ids and the next link. */
+export function readLinksPage(value: unknown): LinksPage {
+	const body = value as {value?: Array<{id?: unknown}>; '@odata.nextLink'?: unknown} | undefined;
+	const ids = (Array.isArray(body?.value) ? body.value : [])
+		.map(item => (typeof item?.id === 'string' ? item.id.toLowerCase() : undefined))
+		.filter((id): id is string => id !== undefined);
+	const next = body?.['@odata.nextLink'];
+	return {ids, nextLink: typeof next === 'string' ? next : undefined};
+}
+
+/**
+ * `https://graph.microsoft.com/v1.0/a/b?x=1` -> `{version: 'v1.0', path: '/a/b?x=1'}`, or undefined when the URL is not on
+ * the Graph origin (a nextLink elsewhere is never followed: the token must not go there, and the data is not Graph's).
+ * The SDK reads only https:// URLs as absolute, so the split is done here for the simulator's http:// too.
+ */
+function splitGraphUrl(url: string, graphBaseUrl: URL): {version: string; path: string} | undefined {
+	let parsed: URL;
+	try {
+		parsed = new URL(url);
+	} catch {
+		return undefined;
+	}
+
+	if (parsed.origin !== graphBaseUrl.origin) {
+		return undefined;
+	}
+
+	const [, version = '', ...rest] = parsed.pathname.split('/');
+	return {version, path: `/${rest.join('/')}${parsed.search}`};
 }

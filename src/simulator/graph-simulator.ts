@@ -279,7 +279,14 @@ export class GraphSimulator {
 
 		if (method === 'POST' && path === '/$batch') {
 			this.#route('POST $batch');
-			return this.#batch(body, version, clientRequestId);
+			// Only a script naming the $batch path answers for the whole batch; the others answer its items.
+			const scriptedBatch = this.#takeScript(method, path, true);
+			if (scriptedBatch?.reply) {
+				return scriptedBatch.reply;
+			}
+
+			const {reply, resetAfterWrite} = this.#batch(body, version, clientRequestId);
+			return resetAfterWrite || (scriptedBatch?.resetAfterWrite ?? false) ? 'reset' : reply;
 		}
 
 		const scripted = this.#takeScript(method, path);
@@ -455,17 +462,22 @@ export class GraphSimulator {
 		return {status: 200, body};
 	}
 
-	#batch(body: string, version: string, clientRequestId: string): Reply {
+	/** Answers a `$batch`; `resetAfterWrite` when the connection is to drop after a write in it was applied. */
+	#batch(body: string, version: string, clientRequestId: string): {reply: Reply; resetAfterWrite: boolean} {
 		let requests: unknown;
 		try {
 			requests = (JSON.parse(body) as {requests?: unknown}).requests;
 		} catch {
-			return graphError(400, 'BadRequest', 'The batch body is not valid JSON.');
+			return {reply: graphError(400, 'BadRequest', 'The batch body is not valid JSON.'), resetAfterWrite: false};
 		}
 
 		if (!Array.isArray(requests) || requests.length === 0 || requests.length > maximumBatchRequests) {
-			return graphError(400, 'BadRequest', `A batch holds 1 to ${maximumBatchRequests} requests.`);
+			return {reply: graphError(400, 'BadRequest', `A batch holds 1 to ${maximumBatchRequests} requests.`), resetAfterWrite: false};
 		}
+
+		const invalid = (message: string) => ({reply: graphError(400, 'BadRequest', message), resetAfterWrite: false});
+		let wrote = false;
+		let scriptedReset = false;
 
 		const ids = new Set<string>();
 		const responses: Array<{id: string; status: number; headers: Record<string, string>; body?: unknown}> = [];
@@ -474,7 +486,7 @@ export class GraphSimulator {
 			const method = typeof item?.method === 'string' ? item.method.toUpperCase() : '';
 			const url = typeof item?.url === 'string' ? item.url : '';
 			if (id === '' || ids.has(id) || method === '' || url === '' || /^https?:/i.test(url)) {
-				return graphError(400, 'BadRequest', `Invalid batch request ${JSON.stringify(id)}: needs a unique id, a method and a relative url.`);
+				return invalid(`Invalid batch request ${JSON.stringify(id)}: needs a unique id, a method and a relative url.`);
 			}
 
 			ids.add(id);
@@ -483,11 +495,13 @@ export class GraphSimulator {
 			);
 			const itemBody = item.body === undefined ? '' : JSON.stringify(item.body);
 			if (item.body !== undefined && headers['content-type'] === undefined) {
-				return graphError(400, 'BadRequest', `Batch request ${JSON.stringify(id)} has a body but no Content-Type header.`);
+				return invalid(`Batch request ${JSON.stringify(id)} has a body but no Content-Type header.`);
 			}
 
 			const [path = '', search = ''] = (url.startsWith('/') ? url : `/${url}`).split(/(?=\?)/);
-			const reply = this.#batchItem(method, path, search, itemBody, headers['content-type'], version);
+			const {reply, resetAfterWrite} = this.#batchItem(method, path, search, itemBody, headers['content-type'], version);
+			wrote ||= isWrite(method) && reply.status < 300;
+			scriptedReset ||= resetAfterWrite;
 			this.#count(reply.status);
 			responses.push({
 				id,
@@ -503,22 +517,34 @@ export class GraphSimulator {
 			[responses[index], responses[other]] = [responses[other]!, responses[index]!];
 		}
 
-		return {status: 200, body: {responses}};
+		const resetAfterWrite = scriptedReset || (wrote && this.#chance(this.#options.faults?.resetAfterWriteRate));
+		return {reply: {status: 200, body: {responses}}, resetAfterWrite};
 	}
 
-	#batchItem(method: string, path: string, search: string, body: string, contentType: string | undefined, version: string): Reply {
+	#batchItem(
+		method: string,
+		path: string,
+		search: string,
+		body: string,
+		contentType: string | undefined,
+		version: string,
+	): {reply: Reply; resetAfterWrite: boolean} {
 		const scripted = this.#takeScript(method, path);
 		if (scripted?.reply) {
 			this.stats.operations++;
-			return scripted.reply;
+			return {reply: scripted.reply, resetAfterWrite: false};
 		}
 
-		return this.#spendOperation() ?? this.#serverFault() ?? this.#operation(method, path, search, body, contentType, version);
+		const reply = this.#spendOperation() ?? this.#serverFault() ?? this.#operation(method, path, search, body, contentType, version);
+		return {reply, resetAfterWrite: scripted?.resetAfterWrite ?? false};
 	}
 
-	#takeScript(method: string, path: string): ScriptedFault | undefined {
+	/** The first script that matches; with `batchOnly`, only one whose `path` names the request (not a catch-all). */
+	#takeScript(method: string, path: string, batchOnly = false): ScriptedFault | undefined {
 		const index = this.#scripts.findIndex(
-			fault => (fault.method === undefined || fault.method === method) && (fault.path === undefined || fault.path.test(path)),
+			fault =>
+				(fault.method === undefined || fault.method === method) &&
+				(fault.path === undefined ? !batchOnly : fault.path.test(path)),
 		);
 		if (index === -1) {
 			return undefined;

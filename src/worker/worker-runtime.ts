@@ -56,6 +56,7 @@ export function createLinkEngine(
 	return new LinkEngine({
 		gateway,
 		maxConcurrency: settings.graphMaxConcurrency,
+		batchSize: settings.graphBatchSize,
 		requestTimeoutMs: settings.graphRequestTimeoutMs,
 		retryPolicy: retryPolicyFrom(settings),
 		...options,

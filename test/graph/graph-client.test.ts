@@ -4,7 +4,7 @@ import type {Context, Middleware} from '@microsoft/microsoft-graph-client';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {createGraphClient, OriginBoundAuthentication, staticTokenSource} from '../../src/graph/graph-client.js';
 import {classifyError} from '../../src/graph/graph-failure.js';
-import {GraphLinkGateway} from '../../src/graph/link-gateway.js';
+import {GraphLinkGateway, readLinksPage} from '../../src/graph/link-gateway.js';
 import {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {chooseCredential} from '../../src/worker/worker-runtime.js';
 
@@ -71,25 +71,68 @@ describe('GraphLinkGateway over the real SDK', () => {
 	it('adds a link with the @odata.id built from the configured origin, and pages through the list', async () => {
 		const [a, b, c] = simulator.packageIds as [string, string, string];
 		const signal = new AbortController().signal;
-		expect(await gateway().addLink({accessPackageId: a, incompatibleAccessPackageId: b}, signal)).toEqual({ok: true, value: undefined});
-		expect(await gateway().addLink({accessPackageId: a, incompatibleAccessPackageId: c}, signal)).toEqual({ok: true, value: undefined});
-		const first = await gateway().listLinksPage(a, undefined, signal);
-		expect(first.ok && first.value.ids).toHaveLength(1);
-		const second = await gateway().listLinksPage(a, first.ok ? first.value.nextLink : undefined, signal);
-		expect(second.ok && [...(first.ok ? first.value.ids : []), ...second.value.ids].sort()).toEqual([b, c].sort());
-		expect(second.ok && second.value.nextLink).toBeUndefined();
+		expect(await gateway().execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}}, signal)).toEqual({ok: true, value: undefined});
+		expect(await gateway().execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: c}}, signal)).toEqual({ok: true, value: undefined});
+		const first = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: undefined}, signal);
+		const firstPage = readLinksPage(first.ok ? first.value : undefined);
+		expect(firstPage.ids).toHaveLength(1);
+		const second = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: firstPage.nextLink}, signal);
+		const secondPage = readLinksPage(second.ok ? second.value : undefined);
+		expect([...firstPage.ids, ...secondPage.ids].sort()).toEqual([b, c].sort());
+		expect(secondPage.nextLink).toBeUndefined();
+	});
+
+	it('sends up to 20 operations in one $batch and matches the answers by id', async () => {
+		const [a, b, c] = simulator.packageIds as [string, string, string];
+		simulator.link(b, a);
+		const before = simulator.stats.requests;
+		const results = await gateway().executeBatch(
+			[
+				{kind: 'add', pair: {accessPackageId: b, incompatibleAccessPackageId: c}},
+				{kind: 'remove', pair: {accessPackageId: b, incompatibleAccessPackageId: a}},
+				{kind: 'add', pair: {accessPackageId: b, incompatibleAccessPackageId: '00000000-0000-4000-8000-000000000000'}},
+				{kind: 'list', accessPackageId: c, nextLink: undefined},
+				{kind: 'list', accessPackageId: c, nextLink: `${foreignOrigin}/v1.0/x`},
+			],
+			new AbortController().signal,
+		);
+		expect(simulator.stats.requests - before).toBe(1);
+		expect(results).toEqual([
+			{ok: true, value: undefined},
+			{ok: true, value: undefined},
+			{ok: false, failure: expect.objectContaining({kind: 'not-found', status: 404, code: 'ResourceNotFound', requestId: expect.any(String)})},
+			{ok: true, value: {value: []}},
+			{ok: false, failure: expect.objectContaining({code: 'UntrustedNextLink'})},
+		]);
+		expect(simulator.linksOf(b)).toEqual([c]);
+	});
+
+	it('gives every operation the failure of the $batch request itself', async () => {
+		const [a, b, c] = simulator.packageIds as [string, string, string];
+		simulator.script({path: /\$batch/, reply: {status: 503, headers: {'retry-after': '2'}, body: {error: {code: 'ServiceUnavailable', message: 'busy'}}}});
+		const results = await gateway().executeBatch(
+			[
+				{kind: 'add', pair: {accessPackageId: c, incompatibleAccessPackageId: a}},
+				{kind: 'add', pair: {accessPackageId: c, incompatibleAccessPackageId: b}},
+			],
+			new AbortController().signal,
+		);
+		expect(results).toEqual([
+			{ok: false, failure: expect.objectContaining({kind: 'server', status: 503, retryAfterMs: 2000})},
+			{ok: false, failure: expect.objectContaining({kind: 'server', status: 503, retryAfterMs: 2000})},
+		]);
 	});
 
 	it('refuses an @odata.nextLink on another origin, sending nothing there', async () => {
 		const [a] = simulator.packageIds as [string];
-		const result = await gateway().listLinksPage(a, `${foreignOrigin}/v1.0/steal?$skiptoken=1`, new AbortController().signal);
+		const result = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: `${foreignOrigin}/v1.0/steal?$skiptoken=1`}, new AbortController().signal);
 		expect(result).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
 		expect(foreignHits).toEqual([]);
 	});
 
 	it('classifies a wrong token as unauthorized, with Graph\'s code', async () => {
 		const [a, b] = simulator.packageIds as [string, string];
-		const result = await gateway('wrong').addLink({accessPackageId: a, incompatibleAccessPackageId: b}, new AbortController().signal);
+		const result = await gateway('wrong').execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}}, new AbortController().signal);
 		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', status: 401, code: 'InvalidAuthenticationToken'}});
 	});
 
@@ -101,9 +144,8 @@ describe('GraphLinkGateway over the real SDK', () => {
 		await new Promise(resolve => probe.close(resolve));
 		const graphBaseUrl = new URL(`http://127.0.0.1:${port}`);
 		const client = createGraphClient({graphBaseUrl, apiVersion: 'v1.0', tokenSource: staticTokenSource(token)});
-		const result = await new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'}).listLinksPage(
-			simulator.packageIds[0]!,
-			undefined,
+		const result = await new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'}).execute(
+			{kind: 'list', accessPackageId: simulator.packageIds[0]!, nextLink: undefined},
 			new AbortController().signal,
 		);
 		expect(result).toMatchObject({ok: false, failure: {kind: 'network', code: 'NetworkError', message: expect.stringContaining('ECONNREFUSED')}});
@@ -120,9 +162,8 @@ describe('GraphLinkGateway over the real SDK', () => {
 				},
 			},
 		});
-		const result = await new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'}).listLinksPage(
-			simulator.packageIds[0]!,
-			undefined,
+		const result = await new GraphLinkGateway(client, {graphBaseUrl, apiVersion: 'v1.0'}).execute(
+			{kind: 'list', accessPackageId: simulator.packageIds[0]!, nextLink: undefined},
 			new AbortController().signal,
 		);
 		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', message: expect.stringContaining('no managed identity endpoint')}});
