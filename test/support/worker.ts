@@ -22,7 +22,7 @@ export interface TestWorker {
 export function createTestWorker(
 	simulator: GraphSimulator,
 	connectionString: string,
-	options: {token?: string; maxConcurrency?: number; invocationBudgetMs?: number; maxAttempts?: number} = {},
+	options: {token?: string; maxConcurrency?: number; batchSize?: number; invocationBudgetMs?: number; maxAttempts?: number} = {},
 ): TestWorker {
 	const settings = readSettings({
 		AzureWebJobsStorage: connectionString,
@@ -32,6 +32,7 @@ export function createTestWorker(
 		GRAPH_ACCESS_TOKEN: options.token ?? simulator.token,
 		GRAPH_MAX_CONCURRENCY: String(options.maxConcurrency ?? 4),
 		SOD_RETRY_BASE_MS: '10',
+		GRAPH_BATCH_SIZE: String(options.batchSize ?? 20),
 	});
 	const engine = createLinkEngine(settings, staticTokenSource(settings.graphAccessToken!));
 	const dependencies = createWorkerDependencies(settings, queueHostConfigFrom({}), {}, {

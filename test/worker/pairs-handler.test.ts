@@ -26,16 +26,23 @@ afterEach(async () => {
 	simulator = undefined;
 });
 
+let batchSize = 20;
+
 async function stack(options: SimulatorOptions = {}, worker: Parameters<typeof createTestWorker>[2] = {}) {
 	simulator = await GraphSimulator.start({packageCount: 12, ...options});
 	const ids = simulator.packageIds;
-	return {simulator, ids, worker: createTestWorker(simulator, azurite.connectionString, worker)};
+	return {simulator, ids, worker: createTestWorker(simulator, azurite.connectionString, {batchSize, ...worker})};
 }
 
 const pair = (accessPackageId: string, incompatibleAccessPackageId: string) => ({accessPackageId, incompatibleAccessPackageId});
 const unknownPackage = '00000000-0000-4000-a000-000000000001';
 
-describe('pairs handler', () => {
+// Every behaviour holds with $batch (the default) and with each operation on its own (GRAPH_BATCH_SIZE=1).
+describe.each([20, 1])('pairs handler, GRAPH_BATCH_SIZE=%i', size => {
+	beforeAll(() => {
+		batchSize = size;
+	});
+
 	it('adds every link and writes no dead letter', async () => {
 		const {simulator, ids, worker} = await stack();
 		const [a, b, c] = ids as [string, string, string];
@@ -156,7 +163,8 @@ describe('pairs handler', () => {
 		const [a, b, c] = ids as [string, string, string];
 		simulator.script({method: 'POST', resetAfterWrite: true, times: 2});
 		const summary = await worker.invoke([pair(a, b), pair(a, c)]);
-		expect(simulator.stats.resets).toBe(1); // Both adds rode one $batch, whose connection dropped after both applied.
+		// Batched, both adds ride one request whose connection drops after both applied; unbatched, each drops its own.
+		expect(simulator.stats.resets).toBe(batchSize === 1 ? 2 : 1);
 		expect(summary.outcomes).toMatchObject({'already-linked': 2, 'dead-letter': 0});
 		expect(simulator.linksOf(a)).toEqual([b, c].sort());
 		expect(await countMessages(worker.deadLetterQueue)).toBe(0);
@@ -230,7 +238,7 @@ describe('pairs handler', () => {
 			['invalid-pair', pair(a, a), expect.stringMatching(/itself/)],
 			['invalid-pair', pair('../x', b), expect.stringMatching(/not a GUID/)],
 		]);
-		expect(simulator.stats.requests).toBe(1);
+		expect(simulator.stats.operations).toBe(1);
 		expect(simulator.allLinks()).toEqual([`${a}/${b}`]);
 	});
 
