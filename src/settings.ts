@@ -17,7 +17,7 @@ export interface Settings {
 	graphAccessToken: string | undefined;
 	invocationBudgetMs: number;
 	maxAttempts: number;
-	/** First retry wait for 5xx and connection errors; 404 retries start at twice this. */
+	/** First retry wait for 5xx and connection errors; 404 retries start at ten times this. */
 	retryBaseMs: number;
 	notFoundRetries: number;
 }
@@ -70,8 +70,12 @@ export const defaults = {
 	invocationBudgetSeconds: 420,
 	/** Defaults to 5 invocations per pair before it is dead-lettered `retries-exhausted`. */
 	maxAttempts: 5,
-	/** Defaults to 1000 ms, doubling per retry (with jitter) up to 30 s; a 404's waits start at twice this. */
-	retryBaseMs: 1000,
+	/**
+	 * Defaults to 200 ms, doubling per retry (with jitter) up to 30 s: a lone 5xx or dropped connection is usually one bad
+	 * node, so the first retry comes soon and repeated failures back off hard. A 404's waits start at ten times this
+	 * (2 s): replication takes seconds.
+	 */
+	retryBaseMs: 200,
 	/** Defaults to 3 retries of a 404 before `not-found` (a new package can take seconds to replicate). */
 	notFoundRetries: 3,
 } as const;

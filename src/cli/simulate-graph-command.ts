@@ -19,6 +19,7 @@ duplicate add answered 400.
 Options:
   --port N                   default 0 (any free port); always 127.0.0.1
   --token T                  the bearer token it accepts (default sim-token)
+  --no-auth                  accept requests without a token too (the SDK's default middleware sends none to http://)
   --packages N               generate N access packages (default 50)
   --tenant FILE              packages and starting links from a JSON file (see samples/tenant.json)
   --seed N                   seeds generated ids, faults and jitter (default 1)
@@ -48,6 +49,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 			options: {
 				port: {type: 'string'},
 				token: {type: 'string'},
+				'no-auth': {type: 'boolean'},
 				packages: {type: 'string'},
 				tenant: {type: 'string'},
 				seed: {type: 'string'},
@@ -100,6 +102,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 	const options: SimulatorOptions = {
 		port: number('port', 0, 65_535),
 		token: values.token ?? 'sim-token',
+		requireToken: !values['no-auth'],
 		packageCount: number('packages', 50, 100_000),
 		seed: number('seed', 1),
 		pageSize: number('page-size', 100, 1000),

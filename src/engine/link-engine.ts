@@ -95,7 +95,9 @@ export class LinkEngine {
 	readonly #clock: Clock;
 	readonly #random: () => number;
 	readonly #requestTimeoutMs: number;
-	readonly #pending: PendingOperation[] = [];
+	/** Operations waiting for a request, oldest first; `#pendingHead` skips those already taken (no O(n) shifts). */
+	#pending: PendingOperation[] = [];
+	#pendingHead = 0;
 	#active = 0;
 	#drainScheduled = false;
 	readonly stats: EngineStats = {requests: 0, operations: 0, throttled: 0};
@@ -333,23 +335,39 @@ export class LinkEngine {
 
 	/** Starts requests while slots are free: each takes up to `batchSize` pending operations. */
 	#drain(): void {
-		while (this.#pending.length > 0 && this.#active < this.#control.concurrency) {
+		while (this.#pendingHead < this.#pending.length && this.#active < this.#control.concurrency) {
 			if (!this.#gate.isOpen()) {
 				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.
-				for (const entry of this.#pending.splice(0)) {
+				for (const entry of this.#take(Number.POSITIVE_INFINITY)) {
 					entry.resolve({gateClosed: true});
 				}
 
 				return;
 			}
 
-			const group = this.#pending.splice(0, this.#batchSize);
+			const group = this.#take(this.#batchSize);
 			this.#active++;
 			void this.#request(group).finally(() => {
 				this.#active--;
 				this.#drain();
 			});
 		}
+	}
+
+	/** The oldest `count` pending operations, removed. */
+	#take(count: number): PendingOperation[] {
+		const end = Math.min(this.#pending.length, this.#pendingHead + count);
+		const taken = this.#pending.slice(this.#pendingHead, end);
+		this.#pendingHead = end;
+		if (this.#pendingHead === this.#pending.length) {
+			this.#pending = [];
+			this.#pendingHead = 0;
+		} else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
+			this.#pending = this.#pending.slice(this.#pendingHead);
+			this.#pendingHead = 0;
+		}
+
+		return taken;
 	}
 
 	async #request(group: PendingOperation[]): Promise<void> {

@@ -21,7 +21,7 @@ export interface RetryPolicy {
 	transientRetries: number;
 	/** Retries of a 404 (a package created moments ago may not have replicated). Defaults to 3. */
 	notFoundRetries: number;
-	/** Defaults to 1 s doubling to 30 s. */
+	/** Defaults to 200 ms doubling to 30 s. */
 	transientBackoff: BackoffOptions;
 	/** Defaults to 2 s doubling to 30 s: replication takes seconds, not milliseconds. */
 	notFoundBackoff: BackoffOptions;
@@ -30,7 +30,7 @@ export interface RetryPolicy {
 export const defaultRetryPolicy: RetryPolicy = {
 	transientRetries: 4,
 	notFoundRetries: 3,
-	transientBackoff: {baseMs: 1000, maximumMs: 30_000},
+	transientBackoff: {baseMs: 200, maximumMs: 30_000},
 	notFoundBackoff: {baseMs: 2000, maximumMs: 30_000},
 };
 

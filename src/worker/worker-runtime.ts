@@ -68,7 +68,7 @@ export function retryPolicyFrom(settings: Pick<Settings, 'retryBaseMs' | 'notFou
 		...defaultRetryPolicy,
 		notFoundRetries: settings.notFoundRetries,
 		transientBackoff: {baseMs: settings.retryBaseMs, maximumMs: defaultRetryPolicy.transientBackoff.maximumMs},
-		notFoundBackoff: {baseMs: settings.retryBaseMs * 2, maximumMs: defaultRetryPolicy.notFoundBackoff.maximumMs},
+		notFoundBackoff: {baseMs: settings.retryBaseMs * 10, maximumMs: defaultRetryPolicy.notFoundBackoff.maximumMs},
 	};
 }
 

@@ -1,0 +1,435 @@
+// npm run bench: sod-sync against the job written straight from the SDK docs, side by side, in one sitting, on the
+// project's Graph simulator in a process of its own (so its CPU is not counted against the worker). Prints a table and
+// each target's verdict, and writes both, with the machine's description, to bench/results/latest.{md,json}.
+// Every run checks the end state: every pair linked, nothing dead-lettered.
+
+import {spawn} from 'node:child_process';
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {cpus, release, tmpdir, totalmem} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {parseArgs} from 'node:util';
+import {QueueServiceClient} from '@azure/storage-queue';
+import {startAzurite, type RunningAzurite} from '../src/local/azurite.js';
+import {MessagePacker} from '../src/message.js';
+import {encodeMessage} from '../src/queue/storage-queue.js';
+import type {SimulatorStats} from '../src/simulator/graph-simulator.js';
+import {defaults, readSettings} from '../src/settings.js';
+import {staticTokenSource} from '../src/graph/graph-client.js';
+import {createLinkEngine} from '../src/worker/worker-runtime.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const cli = join(root, 'dist/src/cli/main.js');
+const baselineScript = join(root, 'dist/bench/baseline.js');
+const usageReporter = join(root, 'dist/bench/usage-reporter.js');
+const concurrency = defaults.graphMaxConcurrency;
+const batchSize = defaults.graphBatchSize;
+
+interface Scenario {
+	name: string;
+	what: string;
+	pairs: number;
+	packages: number;
+	simulator: string[];
+	/** Pairs per second no client can beat. */
+	ceiling: number;
+	ceilingText: string;
+	/** `sod-sync run` processes (the baseline splits the pairs over as many processes). */
+	hosts: number;
+}
+
+const scenarios: Scenario[] = [
+	{
+		name: 'latency-bound',
+		what: '100 +/- 20 ms per request, no throttling',
+		pairs: 5000,
+		packages: 80,
+		simulator: ['--rate', '0', '--latency', '100', '--jitter', '20'],
+		ceiling: (concurrency * batchSize) / 0.1,
+		ceilingText: `GRAPH_MAX_CONCURRENCY x 20 / 100 ms = ${(concurrency * batchSize) / 0.1}`,
+		hosts: 1,
+	},
+	{
+		name: 'rate-throttled',
+		what: '400 operations/s (1 s burst), Retry-After: 1, 30 +/- 20 ms',
+		pairs: 8000,
+		packages: 100,
+		simulator: ['--rate', '400', '--burst', '400', '--retry-after-seconds', '1', '--no-penalty', '--latency', '30', '--jitter', '20'],
+		ceiling: 400,
+		ceilingText: 'the budget, 400',
+		hosts: 1,
+	},
+	{
+		name: 'penalty-window',
+		what: '400 operations/s (1 s burst), Retry-After: 2, early calls extend the window (Dev Proxy), 30 +/- 20 ms',
+		pairs: 4000,
+		packages: 70,
+		simulator: ['--rate', '400', '--burst', '400', '--retry-after-seconds', '2', '--latency', '30', '--jitter', '20'],
+		ceiling: 400,
+		ceilingText: 'the budget, 400',
+		hosts: 1,
+	},
+	{
+		name: 'faulty',
+		what: '5% 5xx, 1% connections dropped after the write, 50 ms, no throttling',
+		pairs: 5000,
+		packages: 80,
+		simulator: ['--rate', '0', '--server-errors', '0.05', '--resets', '0.01', '--latency', '50', '--jitter', '0'],
+		ceiling: (concurrency * batchSize) / 0.05,
+		ceilingText: `GRAPH_MAX_CONCURRENCY x 20 / 50 ms = ${(concurrency * batchSize) / 0.05}`,
+		hosts: 1,
+	},
+	{
+		name: 'scale-out',
+		what: 'three processes on one queue sharing 400 operations/s (1 s burst), Retry-After: 1, 30 +/- 20 ms',
+		pairs: 8000,
+		packages: 100,
+		simulator: ['--rate', '400', '--burst', '400', '--retry-after-seconds', '1', '--no-penalty', '--latency', '30', '--jitter', '20'],
+		ceiling: 400,
+		ceilingText: 'the shared budget, 400',
+		hosts: 3,
+	},
+];
+
+interface Usage {
+	cpuMs: number;
+	maxRssKb: number;
+}
+
+interface Measurement {
+	scenario: string;
+	contender: 'baseline' | 'sod-sync';
+	pairs: number;
+	linked: number;
+	lost: number;
+	deadLettered: number;
+	seconds: number;
+	wallSeconds: number;
+	pairsPerSecond: number;
+	ratio: number;
+	requestsPerPair: number;
+	throttledPer1000: number;
+	cpuMsPer1000: number;
+	netCpuMsPer1000: number;
+	peakRssMb: number;
+}
+
+async function main(): Promise<void> {
+	const {values} = parseArgs({options: {only: {type: 'string', multiple: true}, 'skip-enqueue': {type: 'boolean'}}});
+	const chosen = scenarios.filter(scenario => !values.only || values.only.includes(scenario.name));
+	const azurite = await startAzurite();
+	const work = await mkdtemp(join(tmpdir(), 'sod-sync-bench-'));
+	try {
+		process.stdout.write(`sod-sync benchmark on ${machine()}\n\n`);
+		const idle = {
+			'sod-sync': await idleUsage(azurite, work),
+			baseline: await measureProcess([baselineScript, await writePairs(work, 'none', []), String(concurrency)], {GRAPH_BASE_URL: 'http://127.0.0.1:9'}, work),
+		};
+		const measurements: Measurement[] = [];
+		for (const scenario of chosen) {
+			for (const contender of ['baseline', 'sod-sync'] as const) {
+				process.stdout.write(`${scenario.name} / ${contender} ...`);
+				// eslint-disable-next-line no-await-in-loop
+				const measurement = await runScenario(scenario, contender, azurite, work, idle[contender].usage);
+				measurements.push(measurement);
+				process.stdout.write(` ${measurement.pairsPerSecond.toFixed(0)} pairs/s (${measurement.ratio.toFixed(2)} of ceiling), ${measurement.lost} lost\n`);
+			}
+		}
+
+		const engine = await measureEngineCpu();
+		const enqueue = values['skip-enqueue'] ? undefined : await measureEnqueue(azurite, work);
+		const report = describe(chosen, measurements, engine, enqueue);
+		process.stdout.write(`\n${report.markdown}\n`);
+		await writeFile(join(root, 'bench/results/latest.md'), report.markdown);
+		await writeFile(join(root, 'bench/results/latest.json'), `${JSON.stringify({machine: machine(), measurements, engine, enqueue, verdicts: report.verdicts}, null, 2)}\n`);
+		process.stdout.write('written to bench/results/latest.md and latest.json\n');
+	} finally {
+		await rm(work, {recursive: true, force: true});
+		await azurite.stop();
+	}
+}
+
+async function runScenario(
+	scenario: Scenario,
+	contender: 'baseline' | 'sod-sync',
+	azurite: RunningAzurite,
+	work: string,
+	idle: Usage,
+): Promise<Measurement> {
+	const simulator = await startSimulatorProcess(['--packages', String(scenario.packages), ...scenario.simulator]);
+	try {
+		const pairs = choosePairs(simulator.ids, scenario.pairs);
+		const environment = {GRAPH_BASE_URL: simulator.baseUrl, GRAPH_ACCESS_TOKEN: 'sim-token'};
+		let usages: Usage[];
+		let deadLettered = 0;
+		const started = Date.now();
+		if (contender === 'baseline') {
+			const share = Math.ceil(pairs.length / scenario.hosts);
+			const files = await Promise.all(
+				Array.from({length: scenario.hosts}, async (_, index) => writePairs(work, `${scenario.name}-${index}`, pairs.slice(index * share, (index + 1) * share))),
+			);
+			usages = (await Promise.all(files.map(async file => measureProcess([baselineScript, file, String(concurrency)], environment, work)))).map(run => run.usage);
+		} else {
+			const queues = {SOD_QUEUE: `bench-${scenario.name}`, SOD_DEAD_LETTER_QUEUE: `bench-${scenario.name}-dead`};
+			const service = QueueServiceClient.fromConnectionString(azurite.connectionString);
+			await enqueuePairs(service.getQueueClient(queues.SOD_QUEUE), pairs);
+			const hostEnvironment = {...environment, ...queues, AzureWebJobsStorage: azurite.connectionString};
+			usages = (
+				await Promise.all(Array.from({length: scenario.hosts}, async () => measureProcess([cli, 'run', '--until-empty'], hostEnvironment, work)))
+			).map(run => run.usage);
+			const dead = service.getQueueClient(queues.SOD_DEAD_LETTER_QUEUE);
+			deadLettered = (await dead.exists()) ? ((await dead.getProperties()).approximateMessagesCount ?? 0) : 0;
+		}
+
+		const wallSeconds = (Date.now() - started) / 1000;
+		const stats = await simulator.stats();
+		const links = new Set(await simulator.links());
+		const linked = pairs.filter(pair => links.has(`${pair.accessPackageId}/${pair.incompatibleAccessPackageId}`)).length;
+		const seconds = Math.max(0.001, (stats.lastWriteAt - stats.firstRequestAt) / 1000);
+		const cpuMs = usages.reduce((sum, usage) => sum + usage.cpuMs, 0);
+		return {
+			scenario: scenario.name,
+			contender,
+			pairs: pairs.length,
+			linked,
+			lost: pairs.length - linked,
+			deadLettered,
+			seconds,
+			wallSeconds,
+			pairsPerSecond: linked / seconds,
+			ratio: linked / seconds / scenario.ceiling,
+			requestsPerPair: stats.requests / pairs.length,
+			throttledPer1000: ((stats.byStatus[429] ?? 0) / Math.max(1, stats.operations)) * 1000,
+			cpuMsPer1000: (cpuMs / pairs.length) * 1000,
+			netCpuMsPer1000: (Math.max(0, cpuMs - idle.cpuMs * usages.length) / pairs.length) * 1000,
+			peakRssMb: Math.max(...usages.map(usage => usage.maxRssKb)) / 1024,
+		};
+	} finally {
+		await simulator.stop();
+	}
+}
+
+/** CPU and memory of `sod-sync run --until-empty` on an empty queue: start-up, SDK loading, one poll. */
+async function idleUsage(azurite: RunningAzurite, work: string): Promise<{usage: Usage}> {
+	return measureProcess(
+		[cli, 'run', '--until-empty'],
+		{AzureWebJobsStorage: azurite.connectionString, SOD_QUEUE: 'bench-idle', SOD_DEAD_LETTER_QUEUE: 'bench-idle-dead', GRAPH_BASE_URL: 'http://127.0.0.1:9', GRAPH_ACCESS_TOKEN: 'x'},
+		work,
+	);
+}
+
+/**
+ * The engine alone, in this process (otherwise idle), against a simulator process: 12,000 pairs, 20 ms per request, no
+ * throttling, as 32 messages' worth of concurrent runs. CPU per 1,000 pairs, start-up excluded.
+ */
+async function measureEngineCpu(): Promise<{pairs: number; cpuMsPer1000: number; seconds: number}> {
+	const simulator = await startSimulatorProcess(['--packages', '120', '--rate', '0', '--latency', '20', '--jitter', '5']);
+	try {
+		const pairs = choosePairs(simulator.ids, 12_000);
+		const settings = readSettings({AzureWebJobsStorage: 'AccountName=bench;QueueEndpoint=http://127.0.0.1:9/bench', GRAPH_BASE_URL: simulator.baseUrl});
+		const engine = createLinkEngine(settings, staticTokenSource('sim-token'));
+		process.stdout.write('engine CPU ...');
+		const started = Date.now();
+		const before = process.cpuUsage();
+		const runs = [];
+		for (let start = 0; start < pairs.length; start += 383) {
+			runs.push(engine.run(pairs.slice(start, start + 383), 'add', {deadline: Date.now() + 600_000}));
+		}
+
+		const outcomes = (await Promise.all(runs)).flat();
+		const used = process.cpuUsage(before);
+		const seconds = (Date.now() - started) / 1000;
+		const linked = outcomes.filter(outcome => outcome.status === 'linked').length;
+		if (linked !== pairs.length) {
+			throw new Error(`engine CPU run: ${linked} of ${pairs.length} linked`);
+		}
+
+		const cpuMsPer1000 = ((used.user + used.system) / 1000 / pairs.length) * 1000;
+		process.stdout.write(` ${cpuMsPer1000.toFixed(0)} ms per 1,000 pairs\n`);
+		return {pairs: pairs.length, cpuMsPer1000, seconds};
+	} finally {
+		await simulator.stop();
+	}
+}
+
+/** 1,000,000 CSV rows through `sod-sync enqueue`: its peak RSS must stay flat. */
+async function measureEnqueue(azurite: RunningAzurite, work: string): Promise<{rows: number; seconds: number; peakRssMb: number; messages: number}> {
+	const rows = 1_000_000;
+	const file = join(work, 'million.csv');
+	const lines = ['accessPackageId,incompatibleAccessPackageId'];
+	const guid = (n: number) => `${n.toString(16).padStart(8, '0')}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+	for (let index = 0; index < rows; index++) {
+		lines.push(`${guid(index % 2000)},${guid(2000 + Math.floor(index / 2000))}`);
+	}
+
+	await writeFile(file, `${lines.join('\n')}\n`);
+	process.stdout.write('enqueue of a 1,000,000-row CSV ...');
+	const started = Date.now();
+	const run = await measureProcess([cli, 'enqueue', file, '--correlation-id', 'bench'], {AzureWebJobsStorage: azurite.connectionString, SOD_QUEUE: 'bench-million'}, work);
+	const seconds = (Date.now() - started) / 1000;
+	const queue = QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('bench-million');
+	const messages = (await queue.getProperties()).approximateMessagesCount ?? 0;
+	await queue.delete();
+	process.stdout.write(` ${seconds.toFixed(1)} s, peak RSS ${(run.usage.maxRssKb / 1024).toFixed(0)} MB\n`);
+	return {rows, seconds, peakRssMb: run.usage.maxRssKb / 1024, messages};
+}
+
+function describe(
+	chosen: Scenario[],
+	measurements: Measurement[],
+	engine: Awaited<ReturnType<typeof measureEngineCpu>>,
+	enqueue: Awaited<ReturnType<typeof measureEnqueue>> | undefined,
+) {
+	const find = (scenario: string, contender: string) => measurements.find(m => m.scenario === scenario && m.contender === contender);
+	const rows = measurements.map(
+		m =>
+			`| ${m.scenario} | ${m.contender} | ${m.pairsPerSecond.toFixed(0)} | ${m.ratio.toFixed(2)} | ${m.requestsPerPair.toFixed(3)} | ${m.throttledPer1000.toFixed(1)} | ${m.lost} | ${m.deadLettered} | ${m.seconds.toFixed(1)} / ${m.wallSeconds.toFixed(1)} | ${m.cpuMsPer1000.toFixed(0)} / ${m.netCpuMsPer1000.toFixed(0)} | ${m.peakRssMb.toFixed(0)} |`,
+	);
+	const verdicts: Array<{target: string; figure: string; met: boolean}> = [];
+	const target = (name: string, measurement: Measurement | undefined, figure: (m: Measurement) => string, met: (m: Measurement) => boolean) => {
+		if (measurement) {
+			verdicts.push({target: name, figure: figure(measurement), met: met(measurement)});
+		}
+	};
+
+	const sod = (name: string) => find(name, 'sod-sync');
+	target('rate-throttled: >= 0.90 of the budget', sod('rate-throttled'), m => m.ratio.toFixed(2), m => m.ratio >= 0.9);
+	target('rate-throttled: <= 2% of operations answered 429', sod('rate-throttled'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
+	target('penalty-window: >= 0.80 of the ceiling', sod('penalty-window'), m => m.ratio.toFixed(2), m => m.ratio >= 0.8);
+	target('latency-bound: >= 0.80 of the ceiling', sod('latency-bound'), m => m.ratio.toFixed(2), m => m.ratio >= 0.8);
+	const baseline = find('latency-bound', 'baseline');
+	target('latency-bound: >= 10x the baseline', sod('latency-bound'), m => `${(m.pairsPerSecond / (baseline?.pairsPerSecond ?? Number.NaN)).toFixed(1)}x`, m => m.pairsPerSecond >= 10 * (baseline?.pairsPerSecond ?? Number.POSITIVE_INFINITY));
+	target('faulty: 0 lost, 0 wrongly dead-lettered', sod('faulty'), m => `${m.lost} lost, ${m.deadLettered} dead-lettered`, m => m.lost === 0 && m.deadLettered === 0);
+	target('faulty: >= 0.7 of the ceiling', sod('faulty'), m => m.ratio.toFixed(2), m => m.ratio >= 0.7);
+	target('scale-out: >= 0.85 of the shared budget', sod('scale-out'), m => m.ratio.toFixed(2), m => m.ratio >= 0.85);
+	target('scale-out: <= 5% 429s', sod('scale-out'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 50);
+	verdicts.push({
+		target: 'engine CPU <= 50 ms per 1,000 pairs (the engine alone, 12,000 pairs)',
+		figure: `${engine.cpuMsPer1000.toFixed(0)} ms`,
+		met: engine.cpuMsPer1000 <= 50,
+	});
+	const sodRuns = measurements.filter(m => m.contender === 'sod-sync');
+	if (sodRuns.length > 0) {
+		const lost = sodRuns.reduce((sum, m) => sum + m.lost + m.deadLettered, 0);
+		verdicts.push({target: 'every scenario: 0 pairs lost or wrongly dead-lettered', figure: String(lost), met: lost === 0});
+	}
+
+	if (enqueue) {
+		verdicts.push({target: 'enqueue of a 1,000,000-row CSV: peak RSS <= 150 MB', figure: `${enqueue.peakRssMb.toFixed(0)} MB (${enqueue.seconds.toFixed(1)} s, ${enqueue.messages} messages)`, met: enqueue.peakRssMb <= 150});
+	}
+
+	const markdown = [
+		`Machine: ${machine()}`,
+		'',
+		'Scenarios:',
+		...chosen.map(s => `- **${s.name}**: ${s.what}; ${s.pairs.toLocaleString('en-US')} pairs; ceiling ${s.ceilingText} pairs/s${s.hosts > 1 ? `; ${s.hosts} processes each` : ''}`),
+		'',
+		'| scenario | contender | pairs/s | of ceiling | requests/pair | 429s per 1,000 ops | lost | dead-lettered | s (Graph / wall) | CPU ms per 1,000 pairs (all / net) | peak RSS MB |',
+		'| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+		...rows,
+		'',
+		'| target | figure | met |',
+		'| --- | --- | --- |',
+		...verdicts.map(v => `| ${v.target} | ${v.figure} | ${v.met ? 'yes' : '**no**'} |`),
+		'',
+		`pairs/s: pairs linked over the time from Graph's first request to its last write. CPU is the whole worker process (the queue host and its storage calls included); net: less an idle process's (start-up, SDK loading).`,
+		'',
+	].join('\n');
+	return {markdown, verdicts};
+}
+
+function choosePairs(ids: string[], count: number): Array<{accessPackageId: string; incompatibleAccessPackageId: string}> {
+	const pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string}> = [];
+	for (let offset = 1; offset < ids.length && pairs.length < count; offset++) {
+		for (let index = 0; index < ids.length && pairs.length < count; index++) {
+			pairs.push({accessPackageId: ids[index]!, incompatibleAccessPackageId: ids[(index + offset) % ids.length]!});
+		}
+	}
+
+	if (pairs.length < count) {
+		throw new Error(`${ids.length} packages hold fewer than ${count} pairs`);
+	}
+
+	return pairs;
+}
+
+async function writePairs(work: string, name: string, pairs: unknown[]): Promise<string> {
+	const file = join(work, `${name}.jsonl`);
+	await writeFile(file, pairs.map(pair => JSON.stringify(pair)).join('\n'));
+	return file;
+}
+
+async function enqueuePairs(queue: ReturnType<QueueServiceClient['getQueueClient']>, pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string}>): Promise<void> {
+	await queue.createIfNotExists();
+	const packer = new MessagePacker({action: 'add', correlationId: 'bench', attempt: 0}, 'base64');
+	const texts: string[] = [];
+	for (const pair of pairs) {
+		const full = packer.add(pair);
+		if (full) {
+			texts.push(full);
+		}
+	}
+
+	const last = packer.flush();
+	if (last) {
+		texts.push(last);
+	}
+
+	await Promise.all(texts.map(async text => queue.sendMessage(encodeMessage(text, 'base64'))));
+}
+
+async function measureProcess(args: string[], environment: Record<string, string>, work: string): Promise<{usage: Usage; output: string}> {
+	const usageFile = join(work, `usage-${process.hrtime.bigint()}.json`);
+	const child = spawn(process.execPath, ['--import', usageReporter, ...args], {
+		env: {PATH: process.env.PATH, ...environment, SOD_BENCH_USAGE_FILE: usageFile},
+		stdio: ['ignore', 'pipe', 'pipe'],
+	});
+	let output = '';
+	child.stdout.on('data', chunk => {
+		output += String(chunk);
+	});
+	child.stderr.on('data', chunk => {
+		output += String(chunk);
+	});
+	const code = await new Promise<number | null>(resolve => child.once('exit', resolve));
+	if (code !== 0) {
+		throw new Error(`${args.join(' ')} exited ${code}:\n${output.slice(-2000)}`);
+	}
+
+	return {usage: JSON.parse(await readFile(usageFile, 'utf8')) as Usage, output};
+}
+
+async function startSimulatorProcess(flags: string[]) {
+	const child = spawn(process.execPath, [cli, 'simulate-graph', '--port', '0', '--no-auth', '--seed', '7', ...flags], {stdio: ['ignore', 'pipe', 'inherit']});
+	let output = '';
+	await new Promise<void>((resolve, reject) => {
+		child.stdout.on('data', chunk => {
+			output += String(chunk);
+			if (output.includes('serving;')) {
+				resolve();
+			}
+		});
+		child.once('exit', code => reject(new Error(`the simulator exited (${code}):\n${output}`)));
+	});
+	const baseUrl = /GRAPH_BASE_URL=(\S+)/.exec(output)![1]!;
+	const ids = [...output.matchAll(/^ {2}([\da-f-]{36})$/gm)].map(match => match[1]!);
+	const get = async <T>(path: string) => (await (await fetch(`${baseUrl}/_simulator${path}`)).json()) as T;
+	return {
+		baseUrl,
+		ids,
+		stats: async () => get<SimulatorStats>('/stats'),
+		links: async () => (await get<{value: string[]}>('/links')).value,
+		async stop() {
+			const exited = new Promise(resolve => child.once('exit', resolve));
+			child.kill('SIGTERM');
+			await exited;
+		},
+	};
+}
+
+function machine(): string {
+	const cores = cpus();
+	return `${cores.length} x ${cores[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node.js ${process.version}`;
+}
+
+await main();
