@@ -3,18 +3,19 @@
 
 import {SettingsError} from '../settings.js';
 import {exitCodes, UsageError, type CommandIo} from './command-line.js';
-import {deadLettersCommand} from './dead-letters-command.js';
-import {enqueueCommand} from './enqueue-command.js';
-import {localCommand} from './local-command.js';
-import {runCommand} from './run-command.js';
-import {simulateGraphCommand} from './simulate-graph-command.js';
 
-const commands: Record<string, {run: (args: string[], io: CommandIo) => Promise<number>; summary: string}> = {
-	local: {run: localCommand, summary: 'run everything on this machine: Azurite, the Graph simulator, a sample import'},
-	enqueue: {run: enqueueCommand, summary: 'validate a CSV or JSON Lines file of pairs and enqueue it'},
-	run: {run: runCommand, summary: 'run the worker on the pairs queue (the local queue host)'},
-	'dead-letters': {run: deadLettersCommand, summary: 'list dead letters by reason, or redrive them'},
-	'simulate-graph': {run: simulateGraphCommand, summary: 'serve the local Graph simulator'},
+type Command = (args: string[], io: CommandIo) => Promise<number>;
+
+// Loaded on use: a command pays only for the modules it needs (enqueue does not load Graph, Functions or the simulator).
+const commands: Record<string, {load: () => Promise<Command>; summary: string}> = {
+	local: {load: async () => (await import('./local-command.js')).localCommand, summary: 'run everything on this machine: Azurite, the Graph simulator, a sample import'},
+	enqueue: {load: async () => (await import('./enqueue-command.js')).enqueueCommand, summary: 'validate a CSV or JSON Lines file of pairs and enqueue it'},
+	run: {load: async () => (await import('./run-command.js')).runCommand, summary: 'run the worker on the pairs queue (the local queue host)'},
+	'dead-letters': {load: async () => (await import('./dead-letters-command.js')).deadLettersCommand, summary: 'list dead letters by reason, or redrive them'},
+	'simulate-graph': {
+		load: async () => (await import('./simulate-graph-command.js')).simulateGraphCommand,
+		summary: 'serve the local Graph simulator',
+	},
 };
 
 export const mainHelp = `Usage: sod-sync <command> [options]
@@ -43,7 +44,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
 	}
 
 	try {
-		return await command.run(args, io);
+		return await (await command.load())(args, io);
 	} catch (error) {
 		if (error instanceof UsageError) {
 			io.stderr.write(`sod-sync ${name}: ${error.message} (see sod-sync ${name} --help)\n`);
