@@ -101,11 +101,12 @@ export class ThroughputControl {
 		this.#throttleEvents++;
 		this.#concurrency = Math.max(1, this.#concurrency / 2);
 		const seconds = (now - this.#intervalStart + retryAfterMs) / 1000;
-		// Too few accepted operations say nothing of the ceiling (another client may have spent it): keep the rate.
+		// Too few accepted operations say nothing of the ceiling (another client may have spent it): keep the rate, and
+		// let the halved concurrency and the gate do the backing off.
 		if (this.#accepted >= minimumEvidence && seconds > 0) {
 			this.#rate = Math.max(minimumRate, Math.min(this.rate, this.#accepted / seconds));
-		} else if (Number.isFinite(this.#rate)) {
-			this.#rate = Math.max(minimumRate, this.rate / 2);
+		} else {
+			this.#rate = this.rate;
 		}
 
 		this.#rateSetAt = now + retryAfterMs;
