@@ -24,7 +24,7 @@ export interface Settings {
 
 export type StorageConnection =
 	| {kind: 'connection-string'; connectionString: string}
-	| {kind: 'identity'; queueServiceUri: string; managedIdentityClientId: string | undefined};
+	| {kind: 'identity'; queueServiceUri: string; blobServiceUri: string | undefined; managedIdentityClientId: string | undefined};
 
 export type Environment = Record<string, string | undefined>;
 
@@ -46,6 +46,12 @@ export const settingNames = {
 	maxAttempts: 'SOD_MAX_ATTEMPTS',
 	retryBaseMs: 'SOD_RETRY_BASE_MS',
 	notFoundRetries: 'SOD_NOT_FOUND_RETRIES',
+	reconcileSchedule: 'SOD_RECONCILE_SCHEDULE',
+	manifestContainer: 'SOD_MANIFEST_CONTAINER',
+	manifestBlob: 'SOD_MANIFEST_BLOB',
+	reconcileScope: 'SOD_RECONCILE_SCOPE',
+	reconcileApply: 'SOD_RECONCILE_APPLY',
+	reconcilePrune: 'SOD_RECONCILE_PRUNE',
 } as const;
 
 export const defaults = {
@@ -78,6 +84,18 @@ export const defaults = {
 	retryBaseMs: 200,
 	/** Defaults to 3 retries of a 404 before `not-found` (a new package can take seconds to replicate). */
 	notFoundRetries: 3,
+	/** Defaults to hourly, on the hour (NCRONTAB: second minute hour day month weekday). */
+	reconcileSchedule: '0 0 * * * *',
+	/** Defaults to the `sod-sync` container. */
+	manifestContainer: 'sod-sync',
+	/** Defaults to `manifest.csv` (`.jsonl` or `.ndjson` for JSON Lines). */
+	manifestBlob: 'manifest.csv',
+	/** Defaults to `named`: only the packages the manifest names are read or written. */
+	reconcileScope: 'named' as 'named' | 'all',
+	/** Defaults to false: the schedule reports drift and changes nothing. */
+	reconcileApply: false,
+	/** Defaults to false: links no rule asks for are reported, never removed. */
+	reconcilePrune: false,
 } as const;
 
 /** Thrown when a setting is missing or malformed; the message names the setting. */
@@ -174,6 +192,7 @@ function readStorageConnection(environment: Environment, problems: string[]): St
 		return {
 			kind: 'identity',
 			queueServiceUri,
+			blobServiceUri: environment[`${name}__blobServiceUri`]?.trim() || undefined,
 			managedIdentityClientId: environment[`${name}__clientId`]?.trim() || undefined,
 		};
 	}
@@ -230,4 +249,60 @@ function integerIn(minimum: number, maximum: number): (raw: string) => number {
 
 export function isLoopback(hostname: string): boolean {
 	return hostname === 'localhost' || hostname === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(hostname);
+}
+
+export interface ReconcileSettings {
+	schedule: string;
+	manifestContainer: string;
+	manifestBlob: string;
+	scope: 'named' | 'all';
+	apply: boolean;
+	prune: boolean;
+}
+
+/** The scheduled reconcile's settings (the timer Function only); checked like the others, every problem at once. */
+export function readReconcileSettings(environment: Environment): ReconcileSettings {
+	const problems: string[] = [];
+	const text = (name: string, fallback: string) => environment[name]?.trim() || fallback;
+	const flag = (name: string, fallback: boolean) => {
+		const raw = environment[name]?.trim().toLowerCase();
+		if (raw === undefined || raw === '') {
+			return fallback;
+		}
+
+		if (raw === 'true' || raw === 'false') {
+			return raw === 'true';
+		}
+
+		problems.push(`${name}: '${raw}' must be true or false`);
+		return fallback;
+	};
+
+	const schedule = text(settingNames.reconcileSchedule, defaults.reconcileSchedule);
+	if (schedule.split(/\s+/).length !== 6) {
+		problems.push(`${settingNames.reconcileSchedule}: '${schedule}' is not an NCRONTAB expression (six fields: second minute hour day month weekday)`);
+	}
+
+	const scope = text(settingNames.reconcileScope, defaults.reconcileScope);
+	if (scope !== 'named' && scope !== 'all') {
+		problems.push(`${settingNames.reconcileScope}: '${scope}' must be named or all`);
+	}
+
+	const settings: ReconcileSettings = {
+		schedule,
+		manifestContainer: text(settingNames.manifestContainer, defaults.manifestContainer),
+		manifestBlob: text(settingNames.manifestBlob, defaults.manifestBlob),
+		scope: scope === 'all' ? 'all' : 'named',
+		apply: flag(settingNames.reconcileApply, defaults.reconcileApply),
+		prune: flag(settingNames.reconcilePrune, defaults.reconcilePrune),
+	};
+	if (settings.prune && !settings.apply) {
+		problems.push(`${settingNames.reconcilePrune}: true needs ${settingNames.reconcileApply}=true (pruning is part of applying)`);
+	}
+
+	if (problems.length > 0) {
+		throw new SettingsError(`Invalid settings:\n- ${problems.join('\n- ')}`);
+	}
+
+	return settings;
 }

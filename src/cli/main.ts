@@ -11,6 +11,8 @@ const commands: Record<string, {load: () => Promise<Command>; summary: string}> 
 	local: {load: async () => (await import('./local-command.js')).localCommand, summary: 'run everything on this machine: Azurite, the Graph simulator, a sample import'},
 	enqueue: {load: async () => (await import('./enqueue-command.js')).enqueueCommand, summary: 'validate a CSV or JSON Lines file of pairs and enqueue it'},
 	run: {load: async () => (await import('./run-command.js')).runCommand, summary: 'run the worker on the pairs queue (the local queue host)'},
+	reconcile: {load: async () => (await import('./reconcile-command.js')).reconcileCommand, summary: 'compare the tenant with a manifest of rules; --apply fixes the drift'},
+	violations: {load: async () => (await import('./reconcile-command.js')).violationsCommand, summary: 'list users who already hold both packages of a rule'},
 	'dead-letters': {load: async () => (await import('./dead-letters-command.js')).deadLettersCommand, summary: 'list dead letters by reason, or redrive them'},
 	'simulate-graph': {
 		load: async () => (await import('./simulate-graph-command.js')).simulateGraphCommand,

@@ -138,6 +138,10 @@ export async function startSimulator(options: SimulatorOptions, tenantPath: stri
 		simulator.link(link.accessPackageId, link.incompatibleAccessPackageId);
 	}
 
+	for (const assignment of tenant?.assignments ?? []) {
+		simulator.assign(assignment.accessPackageId, assignment.target);
+	}
+
 	return simulator;
 }
 

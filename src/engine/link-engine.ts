@@ -6,7 +6,15 @@
 import {setMaxListeners} from 'node:events';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {outcomeUnknown} from '../graph/graph-failure.js';
-import {maximumBatchSize, readLinksPage, type CallResult, type LinkGateway, type LinkOperation} from '../graph/link-gateway.js';
+import {
+	maximumBatchSize,
+	readLinksPage,
+	readPage,
+	type CallResult,
+	type LinkGateway,
+	type LinkOperation,
+	type PagedOperation,
+} from '../graph/link-gateway.js';
 import type {LinkAction, Pair} from '../pair.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
@@ -162,6 +170,51 @@ export class LinkEngine {
 		}
 
 		return settled.map(result => (result as PromiseFulfilledResult<PairOutcome>).value);
+	}
+
+	/**
+	 * Reads every page of a collection (a package's links, the tenant's packages, a rule's violators) under the same
+	 * concurrency bound, gate and retries as the writes. Rejects with `SystemicFailure` on a 401.
+	 *
+	 * @example
+	 * const links = await engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline});
+	 */
+	async readAll(operation: PagedOperation, options: RunOptions): Promise<CallResult<unknown[]>> {
+		const context: RunContext = {deadline: options.deadline, signal: options.signal ?? new AbortController().signal};
+		const items: unknown[] = [];
+		let history = freshHistory;
+		let nextLink: string | undefined;
+		for (;;) {
+			// eslint-disable-next-line no-await-in-loop
+			const page = await this.#send({...operation, nextLink}, context);
+			if ('deferred' in page) {
+				return {ok: false, failure: page.throttled ?? {kind: 'timeout', code: 'TimeBudget', message: 'not read within the time budget'}};
+			}
+
+			if (page.ok) {
+				const read = readPage(page.value);
+				items.push(...read.items);
+				if (read.nextLink === undefined) {
+					return {ok: true, value: items};
+				}
+
+				nextLink = read.nextLink;
+				continue;
+			}
+
+			const decision = decideRetry('list', page.failure, history, this.#policy, this.#random);
+			if (decision.type === 'systemic') {
+				throw new SystemicFailure(page.failure);
+			}
+
+			if (decision.type !== 'retry' || this.#clock.now() + decision.delayMs + minimumRequestWindowMs > context.deadline) {
+				return {ok: false, failure: page.failure};
+			}
+
+			history = decision.history;
+			// eslint-disable-next-line no-await-in-loop
+			await this.#clock.sleep(decision.delayMs, context.signal).catch(() => undefined);
+		}
 	}
 
 	async #apply(pair: Pair, action: LinkAction, context: RunContext): Promise<PairOutcome> {

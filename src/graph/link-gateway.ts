@@ -4,7 +4,14 @@
 import type {Client} from '@microsoft/microsoft-graph-client';
 import type {Pair} from '../pair.js';
 import {classifyError, classifyStatus, type GraphFailure} from './graph-failure.js';
-import {accessPackageODataId, addLinkPath, incompatibleAccessPackagesPath, removeLinkPath} from './link-paths.js';
+import {
+	accessPackageODataId,
+	accessPackagesListPath,
+	additionalAccessPath,
+	addLinkPath,
+	incompatibleAccessPackagesPath,
+	removeLinkPath,
+} from './link-paths.js';
 
 export type CallResult<T = undefined> = {ok: true; value: T} | {ok: false; failure: GraphFailure};
 
@@ -12,7 +19,14 @@ export type LinkOperation =
 	| {kind: 'add'; pair: Pair}
 	| {kind: 'remove'; pair: Pair}
 	/** A page of `accessPackageId`'s incompatible packages: the first when `nextLink` is undefined. */
-	| {kind: 'list'; accessPackageId: string; nextLink: string | undefined};
+	| {kind: 'list'; accessPackageId: string; nextLink: string | undefined}
+	/** A page of the tenant's access packages. */
+	| {kind: 'list-packages'; nextLink: string | undefined}
+	/** A page of the users who hold both packages of a rule (assignments to `accessPackageId`). */
+	| {kind: 'additional-access'; accessPackageId: string; incompatibleAccessPackageId: string; nextLink: string | undefined};
+
+/** The operations that read a paged collection. */
+export type PagedOperation = Extract<LinkOperation, {nextLink: string | undefined}>;
 
 export interface LinksPage {
 	/** Ids (lower case) of the packages on this page. */
@@ -176,9 +190,11 @@ export class GraphLinkGateway implements LinkGateway {
 				return {ok: true, value: {method: 'DELETE', path: removeLinkPath(accessPackageId, incompatibleAccessPackageId), version: this.#apiVersion}};
 			}
 
-			case 'list': {
+			case 'list':
+			case 'list-packages':
+			case 'additional-access': {
 				if (operation.nextLink === undefined) {
-					return {ok: true, value: {method: 'GET', path: `${incompatibleAccessPackagesPath(operation.accessPackageId)}?$select=id`, version: this.#apiVersion}};
+					return {ok: true, value: {method: 'GET', path: firstPagePath(operation), version: this.#apiVersion}};
 				}
 
 				const next = splitGraphUrl(operation.nextLink, this.#graphBaseUrl);
@@ -195,14 +211,43 @@ export class GraphLinkGateway implements LinkGateway {
 	}
 }
 
-/** Reads a list page's body into ids and the next link. */
-export function readLinksPage(value: unknown): LinksPage {
-	const body = value as {value?: Array<{id?: unknown}>; '@odata.nextLink'?: unknown} | undefined;
-	const ids = (Array.isArray(body?.value) ? body.value : [])
-		.map(item => (typeof item?.id === 'string' ? item.id.toLowerCase() : undefined))
-		.filter((id): id is string => id !== undefined);
+function firstPagePath(operation: PagedOperation): string {
+	switch (operation.kind) {
+		case 'list': {
+			return `${incompatibleAccessPackagesPath(operation.accessPackageId)}?$select=id`;
+		}
+
+		case 'list-packages': {
+			return accessPackagesListPath();
+		}
+
+		case 'additional-access': {
+			return additionalAccessPath(operation.accessPackageId, operation.incompatibleAccessPackageId);
+		}
+	}
+}
+
+/** Reads a collection page's body: its items and the next link. */
+export function readPage(value: unknown): {items: unknown[]; nextLink: string | undefined} {
+	const body = value as {value?: unknown; '@odata.nextLink'?: unknown} | undefined;
 	const next = body?.['@odata.nextLink'];
-	return {ids, nextLink: typeof next === 'string' ? next : undefined};
+	return {items: Array.isArray(body?.value) ? body.value : [], nextLink: typeof next === 'string' ? next : undefined};
+}
+
+/** Reads a link-list page's body into ids (lower case) and the next link. */
+export function readLinksPage(value: unknown): LinksPage {
+	const {items, nextLink} = readPage(value);
+	return {ids: packageIds(items), nextLink};
+}
+
+/** The `id`s of a page's items, lower case. */
+export function packageIds(items: readonly unknown[]): string[] {
+	return items
+		.map(item => {
+			const id = (item as {id?: unknown} | null)?.id;
+			return typeof id === 'string' ? id.toLowerCase() : undefined;
+		})
+		.filter((id): id is string => id !== undefined);
 }
 
 /**

@@ -36,3 +36,16 @@ export function accessPackagePath(accessPackageId: string): string {
 export function accessPackageODataId(graphBaseUrl: URL, apiVersion: string, accessPackageId: string): string {
 	return `${graphBaseUrl.origin}/${apiVersion}${accessPackagePath(accessPackageId)}`;
 }
+
+/** Every access package in the tenant (paged), ids and names only. */
+export function accessPackagesListPath(): string {
+	return `${accessPackages}?$select=id,displayName`;
+}
+
+/**
+ * Assignments to `accessPackageId` whose user also holds `incompatibleAccessPackageId` (paged), with the user expanded:
+ * the existing violators of a rule.
+ */
+export function additionalAccessPath(accessPackageId: string, incompatibleAccessPackageId: string): string {
+	return `/identityGovernance/entitlementManagement/assignments/additionalAccess(accessPackageId='${checked(accessPackageId)}',incompatibleAccessPackageId='${checked(incompatibleAccessPackageId)}')?$expand=target`;
+}

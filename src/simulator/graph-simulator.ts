@@ -62,6 +62,8 @@ export interface SimulatorOptions {
 	faults?: FaultOptions;
 	/** Seeds faults, jitter and generated ids. Defaults to 1. */
 	seed?: number;
+	/** Keep `METHOD path` of every Graph request (and batch item) in `stats.log`. Defaults to false (the log grows). */
+	logRequests?: boolean;
 	/** Defaults to 0 (any free port). */
 	port?: number;
 	/** Defaults to 127.0.0.1. */
@@ -84,6 +86,8 @@ export interface SimulatorStats {
 	unauthorized: number;
 	/** Connections dropped after a write was applied. */
 	resets: number;
+	/** `METHOD /version/path?query` of every Graph operation, with `logRequests`. */
+	log: string[];
 	/** When the first Graph request arrived and the last write was applied (epoch ms; 0 before). */
 	firstRequestAt: number;
 	lastWriteAt: number;
@@ -107,7 +111,23 @@ export interface ScriptedFault {
 	resetAfterWrite?: boolean;
 }
 
-type RouteName = 'GET package' | 'GET packages' | 'GET links' | 'GET linked-from' | 'POST link' | 'DELETE link' | 'POST $batch';
+type RouteName =
+	| 'GET package'
+	| 'GET packages'
+	| 'GET links'
+	| 'GET linked-from'
+	| 'POST link'
+	| 'DELETE link'
+	| 'GET additional-access'
+	| 'POST $batch';
+
+/** An assignment of an access package to a user, as Graph's accessPackageAssignment (the parts sod-sync reads). */
+export interface SimulatedAssignment {
+	id: string;
+	accessPackageId: string;
+	state: 'Delivered';
+	target: {objectId: string; displayName: string; principalName: string};
+}
 
 const entitlementManagement = '/identityGovernance/entitlementManagement';
 const versions = new Set(['v1.0', 'beta']);
@@ -119,6 +139,7 @@ export class GraphSimulator {
 	readonly #packages = new Map<string, {id: string; displayName: string}>();
 	readonly #links = new Map<string, Set<string>>();
 	readonly #addsSeen = new Map<string, number>();
+	readonly #assignments: SimulatedAssignment[] = [];
 	readonly #scripts: ScriptedFault[] = [];
 	#server: Server | undefined;
 	#baseUrl = '';
@@ -179,6 +200,13 @@ export class GraphSimulator {
 		}
 
 		targets.add(incompatibleAccessPackageId);
+	}
+
+	/** Assigns a package to a user (seeding existing access); returns the assignment. */
+	assign(accessPackageId: string, user: SimulatedAssignment['target']): SimulatedAssignment {
+		const assignment: SimulatedAssignment = {id: this.#generateId(), accessPackageId: accessPackageId.toLowerCase(), state: 'Delivered', target: user};
+		this.#assignments.push(assignment);
+		return assignment;
 	}
 
 	linksOf(accessPackageId: string): string[] {
@@ -331,6 +359,10 @@ export class GraphSimulator {
 
 	/** One Graph operation on the state; shared by direct requests and `$batch` items. */
 	#operation(method: string, path: string, search: string, body: string, contentType: string | undefined, version: string): Reply {
+		if (this.#options.logRequests) {
+			this.stats.log.push(`${method} /${version}${path}${search}`);
+		}
+
 		const segments = path.split('/').filter(Boolean);
 		const prefix = entitlementManagement.split('/').filter(Boolean);
 		const unmatched = () => {
@@ -338,7 +370,28 @@ export class GraphSimulator {
 			return graphError(400, 'BadRequest', `Resource not found for the segment '${segments.at(-1) ?? ''}'.`);
 		};
 
-		if (prefix.some((segment, index) => segments[index] !== segment) || segments[2] !== 'accessPackages') {
+		if (prefix.some((segment, index) => segments[index] !== segment)) {
+			return unmatched();
+		}
+
+		if (segments[2] === 'assignments' && method === 'GET' && segments.length === 4) {
+			const match = /^additionalAccess\(accessPackageId='([^']*)',incompatibleAccessPackageId='([^']*)'\)$/.exec(decodeURIComponent(segments[3]!));
+			if (!match) {
+				return unmatched();
+			}
+
+			this.#route('GET additional-access');
+			const [a, b] = [match[1]!.toLowerCase(), match[2]!.toLowerCase()];
+			if (!isCanonicalGuid(a) || !isCanonicalGuid(b)) {
+				return graphError(400, 'BadRequest', 'Invalid access package id.');
+			}
+
+			const holdersOfB = new Set(this.#assignments.filter(item => item.accessPackageId === b).map(item => item.target.objectId));
+			const violators = this.#assignments.filter(item => item.accessPackageId === a && holdersOfB.has(item.target.objectId));
+			return this.#page(violators, `/${version}${path}`, search);
+		}
+
+		if (segments[2] !== 'accessPackages') {
 			return unmatched();
 		}
 
@@ -671,6 +724,7 @@ function emptyStats(): SimulatorStats {
 		unmatched: [],
 		unauthorized: 0,
 		resets: 0,
+		log: [],
 		firstRequestAt: 0,
 		lastWriteAt: 0,
 	};

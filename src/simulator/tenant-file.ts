@@ -1,5 +1,6 @@
 // A simulated tenant on disk: the access packages it holds and the links it starts with.
-// {"packages": [{"id": "<guid>", "displayName": "..."}], "links": [{"accessPackageId": "...", "incompatibleAccessPackageId": "..."}]}
+// {"packages": [{"id": "<guid>", "displayName": "..."}], "links": [{"accessPackageId": "...", "incompatibleAccessPackageId": "..."}],
+//  "assignments": [{"accessPackageId": "...", "target": {"objectId": "...", "displayName": "...", "principalName": "..."}}]}
 
 import {readFile} from 'node:fs/promises';
 import {checkPair, normalizeGuid, type Pair} from '../pair.js';
@@ -7,10 +8,12 @@ import {checkPair, normalizeGuid, type Pair} from '../pair.js';
 export interface Tenant {
 	packages: Array<{id: string; displayName: string}>;
 	links: Pair[];
+	/** Existing assignments: who holds which package. */
+	assignments: Array<{accessPackageId: string; target: {objectId: string; displayName: string; principalName: string}}>;
 }
 
 export async function readTenantFile(path: string): Promise<Tenant> {
-	const json = JSON.parse(await readFile(path, 'utf8')) as {packages?: unknown; links?: unknown};
+	const json = JSON.parse(await readFile(path, 'utf8')) as {packages?: unknown; links?: unknown; assignments?: unknown};
 	if (!Array.isArray(json.packages)) {
 		throw new TypeError(`${path}: "packages" must be an array`);
 	}
@@ -32,5 +35,21 @@ export async function readTenantFile(path: string): Promise<Tenant> {
 
 		return checked.pair;
 	});
-	return {packages, links};
+	const assignments = (Array.isArray(json.assignments) ? json.assignments : []).map((entry: unknown, index) => {
+		const {accessPackageId, target} = (entry ?? {}) as {accessPackageId?: unknown; target?: {objectId?: unknown; displayName?: unknown; principalName?: unknown}};
+		const id = typeof accessPackageId === 'string' ? normalizeGuid(accessPackageId) : undefined;
+		if (!id || typeof target?.objectId !== 'string') {
+			throw new TypeError(`${path}: assignments[${index}] needs an accessPackageId GUID and a target.objectId`);
+		}
+
+		return {
+			accessPackageId: id,
+			target: {
+				objectId: target.objectId,
+				displayName: typeof target.displayName === 'string' ? target.displayName : target.objectId,
+				principalName: typeof target.principalName === 'string' ? target.principalName : '',
+			},
+		};
+	});
+	return {packages, links, assignments};
 }

@@ -72,6 +72,17 @@ export function retryPolicyFrom(settings: Pick<Settings, 'retryBaseMs' | 'notFou
 	};
 }
 
+let processEngine: LinkEngine | undefined;
+
+/**
+ * The process's one engine, built on first use: the Functions in a process (the queue worker and the scheduled
+ * reconcile) share its concurrency bound and throttle gate, as Graph's throttling is per app, not per function.
+ */
+export function sharedLinkEngine(settings: Settings, environment: Environment): LinkEngine {
+	processEngine ??= createLinkEngine(settings, createTokenSource(environment, settings));
+	return processEngine;
+}
+
 export function createWorkerDependencies(
 	settings: Settings,
 	hostConfig: QueueHostConfig,
@@ -81,7 +92,7 @@ export function createWorkerDependencies(
 	const queues = createQueueServiceClient(settings.storage);
 	const encoding = hostConfig.messageEncoding;
 	return {
-		engine: overrides.engine ?? createLinkEngine(settings, createTokenSource(environment, settings)),
+		engine: overrides.engine ?? sharedLinkEngine(settings, environment),
 		pairsQueue: new QueueSender(queues.getQueueClient(settings.queueName), encoding),
 		deadLetterQueue: new QueueSender(queues.getQueueClient(settings.deadLetterQueueName), encoding),
 		encoding,

@@ -1,0 +1,210 @@
+// `sod-sync reconcile <manifest>` and `sod-sync violations <manifest>`: compliance against a desired state.
+
+import {createReadStream} from 'node:fs';
+import {desiredLinks, readManifest, type Manifest} from '../compliance/manifest.js';
+import {hasDrift, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
+import {findViolations} from '../compliance/violations.js';
+import {readQueueHostConfig} from '../host-config.js';
+import type {Pair} from '../pair.js';
+import {formatFromPath} from '../pair-file.js';
+import {sendPairs} from '../queue/send-pairs.js';
+import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
+import {createLinkEngine, createTokenSource} from '../worker/worker-runtime.js';
+import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+
+const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId (other columns ignored; an
+optional symmetric column of true/false), or JSON Lines of the same fields. Its scope is the packages it names: no
+other package is read or written unless --scope all.`;
+
+export const reconcileHelp = `Usage: sod-sync reconcile <manifest> [--apply] [--prune] [--scope named|all] [--json]
+
+Reads the incompatible links of every package in scope through Graph, compares them with the manifest and prints the
+drift: links missing, and links between in-scope packages that no rule asks for (extra). Links to packages outside
+the scope are listed but never touched.
+
+${manifestHelp}
+
+Options:
+  --apply                    enqueue the missing links as add messages (the worker applies them, with dead letters)
+  --prune                    with --apply, also enqueue the extra links as remove messages
+  --scope named|all          named: the manifest's packages (default); all: every package in the tenant
+  --json                     the report as JSON
+${settingFlagsHelp}
+
+Exit codes: 0 no drift, 3 drift, 1 error (including packages whose links could not be read), 2 invalid manifest.`;
+
+export const violationsHelp = `Usage: sod-sync violations <manifest> [--json]
+
+For each rule, the users who already hold both packages (a new incompatibility does not remove existing access), from
+Graph's assignments/additionalAccess, with both of their assignments.
+
+${manifestHelp}
+
+Options:
+  --json                     the report as JSON
+${settingFlagsHelp}
+
+Exit codes: 0 none found, 3 violations found, 1 error, 2 invalid manifest.`;
+
+async function loadManifest(path: string | undefined, io: CommandIo): Promise<Manifest | number> {
+	if (path === undefined) {
+		throw new UsageError('name the manifest file');
+	}
+
+	let manifest: Manifest;
+	try {
+		manifest = await readManifest(createReadStream(path), formatFromPath(path));
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+			throw new UsageError(`no such file: ${path}`);
+		}
+
+		throw error;
+	}
+
+	if (manifest.errors.length > 0) {
+		for (const error of manifest.errors) {
+			io.stderr.write(`${path}: line ${error.line}: ${error.error}\n`);
+		}
+
+		io.stderr.write(`${manifest.errors.length} invalid rows; nothing was done\n`);
+		return exitCodes.invalidInput;
+	}
+
+	return manifest;
+}
+
+export async function reconcileCommand(args: string[], io: CommandIo): Promise<number> {
+	const {values, positionals} = parseCommandLine(args, {
+		apply: {type: 'boolean'},
+		prune: {type: 'boolean'},
+		scope: {type: 'string'},
+		json: {type: 'boolean'},
+	});
+	if (values.help) {
+		io.stdout.write(`${reconcileHelp}\n`);
+		return exitCodes.ok;
+	}
+
+	if (values.prune && !values.apply) {
+		throw new UsageError('--prune goes with --apply');
+	}
+
+	const scope = values.scope ?? 'named';
+	if (scope !== 'named' && scope !== 'all') {
+		throw new UsageError(`--scope must be named or all, got '${scope}'`);
+	}
+
+	if (positionals.length > 1) {
+		throw new UsageError('reconcile takes one manifest');
+	}
+
+	const manifest = await loadManifest(positionals[0], io);
+	if (typeof manifest === 'number') {
+		return manifest;
+	}
+
+	const {settings, environment} = settingsFrom(values, io.environment);
+	const engine = createLinkEngine(settings, createTokenSource(environment, settings));
+	const encoding = readQueueHostConfig().messageEncoding;
+	const correlationId = `reconcile-${new Date().toISOString().replaceAll(/[-:]|\.\d+/g, '')}`;
+	const report = await reconcile({
+		engine,
+		rules: manifest.rules,
+		scope,
+		apply: values.apply ?? false,
+		prune: values.prune ?? false,
+		enqueue: async (pairs, action) =>
+			sendPairs(new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), encoding), pairs, {action, correlationId, attempt: 0}, encoding),
+		deadline: Date.now() + settings.invocationBudgetMs,
+		signal: io.signal,
+	});
+	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId));
+	if (report.readFailures.length > 0) {
+		return exitCodes.error;
+	}
+
+	return hasDrift(report) ? exitCodes.drift : exitCodes.ok;
+}
+
+function describeReport(report: ReconcileReport, applied: boolean, correlationId: string): string {
+	const lines = [
+		`scope: ${formatCount(report.scope.length)} packages; ${formatCount(report.desired)} links desired, ${formatCount(report.current)} present`,
+		'',
+	];
+	const section = (title: string, pairs: readonly Pair[]) => {
+		lines.push(`${title} (${formatCount(pairs.length)})`);
+		for (const pair of pairs) {
+			lines.push(`  ${pair.accessPackageId} -> ${pair.incompatibleAccessPackageId}`);
+		}
+
+		lines.push('');
+	};
+
+	section('missing', report.missing);
+	section('extra', report.extra);
+	if (report.outOfScope.length > 0) {
+		section('to packages outside the scope (left alone)', report.outOfScope);
+	}
+
+	for (const failure of report.readFailures) {
+		lines.push(`could not read ${failure.accessPackageId}: ${[failure.failure.status, failure.failure.code].filter(Boolean).join(' ')} ${failure.failure.message}`);
+	}
+
+	if (applied) {
+		lines.push(
+			`enqueued ${formatCount(report.enqueued.add)} adds and ${formatCount(report.enqueued.remove)} removes in ${formatCount(report.enqueued.messages)} messages, correlation ${correlationId}`,
+		);
+	} else if (hasDrift(report)) {
+		lines.push('nothing changed: --apply enqueues the missing links (and with --prune, removes the extra ones)');
+	} else {
+		lines.push('no drift');
+	}
+
+	return `${lines.join('\n')}\n`;
+}
+
+export async function violationsCommand(args: string[], io: CommandIo): Promise<number> {
+	const {values, positionals} = parseCommandLine(args, {json: {type: 'boolean'}});
+	if (values.help) {
+		io.stdout.write(`${violationsHelp}\n`);
+		return exitCodes.ok;
+	}
+
+	if (positionals.length > 1) {
+		throw new UsageError('violations takes one manifest');
+	}
+
+	const manifest = await loadManifest(positionals[0], io);
+	if (typeof manifest === 'number') {
+		return manifest;
+	}
+
+	const {settings, environment} = settingsFrom(values, io.environment);
+	const engine = createLinkEngine(settings, createTokenSource(environment, settings));
+	// A symmetric rule is one rule for violations: holding both packages is the same either way.
+	const rules = manifest.rules.map(rule => ({...rule, symmetric: false}));
+	const report = await findViolations(engine, rules, Date.now() + settings.invocationBudgetMs);
+	if (values.json) {
+		io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+	} else {
+		const lines = [`${formatCount(report.violations.length)} users hold both packages of a rule (${formatCount(desiredLinks(rules).length)} rules checked)`];
+		for (const violation of report.violations) {
+			lines.push(
+				`  ${violation.rule.accessPackageId} + ${violation.rule.incompatibleAccessPackageId}: ${violation.user.displayName ?? ''} <${violation.user.principalName ?? violation.user.objectId}> (${violation.user.objectId}); assignments ${violation.assignmentId ?? '?'} and ${violation.incompatibleAssignmentId ?? '?'}`,
+			);
+		}
+
+		for (const failure of report.readFailures) {
+			lines.push(`could not read ${failure.rule.accessPackageId} + ${failure.rule.incompatibleAccessPackageId}: ${[failure.failure.status, failure.failure.code].filter(Boolean).join(' ')} ${failure.failure.message}`);
+		}
+
+		io.stdout.write(`${lines.join('\n')}\n`);
+	}
+
+	if (report.readFailures.length > 0) {
+		return exitCodes.error;
+	}
+
+	return report.violations.length > 0 ? exitCodes.drift : exitCodes.ok;
+}

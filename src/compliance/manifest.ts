@@ -1,0 +1,58 @@
+// The desired state: separation-of-duties rules kept in a file reviewed like code (CSV or JSON Lines of pairs, with an
+// optional `symmetric` column or field per rule). Read whole: a manifest is rules, not bulk data.
+
+import type {Readable} from 'node:stream';
+import {pairKey, reversePair, type Pair} from '../pair.js';
+import {PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
+
+export interface ManifestRule {
+	line: number;
+	pair: Pair;
+	symmetric: boolean;
+}
+
+export interface Manifest {
+	rules: ManifestRule[];
+	/** Every row that is not a rule, with its line number and what is wrong. */
+	errors: Array<{line: number; error: string}>;
+}
+
+export async function readManifest(input: Readable, format?: PairFileFormat): Promise<Manifest> {
+	const manifest: Manifest = {rules: [], errors: []};
+	try {
+		for await (const row of readPairRows(input, format)) {
+			if (row.ok) {
+				manifest.rules.push({line: row.line, pair: row.pair, symmetric: row.symmetric});
+			} else {
+				manifest.errors.push({line: row.line, error: row.error});
+			}
+		}
+	} catch (error) {
+		if (error instanceof PairFileError) {
+			manifest.errors.push({line: error.line, error: error.message.replace(/^line \d+: /, '')});
+		} else {
+			throw error;
+		}
+	}
+
+	return manifest;
+}
+
+/** The links the rules ask for: each rule's pair, and its reverse when symmetric; each link once. */
+export function desiredLinks(rules: readonly ManifestRule[]): Pair[] {
+	const links = new Map<string, Pair>();
+	for (const rule of rules) {
+		links.set(pairKey(rule.pair), rule.pair);
+		if (rule.symmetric) {
+			const reverse = reversePair(rule.pair);
+			links.set(pairKey(reverse), reverse);
+		}
+	}
+
+	return [...links.values()];
+}
+
+/** The packages the rules name: the default scope of a reconcile. */
+export function namedPackages(rules: readonly ManifestRule[]): string[] {
+	return [...new Set(rules.flatMap(rule => [rule.pair.accessPackageId, rule.pair.incompatibleAccessPackageId]))].sort();
+}

@@ -1,0 +1,84 @@
+// The scheduled reconcile: reads the manifest from blob storage and runs the same reconcile as `sod-sync reconcile`,
+// logging the drift summary. With SOD_RECONCILE_APPLY (and _PRUNE) it enqueues the fix for the worker.
+
+import {Readable} from 'node:stream';
+import type {InvocationContext, Timer} from '@azure/functions';
+import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
+import {BlobServiceClient} from '@azure/storage-blob';
+import type {LinkEngine} from '../engine/link-engine.js';
+import type {MessageEncoding} from '../message.js';
+import {formatFromPath} from '../pair-file.js';
+import {sendPairs, type TextSink} from '../queue/send-pairs.js';
+import type {ReconcileSettings, StorageConnection} from '../settings.js';
+import {readManifest} from './manifest.js';
+import {describeDriftSummary, hasDrift, reconcile, type ReconcileReport} from './reconcile.js';
+
+export interface ReconcileTimerDependencies {
+	engine: LinkEngine;
+	settings: ReconcileSettings;
+	/** Returns the manifest's text. */
+	readManifestText: () => Promise<string>;
+	pairsQueue: TextSink;
+	encoding: MessageEncoding;
+	invocationBudgetMs: number;
+	onReport?: (report: ReconcileReport) => void;
+}
+
+export function createReconcileTimerHandler(
+	dependencies: ReconcileTimerDependencies | (() => ReconcileTimerDependencies),
+): (timer: Timer, context: InvocationContext) => Promise<void> {
+	return async (_timer, context) => {
+		const resolved = typeof dependencies === 'function' ? dependencies() : dependencies;
+		const {settings} = resolved;
+		const text = await resolved.readManifestText();
+		const manifest = await readManifest(Readable.from([text]), formatFromPath(settings.manifestBlob));
+		const where = `${settings.manifestContainer}/${settings.manifestBlob}`;
+		if (manifest.errors.length > 0) {
+			// Nothing runs on a broken manifest: a half-read desired state would report (and prune) the wrong drift.
+			throw new Error(`${where}: ${manifest.errors.length} invalid rows, nothing reconciled: ${manifest.errors.slice(0, 20).map(error => `line ${error.line}: ${error.error}`).join('; ')}`);
+		}
+
+		const correlationId = `reconcile-${context.invocationId}`;
+		const report = await reconcile({
+			engine: resolved.engine,
+			rules: manifest.rules,
+			scope: settings.scope,
+			apply: settings.apply,
+			prune: settings.prune,
+			enqueue: async (pairs, action) => sendPairs(resolved.pairsQueue, pairs, {action, correlationId, attempt: 0}, resolved.encoding),
+			deadline: Date.now() + resolved.invocationBudgetMs,
+		});
+		const line = `${describeDriftSummary(report)} (${where}${settings.apply ? '' : ', report only'})`;
+		if (report.readFailures.length > 0) {
+			context.warn(`${line}; unreadable: ${report.readFailures.map(item => `${item.accessPackageId} (${item.failure.status ?? item.failure.code})`).join(', ')}`);
+		} else if (hasDrift(report)) {
+			context.warn(line);
+		} else {
+			context.log(line);
+		}
+
+		resolved.onReport?.(report);
+	};
+}
+
+/** Reads a blob's text with the app's storage connection (connection string or `AzureWebJobsStorage__blobServiceUri`). */
+export function manifestBlobReader(storage: StorageConnection, container: string, blob: string): () => Promise<string> {
+	return async () => {
+		let service: BlobServiceClient;
+		if (storage.kind === 'connection-string') {
+			service = BlobServiceClient.fromConnectionString(storage.connectionString);
+		} else {
+			if (!storage.blobServiceUri) {
+				throw new Error('AzureWebJobsStorage__blobServiceUri is not set: the scheduled reconcile reads its manifest from blob storage');
+			}
+
+			const credential = storage.managedIdentityClientId
+				? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
+				: new DefaultAzureCredential();
+			service = new BlobServiceClient(storage.blobServiceUri, credential);
+		}
+
+		const buffer = await service.getContainerClient(container).getBlobClient(blob).downloadToBuffer();
+		return buffer.toString('utf8');
+	};
+}

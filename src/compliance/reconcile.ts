@@ -1,0 +1,116 @@
+// Reconcile: read the tenant's links for every package in scope, compare with the manifest, and optionally enqueue
+// the fix (missing links as `add`, with --prune extra ones as `remove`) for the worker to apply with its dead letters.
+// The CLI and the timer Function share this.
+
+import type {LinkEngine} from '../engine/link-engine.js';
+import type {GraphFailure} from '../graph/graph-failure.js';
+import {packageIds} from '../graph/link-gateway.js';
+import type {LinkAction, Pair} from '../pair.js';
+import {computeDrift, type Drift} from './drift.js';
+import {desiredLinks, namedPackages, type ManifestRule} from './manifest.js';
+
+export interface ReconcileOptions {
+	engine: LinkEngine;
+	rules: readonly ManifestRule[];
+	/** `named`: the packages the manifest names (default); `all`: every package in the tenant. */
+	scope: 'named' | 'all';
+	apply: boolean;
+	prune: boolean;
+	/** Enqueues pairs for the worker; returns the number of messages written. */
+	enqueue: (pairs: readonly Pair[], action: LinkAction) => Promise<number>;
+	deadline: number;
+	signal?: AbortSignal;
+}
+
+export interface ReconcileReport extends Drift {
+	scope: string[];
+	desired: number;
+	/** Links read from the tenant, from in-scope packages. */
+	current: number;
+	/** Packages whose links could not be read: the drift is then incomplete. */
+	readFailures: Array<{accessPackageId: string; failure: GraphFailure}>;
+	/** Pairs enqueued by --apply / --prune. */
+	enqueued: {add: number; remove: number; messages: number};
+}
+
+export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
+	const run = {deadline: options.deadline, signal: options.signal};
+	const readFailures: ReconcileReport['readFailures'] = [];
+	let scope = namedPackages(options.rules);
+	if (options.scope === 'all') {
+		const listed = await options.engine.readAll({kind: 'list-packages', nextLink: undefined}, run);
+		if (!listed.ok) {
+			throw new Error(`could not list the tenant's access packages: ${listed.failure.status ?? ''} ${listed.failure.code ?? ''} ${listed.failure.message}`);
+		}
+
+		scope = [...new Set([...scope, ...packageIds(listed.value)])].sort();
+	}
+
+	const current = new Map<string, string[]>();
+	await Promise.all(
+		scope.map(async accessPackageId => {
+			const read = await options.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, run);
+			if (read.ok) {
+				current.set(accessPackageId, packageIds(read.value));
+			} else {
+				readFailures.push({accessPackageId, failure: read.failure});
+			}
+		}),
+	);
+	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId));
+	const desired = desiredLinks(options.rules);
+	// A package whose links could not be read says nothing: its desired links are not called missing.
+	const unread = new Set(readFailures.map(failure => failure.accessPackageId));
+	const drift = computeDrift(
+		desired.filter(pair => !unread.has(pair.accessPackageId)),
+		current,
+		new Set(scope),
+	);
+	const enqueued = {add: 0, remove: 0, messages: 0};
+	if (options.apply && drift.missing.length > 0) {
+		enqueued.messages += await options.enqueue(drift.missing, 'add');
+		enqueued.add = drift.missing.length;
+	}
+
+	if (options.apply && options.prune && drift.extra.length > 0) {
+		enqueued.messages += await options.enqueue(drift.extra, 'remove');
+		enqueued.remove = drift.extra.length;
+	}
+
+	return {
+		...drift,
+		scope,
+		desired: desired.length,
+		current: [...current.values()].reduce((sum, targets) => sum + targets.length, 0),
+		readFailures,
+		enqueued,
+	};
+}
+
+export function hasDrift(report: ReconcileReport): boolean {
+	return report.missing.length > 0 || report.extra.length > 0;
+}
+
+/** One line for a log: what was compared and what differs. */
+export function describeDriftSummary(report: ReconcileReport): string {
+	const parts = [
+		`${report.scope.length} packages in scope`,
+		`${report.desired} links desired`,
+		`${report.current} present`,
+		`${report.missing.length} missing`,
+		`${report.extra.length} extra`,
+	];
+	if (report.outOfScope.length > 0) {
+		parts.push(`${report.outOfScope.length} to packages outside the scope (left alone)`);
+	}
+
+	if (report.readFailures.length > 0) {
+		parts.push(`${report.readFailures.length} packages unreadable`);
+	}
+
+	if (report.enqueued.messages > 0) {
+		parts.push(`enqueued ${report.enqueued.add} adds and ${report.enqueued.remove} removes in ${report.enqueued.messages} messages`);
+	}
+
+	return `sod-sync reconcile: ${parts.join(', ')}`;
+}

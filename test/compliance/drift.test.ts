@@ -1,0 +1,41 @@
+import {describe, expect, it} from 'vitest';
+import {computeDrift} from '../../src/compliance/drift.js';
+import {desiredLinks} from '../../src/compliance/manifest.js';
+
+const [a, b, c, x] = ['a', 'b', 'c', 'x'];
+const pair = (accessPackageId: string, incompatibleAccessPackageId: string) => ({accessPackageId, incompatibleAccessPackageId});
+const scope = new Set([a, b, c]);
+
+describe('computeDrift', () => {
+	it('finds nothing when the tenant matches', () => {
+		expect(computeDrift([pair(a, b)], new Map([[a, [b]], [b, []]]), scope)).toEqual({missing: [], extra: [], outOfScope: []});
+	});
+
+	it('finds missing links', () => {
+		expect(computeDrift([pair(a, b), pair(b, c)], new Map([[a, [b]], [b, []]]), scope).missing).toEqual([pair(b, c)]);
+	});
+
+	it('finds extra links between in-scope packages, and sets aside those to packages outside the scope', () => {
+		const drift = computeDrift([pair(a, b)], new Map([[a, [b, c, x]]]), scope);
+		expect(drift.extra).toEqual([pair(a, c)]);
+		expect(drift.outOfScope).toEqual([pair(a, x)]);
+		expect(drift.missing).toEqual([]);
+	});
+
+	it('finds both at once', () => {
+		const drift = computeDrift([pair(a, b), pair(c, a)], new Map([[a, [c]], [c, []]]), scope);
+		expect(drift).toEqual({missing: [pair(a, b), pair(c, a)], extra: [pair(a, c)], outOfScope: []});
+	});
+});
+
+describe('desiredLinks', () => {
+	it('expands symmetric rules and lists each link once', () => {
+		expect(
+			desiredLinks([
+				{line: 2, pair: pair(a, b), symmetric: true},
+				{line: 3, pair: pair(b, a), symmetric: false},
+				{line: 4, pair: pair(a, c), symmetric: false},
+			]),
+		).toEqual([pair(a, b), pair(b, a), pair(a, c)]);
+	});
+});

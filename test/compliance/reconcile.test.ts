@@ -1,0 +1,252 @@
+// Compliance sync against Azurite and the simulator: `sod-sync reconcile`, the scheduled Function, `sod-sync violations`.
+
+import functions from '@azure/functions';
+import {BlobServiceClient} from '@azure/storage-blob';
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest';
+import {createReconcileTimerHandler, manifestBlobReader} from '../../src/compliance/reconcile-timer.js';
+import type {ReconcileReport} from '../../src/compliance/reconcile.js';
+import {staticTokenSource} from '../../src/graph/graph-client.js';
+import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
+import {QueueSender} from '../../src/queue/storage-queue.js';
+import {readReconcileSettings, readSettings} from '../../src/settings.js';
+import {GraphSimulator, type SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+import {createLinkEngine} from '../../src/worker/worker-runtime.js';
+import {killChildren, runCli, runInProcess} from '../support/cli.js';
+import {countMessages, drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
+
+let azurite: RunningAzurite;
+let simulator: GraphSimulator | undefined;
+
+beforeAll(async () => {
+	azurite = await startAzurite({blob: true});
+});
+
+afterAll(async () => {
+	await azurite.stop();
+});
+
+afterEach(async () => {
+	killChildren();
+	await simulator?.close();
+	simulator = undefined;
+});
+
+async function stack(options: SimulatorOptions = {}) {
+	simulator = await GraphSimulator.start({packageCount: 8, logRequests: true, ...options});
+	const environment = {
+		AzureWebJobsStorage: azurite.connectionString,
+		SOD_QUEUE: uniqueQueueName('pairs'),
+		SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
+		GRAPH_BASE_URL: simulator.baseUrl,
+		GRAPH_ACCESS_TOKEN: simulator.token,
+		SOD_RETRY_BASE_MS: '20',
+	};
+	return {simulator, ids: simulator.packageIds as [string, string, string, string, string, string, string, string], environment};
+}
+
+const manifest = (rows: Array<[string, string, boolean?]>) =>
+	`accessPackageId,incompatibleAccessPackageId,symmetric\n${rows.map(([a, b, symmetric]) => `${a},${b},${symmetric ? 'true' : ''}`).join('\n')}\n`;
+
+async function writeManifest(text: string): Promise<string> {
+	const {mkdtemp, writeFile} = await import('node:fs/promises');
+	const {join} = await import('node:path');
+	const {tmpdir} = await import('node:os');
+	const path = join(await mkdtemp(join(tmpdir(), 'sod-manifest-')), 'rules.csv');
+	await writeFile(path, text);
+	return path;
+}
+
+describe('sod-sync reconcile', () => {
+	it('exits 0 with no drift when the tenant matches the manifest', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b] = ids;
+		simulator.link(a, b);
+		simulator.link(b, a);
+		const result = await runInProcess(['reconcile', await writeManifest(manifest([[a, b, true]]))], environment);
+		expect(result.code, result.stderr).toBe(0);
+		expect(result.stdout).toMatch(/scope: 2 packages; 2 links desired, 2 present/);
+		expect(result.stdout).toMatch(/no drift/);
+	});
+
+	it('reports missing and extra links, exits 3, and changes nothing without --apply', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b, c] = ids;
+		simulator.link(a, c); // Extra: both named, no rule.
+		const result = await runInProcess(['reconcile', await writeManifest(manifest([[a, b], [c, b]])), '--json'], environment);
+		expect(result.code).toBe(3);
+		const report = JSON.parse(result.stdout) as ReconcileReport;
+		expect(report.missing).toEqual([
+			{accessPackageId: a, incompatibleAccessPackageId: b},
+			{accessPackageId: c, incompatibleAccessPackageId: b},
+		].sort((x, y) => `${x.accessPackageId}/${x.incompatibleAccessPackageId}`.localeCompare(`${y.accessPackageId}/${y.incompatibleAccessPackageId}`)));
+		expect(report.extra).toEqual([{accessPackageId: a, incompatibleAccessPackageId: c}]);
+		expect(report.enqueued).toEqual({add: 0, remove: 0, messages: 0});
+		expect(await countMessages(queueService(azurite.connectionString).getQueueClient(environment.SOD_QUEUE))).toBe(0);
+		expect(simulator.allLinks()).toEqual([`${a}/${c}`]);
+	});
+
+	it('pages through many links', async () => {
+		const {simulator, environment} = await stack({packageCount: 40, pageSize: 5});
+		const [a, ...others] = simulator.packageIds as [string, ...string[]];
+		for (const other of others) {
+			simulator.link(a, other);
+		}
+
+		const result = await runInProcess(['reconcile', await writeManifest(manifest(others.map(other => [a, other] as [string, string]))), '--json'], environment);
+		expect(result.code).toBe(0);
+		expect(JSON.parse(result.stdout)).toMatchObject({desired: 39, missing: [], extra: []});
+		expect(JSON.parse(result.stdout).current).toBe(39);
+		expect(simulator.stats.byRoute['GET links']).toBeGreaterThanOrEqual(8 + 39); // 8 pages for a, one for each other package.
+	});
+
+	it('--apply enqueues the missing links; once the worker drains the queue, there is no drift', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b, c] = ids;
+		const path = await writeManifest(manifest([[a, b, true], [a, c]]));
+		const applied = await runInProcess(['reconcile', path, '--apply'], environment);
+		expect(applied.code).toBe(3);
+		expect(applied.stdout).toMatch(/enqueued 3 adds and 0 removes in 1 messages/);
+		expect((await runCli(['run', '--until-empty'], environment)).code).toBe(0);
+		expect(simulator.allLinks()).toEqual([`${a}/${b}`, `${b}/${a}`, `${a}/${c}`].sort());
+		const again = await runInProcess(['reconcile', path], environment);
+		expect(again.code).toBe(0);
+	});
+
+	it('--prune removes only extra links between in-scope packages, never one to a package the manifest does not name', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b, c, outside] = ids;
+		simulator.link(a, b);
+		simulator.link(a, c); // Extra, in scope.
+		simulator.link(a, outside); // To a package outside the scope.
+		simulator.link(outside, a); // From a package outside the scope.
+		const path = await writeManifest(manifest([[a, b], [c, b]]));
+		const pruned = await runInProcess(['reconcile', path, '--apply', '--prune', '--json'], environment);
+		expect(pruned.code).toBe(3);
+		const report = JSON.parse(pruned.stdout) as ReconcileReport;
+		expect(report.outOfScope).toEqual([{accessPackageId: a, incompatibleAccessPackageId: outside}]);
+		expect((await runCli(['run', '--until-empty'], environment)).code).toBe(0);
+		expect(simulator.allLinks()).toEqual([`${a}/${b}`, `${a}/${outside}`, `${c}/${b}`, `${outside}/${a}`].sort());
+		// The outside package was never read, let alone written.
+		expect(simulator.stats.log.filter(line => line.includes(`accessPackages/${outside}/`))).toEqual([]);
+	});
+
+	it('--scope all reads every package in the tenant', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b, , outside] = ids;
+		simulator.link(outside, a);
+		const result = await runInProcess(['reconcile', await writeManifest(manifest([[a, b]])), '--scope', 'all', '--json'], environment);
+		const report = JSON.parse(result.stdout) as ReconcileReport;
+		expect(report.scope).toHaveLength(8);
+		expect(report.extra).toEqual([{accessPackageId: outside, incompatibleAccessPackageId: a}]);
+		expect(simulator.stats.byRoute['GET packages']).toBe(1);
+	});
+
+	it('refuses an invalid manifest with line numbers, and reads nothing', async () => {
+		const {simulator, ids, environment} = await stack();
+		const result = await runInProcess(['reconcile', await writeManifest(manifest([[ids[0], 'nope'], [ids[1], ids[1]]]))], environment);
+		expect(result.code).toBe(2);
+		expect(result.stderr).toMatch(/rules\.csv: line 2: incompatibleAccessPackageId "nope" is not a GUID/);
+		expect(result.stderr).toMatch(/rules\.csv: line 3: an access package cannot be incompatible with itself/);
+		expect(simulator.stats.requests).toBe(0);
+	});
+
+	it('exits 1 and names the package when its links cannot be read', async () => {
+		const {simulator, ids, environment} = await stack();
+		const missing = '00000000-0000-4000-8000-0000000000aa';
+		const result = await runInProcess(['reconcile', await writeManifest(manifest([[ids[0], missing]]))], {...environment, SOD_NOT_FOUND_RETRIES: '0'});
+		expect(result.code).toBe(1);
+		expect(result.stdout).toContain(`could not read ${missing}: 404 ResourceNotFound`);
+		expect(simulator.allLinks()).toEqual([]);
+	});
+});
+
+describe('the scheduled reconcile (timer Function)', () => {
+	it('reads the manifest blob, logs the drift and, with apply, enqueues the fix', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b] = ids;
+		const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('sod-sync');
+		await container.createIfNotExists();
+		const text = manifest([[a, b, true]]);
+		await container.getBlockBlobClient('rules.csv').upload(text, Buffer.byteLength(text));
+		const settings = readSettings(environment);
+		const reconcileSettings = readReconcileSettings({SOD_MANIFEST_BLOB: 'rules.csv', SOD_RECONCILE_APPLY: 'true'});
+		const reports: ReconcileReport[] = [];
+		const handler = createReconcileTimerHandler({
+			engine: createLinkEngine(settings, staticTokenSource(simulator.token)),
+			settings: reconcileSettings,
+			readManifestText: manifestBlobReader(settings.storage, reconcileSettings.manifestContainer, reconcileSettings.manifestBlob),
+			pairsQueue: new QueueSender(queueService(azurite.connectionString).getQueueClient(settings.queueName), 'base64'),
+			encoding: 'base64',
+			invocationBudgetMs: 30_000,
+			onReport: report => reports.push(report),
+		});
+		const logs: string[] = [];
+		const context = new functions.InvocationContext({
+			invocationId: 'timer-1',
+			functionName: 'reconcile-schedule',
+			logHandler: (level, ...args) => logs.push(`${level}: ${args.join(' ')}`),
+		});
+		await handler({isPastDue: false, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
+		expect(logs).toEqual([
+			'warning: sod-sync reconcile: 2 packages in scope, 2 links desired, 0 present, 2 missing, 0 extra, enqueued 2 adds and 0 removes in 1 messages (sod-sync/rules.csv)',
+		]);
+		expect(reports[0]!.missing).toHaveLength(2);
+		const [message] = await drainQueue(queueService(azurite.connectionString).getQueueClient(settings.queueName));
+		expect(JSON.parse(message!)).toMatchObject({action: 'add', correlationId: 'reconcile-timer-1', pairs: expect.any(Array)});
+	});
+
+	it('fails, naming the lines, on an invalid manifest blob', async () => {
+		const {simulator, environment} = await stack();
+		const settings = readSettings(environment);
+		const handler = createReconcileTimerHandler({
+			engine: createLinkEngine(settings, staticTokenSource(simulator.token)),
+			settings: readReconcileSettings({}),
+			readManifestText: async () => 'accessPackageId,incompatibleAccessPackageId\nx,y\n',
+			pairsQueue: {send: async () => undefined},
+			encoding: 'base64',
+			invocationBudgetMs: 30_000,
+		});
+		const context = new functions.InvocationContext({invocationId: 'timer-2', functionName: 'reconcile-schedule'});
+		await expect(handler({isPastDue: false, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context)).rejects.toThrow(
+			/sod-sync\/manifest\.csv: 1 invalid rows, nothing reconciled: line 2: accessPackageId "x" is not a GUID/,
+		);
+		expect(simulator.stats.requests).toBe(0);
+	});
+
+	it('checks its settings, naming them', () => {
+		expect(() => readReconcileSettings({SOD_RECONCILE_SCHEDULE: '0 * * * *'})).toThrow(/SOD_RECONCILE_SCHEDULE: '0 \* \* \* \*' is not an NCRONTAB expression/);
+		expect(() => readReconcileSettings({SOD_RECONCILE_PRUNE: 'true'})).toThrow(/SOD_RECONCILE_PRUNE: true needs SOD_RECONCILE_APPLY=true/);
+		expect(() => readReconcileSettings({SOD_RECONCILE_APPLY: 'yes'})).toThrow(/SOD_RECONCILE_APPLY: 'yes' must be true or false/);
+	});
+});
+
+describe('sod-sync violations', () => {
+	it('lists the users who hold both packages of a rule, with both assignments', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b, c] = ids;
+		const alice = {objectId: 'u-alice', displayName: 'Alice', principalName: 'alice@contoso.com'};
+		const bob = {objectId: 'u-bob', displayName: 'Bob', principalName: 'bob@contoso.com'};
+		const aliceA = simulator.assign(a, alice);
+		const aliceB = simulator.assign(b, alice);
+		simulator.assign(a, bob); // Bob holds only A.
+		simulator.assign(c, bob);
+		const result = await runInProcess(['violations', await writeManifest(manifest([[a, b], [a, c]])), '--json'], environment);
+		expect(result.code).toBe(3);
+		expect(JSON.parse(result.stdout)).toEqual({
+			violations: [
+				{rule: {accessPackageId: a, incompatibleAccessPackageId: b}, user: alice, assignmentId: aliceA.id, incompatibleAssignmentId: aliceB.id},
+				expect.objectContaining({rule: {accessPackageId: a, incompatibleAccessPackageId: c}, user: bob}),
+			],
+			readFailures: [],
+		});
+		const text = await runInProcess(['violations', await writeManifest(manifest([[a, b]]))], environment);
+		expect(text.stdout).toContain(`${a} + ${b}: Alice <alice@contoso.com> (u-alice); assignments ${aliceA.id} and ${aliceB.id}`);
+	});
+
+	it('exits 0 when nobody holds both', async () => {
+		const {ids, environment} = await stack();
+		const result = await runInProcess(['violations', await writeManifest(manifest([[ids[0], ids[1]]]))], environment);
+		expect(result.code).toBe(0);
+		expect(result.stdout).toMatch(/^0 users hold both packages of a rule \(1 rules checked\)/);
+	});
+});
