@@ -215,7 +215,8 @@ function parseJson(text: string): Read<unknown> {
 	}
 
 	try {
-		return {ok: true, value: JSON.parse(text)};
+		// A byte-order mark is how some Windows tools start UTF-8 text; JSON.parse would refuse it.
+		return {ok: true, value: JSON.parse(text.replace(/^\uFEFF/, ''))};
 	} catch (error) {
 		return {ok: false, reason: `not valid JSON (${(error as Error).message})`};
 	}
