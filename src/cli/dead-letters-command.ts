@@ -2,7 +2,7 @@
 
 import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
 import {readQueueHostConfig} from '../host-config.js';
-import {defaultRedriveReasons, listDeadLetters, redriveDeadLetters, type HeldMessage} from '../queue/dead-letter-queue.js';
+import {deadLetterIdentity, defaultRedriveReasons, listDeadLetters, redriveDeadLetters, type HeldMessage} from '../queue/dead-letter-queue.js';
 import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 
@@ -81,17 +81,40 @@ export async function deadLettersCommand(args: string[], io: CommandIo): Promise
 /** Grouped by reason, most frequent first, one line per record. */
 export function describeDeadLetters(held: readonly HeldMessage[], queueName: string): string {
 	const groups = new Map<string, string[]>();
+	const copies = new Map<string, number>();
+	for (const message of held) {
+		if (message.record) {
+			const identity = deadLetterIdentity(message.record);
+			copies.set(identity, (copies.get(identity) ?? 0) + 1);
+		}
+	}
+
+	const shown = new Set<string>();
 	for (const message of held) {
 		const key = message.record?.reason ?? 'unreadable';
+		const identity = message.record ? deadLetterIdentity(message.record) : undefined;
+		if (identity !== undefined && shown.has(identity)) {
+			continue;
+		}
+
 		const lines = groups.get(key) ?? [];
-		lines.push(message.record ? describeRecord(message.record) : `  message ${message.messageId}: ${message.problem}`);
+		const times = identity === undefined ? 1 : copies.get(identity)!;
+		lines.push(
+			message.record
+				? `${describeRecord(message.record)}${times > 1 ? `  (written ${times} times: its message was delivered again)` : ''}`
+				: `  message ${message.messageId}: ${message.problem}`,
+		);
 		groups.set(key, lines);
+		if (identity !== undefined) {
+			shown.add(identity);
+		}
 	}
 
 	const sections = [...groups.entries()]
 		.sort(([, a], [, b]) => b.length - a.length)
 		.map(([reason, lines]) => `${reason} (${formatCount(lines.length)})\n${lines.join('\n')}`);
-	return `${formatCount(held.length)} dead letters on '${queueName}'\n${sections.length > 0 ? `\n${sections.join('\n\n')}\n` : ''}`;
+	const distinct = [...groups.values()].reduce((sum, lines) => sum + lines.length, 0);
+	return `${formatCount(distinct)} dead letters on '${queueName}'${distinct < held.length ? ` (${formatCount(held.length)} records)` : ''}\n${sections.length > 0 ? `\n${sections.join('\n\n')}\n` : ''}`;
 }
 
 function describeRecord(record: DeadLetterRecord): string {

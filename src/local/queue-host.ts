@@ -11,7 +11,7 @@ import type {InvocationContext} from '@azure/functions';
 import type {DequeuedMessageItem, QueueClient} from '@azure/storage-queue';
 import {systemClock} from '../engine/clock.js';
 import type {QueueHostConfig} from '../host-config.js';
-import {decodeMessage} from '../queue/storage-queue.js';
+import {decodeMessage, ensureQueue} from '../queue/storage-queue.js';
 
 export type QueueHandler = (item: unknown, context: InvocationContext) => Promise<void>;
 
@@ -68,7 +68,7 @@ export class QueueHost {
 	async run(options: RunHostOptions = {}): Promise<QueueHostCounts> {
 		const {queue, config} = this.#options;
 		const {signal} = options;
-		await queue.createIfNotExists();
+		await ensureQueue(queue);
 		const stopped = aborted(signal);
 		let pollDelayMs = minimumPollIntervalMs;
 		while (!signal?.aborted) {

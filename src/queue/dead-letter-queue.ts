@@ -6,7 +6,7 @@ import type {QueueClient} from '@azure/storage-queue';
 import pLimit from 'p-limit';
 import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
 import {MessagePacker, type MessageEncoding} from '../message.js';
-import {checkPair, type LinkAction} from '../pair.js';
+import {checkPair, pairKey, type LinkAction} from '../pair.js';
 import {decodeMessage} from './storage-queue.js';
 
 export interface HeldMessage {
@@ -83,7 +83,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
 	const held = await holdAll(deadLetterQueue, encoding);
 	const result: RedriveResult = {redriven: 0, resent: 0, left: 0, messagesSent: 0};
 	const keep: HeldMessage[] = [];
-	const groups = new Map<string, {packer: MessagePacker; members: HeldMessage[]}>();
+	const groups = new Map<string, {packer: MessagePacker; members: HeldMessage[]; pairs: Set<string>}>();
 	const sends: Array<Promise<void>> = [];
 	const limit = pLimit(storageConcurrency);
 	const sendThenDelete = (text: string, members: HeldMessage[], counter: 'redriven' | 'resent') => {
@@ -128,10 +128,17 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
 		const key = JSON.stringify([action, record.correlationId]);
 		let group = groups.get(key);
 		if (!group) {
-			group = {packer: new MessagePacker({action, correlationId: record.correlationId ?? undefined, attempt: 0}, encoding), members: []};
+			group = {packer: new MessagePacker({action, correlationId: record.correlationId ?? undefined, attempt: 0}, encoding), members: [], pairs: new Set()};
 			groups.set(key, group);
 		}
 
+		// A record written twice (its message was delivered again) goes back once; both copies are deleted.
+		if (group.pairs.has(pairKey(checked.pair))) {
+			group.members.push(message);
+			continue;
+		}
+
+		group.pairs.add(pairKey(checked.pair));
 		const full = group.packer.add(checked.pair);
 		if (full !== undefined) {
 			// The pair just added starts the next message; everyone before it rode in `full`.
@@ -177,4 +184,13 @@ function readRecord(text: string | undefined): {record: DeadLetterRecord | undef
 	} catch {
 		return {record: undefined, problem: 'not JSON'};
 	}
+}
+
+/**
+ * Records that say the same thing: same reason, action, pair (or raw message) and source message. A message that is
+ * delivered again after its dead letters were written (the host died before deleting it) writes them again; readers
+ * count such copies once.
+ */
+export function deadLetterIdentity(record: DeadLetterRecord): string {
+	return JSON.stringify([record.reason, record.action, record.sourceMessageId, record.pair, record.message]);
 }

@@ -5,17 +5,36 @@ import {Buffer} from 'node:buffer';
 import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
 import {QueueServiceClient, type QueueClient} from '@azure/storage-queue';
 import type {MessageEncoding} from '../message.js';
-import type {StorageConnection} from '../settings.js';
+import {SettingsError, type StorageConnection} from '../settings.js';
+
+/**
+ * Storage calls retry 3 times, 0.8 s doubling (the SDK's default waits 4 s doubling: half a minute before a wrong
+ * endpoint is reported).
+ */
+const retryOptions = {maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 10_000, tryTimeoutInMs: 30_000};
 
 export function createQueueServiceClient(storage: StorageConnection): QueueServiceClient {
 	if (storage.kind === 'connection-string') {
-		return QueueServiceClient.fromConnectionString(storage.connectionString);
+		return QueueServiceClient.fromConnectionString(storage.connectionString, {retryOptions});
 	}
 
 	const credential = storage.managedIdentityClientId
 		? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
 		: new DefaultAzureCredential();
-	return new QueueServiceClient(storage.queueServiceUri, credential);
+	return new QueueServiceClient(storage.queueServiceUri, credential, {retryOptions});
+}
+
+/** Creates the queue if needed; a failure names the setting to check and the endpoint that did not answer. */
+export async function ensureQueue(queue: QueueClient): Promise<void> {
+	try {
+		await queue.createIfNotExists();
+	} catch (error) {
+		const origin = new URL(queue.url).origin;
+		const {statusCode, code, message} = error as {statusCode?: number; code?: string; message?: string};
+		throw new SettingsError(
+			`AzureWebJobsStorage: the queue service at ${origin} did not accept us (${[statusCode, code].filter(Boolean).join(' ') || 'no answer'}: ${(message ?? String(error)).split('\n')[0]}); check the connection string or the identity's Storage Queue Data Contributor role`,
+		);
+	}
 }
 
 export function encodeMessage(text: string, encoding: MessageEncoding): string {
@@ -61,7 +80,7 @@ export class QueueSender {
 	}
 
 	async send(text: string, options: SendOptions = {}): Promise<void> {
-		this.#ready ??= this.#client.createIfNotExists().catch((error: unknown) => {
+		this.#ready ??= ensureQueue(this.#client).catch((error: unknown) => {
 			this.#ready = undefined;
 			throw error;
 		});

@@ -257,6 +257,33 @@ describe('sod-sync dead-letters', () => {
 		expect(await countMessages(deadLetterQueue)).toBe(3);
 	});
 
+	it('shows a record written twice (its message was delivered again) once, and redrives its pair once', async () => {
+		const {ids, environment, deadLetterQueue, pairsQueue} = await stack();
+		await deadLetterQueue.create();
+		const record = {
+			reason: 'not-found',
+			pair: {accessPackageId: ids[0], incompatibleAccessPackageId: unknownPackage},
+			action: 'add',
+			error: {status: 404, code: 'ResourceNotFound', message: 'gone', requestId: null},
+			attempts: 1,
+			correlationId: 'twice',
+			sourceMessageId: 'm-1',
+			message: null,
+		};
+		for (const at of ['2026-11-30T10:00:00.000Z', '2026-11-30T10:00:05.000Z']) {
+			// eslint-disable-next-line no-await-in-loop
+			await deadLetterQueue.sendMessage(Buffer.from(JSON.stringify({...record, deadLetteredAt: at})).toString('base64'));
+		}
+
+		const listed = await runInProcess(['dead-letters', 'list'], environment);
+		expect(listed.stdout).toMatch(/^1 dead letters on '.*' \(2 records\)\n\nnot-found \(1\)\n.*\(written 2 times: its message was delivered again\)/);
+		const redrive = await runInProcess(['dead-letters', 'redrive'], environment);
+		expect(redrive.stdout).toMatch(/redrove 2 records .* in 1 messages; 0 left/);
+		const [message] = await drainQueue(pairsQueue);
+		expect((JSON.parse(message!) as {pairs: unknown[]}).pairs).toEqual([record.pair]);
+		expect(await countMessages(deadLetterQueue)).toBe(0);
+	});
+
 	it('redrives the chosen reasons; once the cause is fixed they succeed', async () => {
 		const {simulator, ids, environment, deadLetterQueue, pairsQueue} = await stack();
 		await runInProcess(['enqueue', '-', '--correlation-id', 'late-package'], environment, csv([[ids[0]!, unknownPackage], [ids[1]!, unknownPackage]]));
