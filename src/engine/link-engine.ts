@@ -350,11 +350,13 @@ export class LinkEngine {
 				return {deferred: true, delayMs: waitMs, throttled};
 			}
 
-			try {
-				// eslint-disable-next-line no-await-in-loop
-				await this.#gate.whenOpen(context.signal);
-			} catch {
-				return {deferred: true, delayMs: 0, throttled};
+			if (!this.#gate.isOpen()) {
+				try {
+					// eslint-disable-next-line no-await-in-loop
+					await this.#gate.whenOpen(context.signal);
+				} catch {
+					return {deferred: true, delayMs: 0, throttled};
+				}
 			}
 
 			// eslint-disable-next-line no-await-in-loop
