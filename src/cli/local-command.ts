@@ -77,7 +77,7 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 		say();
 		say('$ sod-sync run --until-empty');
 		const run = await runQueueHost(localIo, {}, {untilEmpty: true, environment});
-		say(describeRun(run.totals, run.counts, run.elapsedMs));
+		say(describeRun(run, run.elapsedMs));
 		say();
 		say(describeSimulatorStats(simulator));
 		say();

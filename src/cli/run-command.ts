@@ -4,6 +4,7 @@ import {readQueueHostConfig} from '../host-config.js';
 import {QueueHost, type QueueHostCounts} from '../local/queue-host.js';
 import {createQueueServiceClient} from '../queue/storage-queue.js';
 import type {Environment} from '../settings.js';
+import type {LinkEngine} from '../engine/link-engine.js';
 import {createPairsHandler} from '../worker/pairs-handler.js';
 import {createWorkerDependencies} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
@@ -28,6 +29,7 @@ Exit codes: 0 done, 1 error, 2 bad usage.`;
 export interface RunResult {
 	totals: OutcomeTotals;
 	counts: QueueHostCounts;
+	engine: LinkEngine;
 }
 
 export async function runCommand(args: string[], io: CommandIo): Promise<number> {
@@ -50,8 +52,8 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
 		throw new UsageError(`--lease-seconds must be a whole number from 3 to 600, got '${values['lease-seconds']}'`);
 	}
 
-	const {counts, totals, elapsedMs} = await runQueueHost(io, values, {untilEmpty: values['until-empty'] ?? false, leaseSeconds, verbose: values.verbose ?? false});
-	io.stdout.write(`${describeRun(totals, counts, elapsedMs)}\n`);
+	const {counts, totals, engine, elapsedMs} = await runQueueHost(io, values, {untilEmpty: values['until-empty'] ?? false, leaseSeconds, verbose: values.verbose ?? false});
+	io.stdout.write(`${describeRun({totals, counts, engine}, elapsedMs)}\n`);
 	return exitCodes.ok;
 }
 
@@ -89,13 +91,16 @@ export async function runQueueHost(
 	});
 	const counts = await host.run({untilEmpty: options.untilEmpty, signal: io.signal});
 	progress.clear();
-	return {counts, totals, elapsedMs: Date.now() - startedAt};
+	return {counts, totals, engine: dependencies.engine, elapsedMs: Date.now() - startedAt};
 }
 
-export function describeRun(totals: OutcomeTotals, counts: QueueHostCounts, elapsedMs: number): string {
+export function describeRun({totals, counts, engine}: RunResult, elapsedMs: number): string {
+	const {requests, operations, throttled} = engine.stats;
+	const rate = engine.control.rate;
 	const host = [
 		`  ${'failed runs'.padEnd(16)}${formatCount(counts.failed).padStart(10)}  (messages handed back to the queue or poisoned)`,
 		`  ${'poisoned'.padEnd(16)}${formatCount(counts.poisoned).padStart(10)}`,
+		`graph: ${formatCount(requests)} requests carrying ${formatCount(operations)} operations, ${formatCount(throttled)} answered 429 in ${formatCount(engine.control.throttleEvents)} throttle events; ${Number.isFinite(rate) ? `paced at ${formatCount(Math.round(rate))} operations/s` : 'never paced'}, ${engine.control.concurrency} requests in flight allowed`,
 	];
 	return [`sod-sync run: ${(elapsedMs / 1000).toFixed(1)} s`, totals.table(), ...host].join('\n');
 }

@@ -139,11 +139,6 @@ export class LinkEngine {
 		return this.#control;
 	}
 
-	/** HTTP requests in flight now, across every run. */
-	get activeRequests(): number {
-		return this.#active;
-	}
-
 	/**
 	 * Applies `action` to every pair and resolves with one outcome per pair, in order.
 	 * Rejects with `SystemicFailure` (after every pair has stopped) when Graph refuses the credential.
