@@ -4,12 +4,13 @@
 // dead letters with their reasons, and stops everything it started.
 
 import {fileURLToPath} from 'node:url';
+import {parseArgs} from 'node:util';
 import {startAzurite} from '../local/azurite.js';
 import {listDeadLetters} from '../queue/dead-letter-queue.js';
 import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import {readQueueHostConfig} from '../host-config.js';
 import {readSettings} from '../settings.js';
-import {exitCodes, type CommandIo} from './command-line.js';
+import {exitCodes, UsageError, type CommandIo} from './command-line.js';
 import {describeDeadLetters} from './dead-letters-command.js';
 import {enqueueCommand} from './enqueue-command.js';
 import {describeRun, runQueueHost} from './run-command.js';
@@ -28,8 +29,13 @@ Options:
 const samples = (name: string) => fileURLToPath(new URL(`../../../samples/${name}`, import.meta.url));
 
 export async function localCommand(args: string[], io: CommandIo): Promise<number> {
-	const {parseArgs} = await import('node:util');
-	const {values} = parseArgs({args, options: {import: {type: 'string'}, tenant: {type: 'string'}, help: {type: 'boolean', short: 'h'}}});
+	let values: {import?: string; tenant?: string; help?: boolean};
+	try {
+		({values} = parseArgs({args, options: {import: {type: 'string'}, tenant: {type: 'string'}, help: {type: 'boolean', short: 'h'}}}));
+	} catch (error) {
+		throw new UsageError((error as Error).message);
+	}
+
 	if (values.help) {
 		io.stdout.write(`${localHelp}\n`);
 		return exitCodes.ok;
