@@ -1,0 +1,69 @@
+// The engine against a fake gateway: what leaves, when, and how many at once.
+
+import {describe, expect, it} from 'vitest';
+import {LinkEngine} from '../../src/engine/link-engine.js';
+import type {CallResult, LinkGateway, LinkOperation} from '../../src/graph/link-gateway.js';
+
+function fakeGateway(answer: (call: number) => CallResult<unknown>, latencyMs = 20) {
+	const starts: number[] = [];
+	let inFlight = 0;
+	let peak = 0;
+	const one = async (): Promise<CallResult<unknown>> => {
+		const call = starts.push(Date.now());
+		inFlight++;
+		peak = Math.max(peak, inFlight);
+		await new Promise(resolve => setTimeout(resolve, latencyMs));
+		inFlight--;
+		return answer(call);
+	};
+
+	const gateway: LinkGateway = {
+		execute: async () => one(),
+		executeBatch: async (operations: readonly LinkOperation[]) => {
+			const result = await one();
+			return operations.map(() => result);
+		},
+	};
+	return {gateway, starts, peak: () => peak};
+}
+
+const pairs = Array.from({length: 12}, (_, index) => ({
+	accessPackageId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`,
+	incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(index + 100).padStart(12, '0')}`,
+}));
+
+describe('LinkEngine', () => {
+	it('sends nothing while the gate is shut, then everything, never more at once than allowed', async () => {
+		const throttled: CallResult<unknown> = {ok: false, failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 300}};
+		const fake = fakeGateway(call => (call === 1 ? throttled : {ok: true, value: undefined}));
+		const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 4, batchSize: 1});
+		const outcomes = await engine.run(pairs, 'add', {deadline: Date.now() + 10_000});
+		expect(outcomes.map(outcome => outcome.status)).toEqual(pairs.map(() => 'linked'));
+		const [first, ...rest] = fake.starts;
+		// Requests that left with the first one were in flight already; none left after the 429 until Retry-After passed.
+		const answeredAt = first! + 20;
+		const during = rest.filter(start => start > answeredAt + 5 && start < answeredAt + 290);
+		expect(during).toEqual([]);
+		expect(fake.peak()).toBeLessThanOrEqual(4);
+		expect(fake.starts).toHaveLength(pairs.length + 1);
+	});
+
+	it('packs operations from concurrent runs into shared $batch requests', async () => {
+		const fake = fakeGateway(() => ({ok: true, value: undefined}));
+		const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 1});
+		const [first, second] = await Promise.all([
+			engine.run(pairs.slice(0, 6), 'add', {deadline: Date.now() + 10_000}),
+			engine.run(pairs.slice(6), 'add', {deadline: Date.now() + 10_000}),
+		]);
+		expect([...first, ...second].every(outcome => outcome.status === 'linked')).toBe(true);
+		expect(fake.starts).toHaveLength(1); // Twelve operations, one request.
+	});
+
+	it('defers what it cannot start before the deadline, without sending it', async () => {
+		const fake = fakeGateway(() => ({ok: true, value: undefined}));
+		const engine = new LinkEngine({gateway: fake.gateway});
+		const outcomes = await engine.run(pairs, 'add', {deadline: Date.now() + 500});
+		expect(outcomes.map(outcome => outcome.status)).toEqual(pairs.map(() => 'deferred'));
+		expect(fake.starts).toEqual([]);
+	});
+});
