@@ -105,7 +105,7 @@ export async function handlePairsMessage(
 		at: new Date(clock.now()),
 	});
 
-	let requeue: {pairs: Pair[]; delayMs: number} | undefined;
+	let requeue: {pairs: Pair[]; delayMs: number; attempt: number} | undefined;
 	if (parsed.kind === 'invalid-message') {
 		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
 	} else {
@@ -142,7 +142,9 @@ export async function handlePairsMessage(
 			}
 		}
 
-		if (deferred.length > 0 && summary.attempts >= dependencies.maxAttempts) {
+		// A host shutting down interrupts the work; that is not the pairs' failure, so it costs them no attempt.
+		const interrupted = dependencies.signal?.aborted ?? false;
+		if (deferred.length > 0 && summary.attempts >= dependencies.maxAttempts && !interrupted) {
 			for (const outcome of deferred) {
 				const error = outcome.lastFailure
 					? errorFromFailure(outcome.lastFailure)
@@ -150,7 +152,11 @@ export async function handlePairsMessage(
 				addDeadLetter(failureRecord('retries-exhausted', outcome.pair, error, recordContext()));
 			}
 		} else if (deferred.length > 0) {
-			requeue = {pairs: deferred.map(outcome => outcome.pair), delayMs: Math.max(...deferred.map(outcome => outcome.delayMs))};
+			requeue = {
+				pairs: deferred.map(outcome => outcome.pair),
+				delayMs: Math.max(...deferred.map(outcome => outcome.delayMs)),
+				attempt: interrupted ? parsed.attempt : parsed.attempt + 1,
+			};
 			summary.outcomes.requeued = deferred.length;
 			summary.requeueDelaySeconds = Math.ceil(requeue.delayMs / 1000);
 		}
@@ -160,7 +166,7 @@ export async function handlePairsMessage(
 	const limit = pLimit(outputConcurrency);
 	const writes = deadLetters.map(async record => limit(async () => dependencies.deadLetterQueue.send(JSON.stringify(record))));
 	if (requeue && parsed.kind === 'pairs') {
-		const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: parsed.attempt + 1};
+		const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt};
 		for (const text of packPairs(requeue.pairs, envelope, dependencies.encoding)) {
 			writes.push(
 				limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds: summary.requeueDelaySeconds})),

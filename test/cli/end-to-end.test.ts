@@ -228,9 +228,24 @@ describe('sod-sync run', () => {
 		expect(await host.exited).toBe(0);
 		expect(host.output()).toMatch(/SIGTERM: finishing what is in flight/);
 		expect(simulator.allLinks().length).toBeLessThan(rows.length);
-		// What was not done went back on the queue, not to the dead letters.
+		// What was not done went back on the queue, not to the dead letters, and the interruption cost it no attempt.
 		expect(await countMessages(deadLetterQueue)).toBe(0);
 		expect(await countMessages(pairsQueue)).toBeGreaterThan(0);
+		// Re-queued messages stay invisible while the throttle they met lasts.
+		let left: Awaited<ReturnType<typeof pairsQueue.receiveMessages>>['receivedMessageItems'] = [];
+		await waitFor(
+			async () => {
+				left = (await pairsQueue.receiveMessages({numberOfMessages: 32, visibilityTimeout: 1})).receivedMessageItems;
+				return left.length > 0;
+			},
+			15_000,
+			'the re-queued messages to become visible',
+		);
+		for (const item of left) {
+			expect((JSON.parse(Buffer.from(item.messageText, 'base64').toString()) as {attempt: number}).attempt).toBe(0);
+		}
+
+		await new Promise(resolve => setTimeout(resolve, 1100)); // Visible again for the next host.
 		const rest = await runCli(['run', '--until-empty'], environment);
 		expect(rest.code).toBe(0);
 		expect(simulator.allLinks()).toHaveLength(rows.length);
