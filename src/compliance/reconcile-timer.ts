@@ -8,7 +8,8 @@ import {BlobServiceClient} from '@azure/storage-blob';
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {MessageEncoding} from '../message.js';
 import {formatFromPath} from '../pair-file.js';
-import {sendPairs, type TextSink} from '../queue/send-pairs.js';
+import {sendPairs} from '../queue/send-pairs.js';
+import type {MessageSink} from '../queue/storage-queue.js';
 import type {ReconcileSettings, StorageConnection} from '../settings.js';
 import {readManifest} from './manifest.js';
 import {describeDriftSummary, hasDrift, reconcile, type ReconcileReport} from './reconcile.js';
@@ -18,7 +19,7 @@ export interface ReconcileTimerDependencies {
 	settings: ReconcileSettings;
 	/** Returns the manifest's text. */
 	readManifestText: () => Promise<string>;
-	pairsQueue: TextSink;
+	pairsQueue: MessageSink;
 	encoding: MessageEncoding;
 	invocationBudgetMs: number;
 	onReport?: (report: ReconcileReport) => void;

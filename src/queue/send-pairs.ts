@@ -3,15 +3,11 @@
 import pLimit from 'p-limit';
 import {packPairs, type MessageEncoding, type PairsEnvelope} from '../message.js';
 import type {Pair} from '../pair.js';
-import type {SendOptions} from './storage-queue.js';
-
-export interface TextSink {
-	send(text: string, options?: SendOptions): Promise<void>;
-}
+import type {MessageSink} from './storage-queue.js';
 
 /** Resolves with the number of messages written; rejects with the first failure (pairs already sent stay sent). */
 export async function sendPairs(
-	queue: TextSink,
+	queue: MessageSink,
 	pairs: readonly Pair[],
 	envelope: Omit<PairsEnvelope, 'pairs'>,
 	encoding: MessageEncoding,

@@ -55,13 +55,18 @@ export function decodeMessage(messageText: string, encoding: MessageEncoding): s
 	return Buffer.from(compact, 'base64').toString('utf8');
 }
 
+/** Anything that takes text messages: a queue, or a test's stand-in. */
+export interface MessageSink {
+	send(text: string, options?: SendOptions): Promise<void>;
+}
+
 export interface SendOptions {
 	/** Seconds before the message becomes visible; at most 7 days. */
 	visibilityTimeoutSeconds?: number;
 }
 
 /** Writes text messages to one queue, creating the queue on first use. */
-export class QueueSender {
+export class QueueSender implements MessageSink {
 	readonly #client: QueueClient;
 	readonly #encoding: MessageEncoding;
 	#ready: Promise<unknown> | undefined;
@@ -73,10 +78,6 @@ export class QueueSender {
 
 	get name(): string {
 		return this.#client.name;
-	}
-
-	get client(): QueueClient {
-		return this.#client;
 	}
 
 	async send(text: string, options: SendOptions = {}): Promise<void> {

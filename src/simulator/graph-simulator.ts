@@ -182,15 +182,6 @@ export class GraphSimulator {
 		this.#packages.set(id.toLowerCase(), {id: id.toLowerCase(), displayName});
 	}
 
-	/** Removes a package and every link to or from it. */
-	removePackage(id: string): void {
-		this.#packages.delete(id);
-		this.#links.delete(id);
-		for (const targets of this.#links.values()) {
-			targets.delete(id);
-		}
-	}
-
 	/** Adds a link directly (seeding a tenant's existing state). */
 	link(accessPackageId: string, incompatibleAccessPackageId: string): void {
 		let targets = this.#links.get(accessPackageId);
@@ -235,10 +226,6 @@ export class GraphSimulator {
 			this.#tokensAt = Date.now();
 			this.#penaltyUntil = 0;
 		}
-	}
-
-	resetStats(): void {
-		this.stats = emptyStats();
 	}
 
 	async close(): Promise<void> {

@@ -17,11 +17,7 @@ import {systemClock} from '../engine/clock.js';
 import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} from '../engine/link-engine.js';
 import {packPairs, parseMessage, type MessageEncoding} from '../message.js';
 import type {Pair} from '../pair.js';
-import type {SendOptions} from '../queue/storage-queue.js';
-
-export interface MessageSink {
-	send(text: string, options?: SendOptions): Promise<void>;
-}
+import type {MessageSink} from '../queue/storage-queue.js';
 
 export interface WorkerDependencies {
 	engine: LinkEngine;

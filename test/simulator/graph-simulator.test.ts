@@ -165,6 +165,13 @@ describe('GraphSimulator', () => {
 			expect((await call('GET', `/${ids[0]}`)).status).toBe(200);
 		});
 
+		it('starts throttling mid-run when reconfigured', async () => {
+			const {call, ids} = await start();
+			expect((await call('GET', `/${ids[0]}`)).status).toBe(200);
+			simulator!.configure({throttle: {operationsPerSecond: 1, burstOperations: 1, penaltyWindow: false}});
+			expect([(await call('GET', `/${ids[0]}`)).status, (await call('GET', `/${ids[0]}`)).status]).toEqual([200, 429]);
+		});
+
 		it('answers 429 past a concurrency cap, and reports the peak', async () => {
 			const {call, ids} = await start({throttle: {maxConcurrentRequests: 2}, faults: {latencyMs: 100}});
 			const statuses = await Promise.all(Array.from({length: 6}, async () => (await call('GET', `/${ids[0]}`)).status));
