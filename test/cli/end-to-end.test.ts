@@ -2,43 +2,28 @@
 // killed and restarted) -> the Graph simulator; then the dead-letter queue, read and redriven by the CLI.
 
 import {Buffer} from 'node:buffer';
-import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest';
+import {beforeAll, describe, expect, it} from 'vitest';
 import type {DeadLetterRecord} from '../../src/dead-letter.js';
-import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
-import {GraphSimulator, type SimulatorOptions} from '../../src/simulator/graph-simulator.js';
-import {killChildren, runCli, runInProcess, spawnCli, waitFor} from '../support/cli.js';
+import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+import {runCli, runInProcess, spawnCli, waitFor} from '../support/cli.js';
+import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainJson, drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
 
-let azurite: RunningAzurite;
-let simulator: GraphSimulator | undefined;
-
-beforeAll(async () => {
-	azurite = await startAzurite();
-});
-
-afterAll(async () => {
-	await azurite.stop();
-});
-
-afterEach(async () => {
-	killChildren();
-	await simulator?.close();
-	simulator = undefined;
-});
+const local = useLocalStack();
 
 const unknownPackage = '00000000-0000-4000-a000-000000000404';
 
 async function stack(options: SimulatorOptions = {}) {
-	simulator = await GraphSimulator.start({packageCount: 30, ...options});
+	const simulator = await local.startSimulator({packageCount: 30, ...options});
 	const environment = {
-		AzureWebJobsStorage: azurite.connectionString,
+		AzureWebJobsStorage: local.azurite.connectionString,
 		SOD_QUEUE: uniqueQueueName('pairs'),
 		SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
 		GRAPH_BASE_URL: simulator.baseUrl,
 		GRAPH_ACCESS_TOKEN: simulator.token,
 		SOD_RETRY_BASE_MS: '20',
 	};
-	const service = queueService(azurite.connectionString);
+	const service = queueService(local.azurite.connectionString);
 	return {
 		simulator,
 		ids: simulator.packageIds,
@@ -302,7 +287,7 @@ describe('sod-sync dead-letters', () => {
 	it('redrives the chosen reasons; once the cause is fixed they succeed', async () => {
 		const {simulator, ids, environment, deadLetterQueue, pairsQueue} = await stack();
 		await runInProcess(['enqueue', '-', '--correlation-id', 'late-package'], environment, csv([[ids[0]!, unknownPackage], [ids[1]!, unknownPackage]]));
-		const producer = queueService(azurite.connectionString).getQueueClient(environment.SOD_QUEUE);
+		const producer = queueService(local.azurite.connectionString).getQueueClient(environment.SOD_QUEUE);
 		await producer.sendMessage(Buffer.from(JSON.stringify({accessPackageId: ids[2], incompatibleAccessPackageId: ids[2]})).toString('base64'));
 		await runCli(['run', '--until-empty'], environment);
 		expect(await countMessages(deadLetterQueue)).toBe(3);

@@ -2,39 +2,24 @@
 
 import functions from '@azure/functions';
 import {BlobServiceClient} from '@azure/storage-blob';
-import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest';
+import {beforeAll, describe, expect, it} from 'vitest';
 import {createReconcileTimerHandler, manifestBlobReader} from '../../src/compliance/reconcile-timer.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
-import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
 import {QueueSender} from '../../src/queue/storage-queue.js';
 import {readReconcileSettings, readSettings} from '../../src/settings.js';
-import {GraphSimulator, type SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {createLinkEngine} from '../../src/worker/worker-runtime.js';
-import {killChildren, runCli, runInProcess} from '../support/cli.js';
+import {runCli, runInProcess} from '../support/cli.js';
+import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
 
-let azurite: RunningAzurite;
-let simulator: GraphSimulator | undefined;
-
-beforeAll(async () => {
-	azurite = await startAzurite({blob: true});
-});
-
-afterAll(async () => {
-	await azurite.stop();
-});
-
-afterEach(async () => {
-	killChildren();
-	await simulator?.close();
-	simulator = undefined;
-});
+const local = useLocalStack({blob: true});
 
 async function stack(options: SimulatorOptions = {}) {
-	simulator = await GraphSimulator.start({packageCount: 8, logRequests: true, ...options});
+	const simulator = await local.startSimulator({packageCount: 8, logRequests: true, ...options});
 	const environment = {
-		AzureWebJobsStorage: azurite.connectionString,
+		AzureWebJobsStorage: local.azurite.connectionString,
 		SOD_QUEUE: uniqueQueueName('pairs'),
 		SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
 		GRAPH_BASE_URL: simulator.baseUrl,
@@ -81,7 +66,7 @@ describe('sod-sync reconcile', () => {
 		].sort((x, y) => `${x.accessPackageId}/${x.incompatibleAccessPackageId}`.localeCompare(`${y.accessPackageId}/${y.incompatibleAccessPackageId}`)));
 		expect(report.extra).toEqual([{accessPackageId: a, incompatibleAccessPackageId: c}]);
 		expect(report.enqueued).toEqual({add: 0, remove: 0, messages: 0});
-		expect(await countMessages(queueService(azurite.connectionString).getQueueClient(environment.SOD_QUEUE))).toBe(0);
+		expect(await countMessages(queueService(local.azurite.connectionString).getQueueClient(environment.SOD_QUEUE))).toBe(0);
 		expect(simulator.allLinks()).toEqual([`${a}/${c}`]);
 	});
 
@@ -164,7 +149,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 	it('reads the manifest blob, logs the drift and, with apply, enqueues the fix', async () => {
 		const {simulator, ids, environment} = await stack();
 		const [a, b] = ids;
-		const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('sod-sync');
+		const container = BlobServiceClient.fromConnectionString(local.azurite.connectionString).getContainerClient('sod-sync');
 		await container.createIfNotExists();
 		const text = manifest([[a, b, true]]);
 		await container.getBlockBlobClient('rules.csv').upload(text, Buffer.byteLength(text));
@@ -175,7 +160,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 			engine: createLinkEngine(settings, staticTokenSource(simulator.token)),
 			settings: reconcileSettings,
 			readManifestText: manifestBlobReader(settings.storage, reconcileSettings.manifestContainer, reconcileSettings.manifestBlob),
-			pairsQueue: new QueueSender(queueService(azurite.connectionString).getQueueClient(settings.queueName), 'base64'),
+			pairsQueue: new QueueSender(queueService(local.azurite.connectionString).getQueueClient(settings.queueName), 'base64'),
 			encoding: 'base64',
 			invocationBudgetMs: 30_000,
 			onReport: report => reports.push(report),
@@ -186,12 +171,12 @@ describe('the scheduled reconcile (timer Function)', () => {
 			functionName: 'reconcile-schedule',
 			logHandler: (level, ...args) => logs.push(`${level}: ${args.join(' ')}`),
 		});
-		await handler({isPastDue: false, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
+		await handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
 		expect(logs).toEqual([
 			'warning: sod-sync reconcile: 2 packages in scope, 2 links desired, 0 present, 2 missing, 0 extra, enqueued 2 adds and 0 removes in 1 messages (sod-sync/rules.csv)',
 		]);
 		expect(reports[0]!.missing).toHaveLength(2);
-		const [message] = await drainQueue(queueService(azurite.connectionString).getQueueClient(settings.queueName));
+		const [message] = await drainQueue(queueService(local.azurite.connectionString).getQueueClient(settings.queueName));
 		expect(JSON.parse(message!)).toMatchObject({action: 'add', correlationId: 'reconcile-timer-1', pairs: expect.any(Array)});
 	});
 
@@ -207,7 +192,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 			invocationBudgetMs: 30_000,
 		});
 		const context = new functions.InvocationContext({invocationId: 'timer-2', functionName: 'reconcile-schedule'});
-		await expect(handler({isPastDue: false, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context)).rejects.toThrow(
+		await expect(handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context)).rejects.toThrow(
 			/sod-sync\/manifest\.csv: 1 invalid rows, nothing reconciled: line 2: accessPackageId "x" is not a GUID/,
 		);
 		expect(simulator.stats.requests).toBe(0);

@@ -189,14 +189,14 @@ describe('GraphSimulator', () => {
 
 		it('answers each request by id, in any order, counting each as an operation', async () => {
 			const {call, odataId, ids} = await start({seed: 5});
-			const requests = ids.slice(1).map((id, index) => ({
+			const requests: Array<Record<string, unknown>> = ids.slice(1).map((id, index) => ({
 				id: String(index + 1),
 				method: 'POST',
 				url: `/identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages/$ref`,
 				headers: {'Content-Type': 'application/json'},
 				body: {'@odata.id': odataId(id)},
 			}));
-			requests.push({id: '9', method: 'GET', url: `identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages`, headers: {}, body: undefined as never});
+			requests.push({id: '9', method: 'GET', url: `identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages`, headers: {}});
 			const response = await call('POST', `${simulator!.baseUrl}/v1.0/$batch`, {requests});
 			expect(response.status).toBe(200);
 			const byId = new Map((response.body.responses as Array<{id: string; status: number}>).map(item => [item.id, item]));

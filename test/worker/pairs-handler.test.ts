@@ -1,37 +1,23 @@
 // The handler end to end: a real InvocationContext, the real Graph SDK against the simulator on loopback, and real
 // Azurite queues for dead letters and re-queues. Assertions are on Graph's final state and on the records written.
 
-import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest';
+import {beforeAll, describe, expect, it} from 'vitest';
 import type {DeadLetterRecord} from '../../src/dead-letter.js';
 import {SystemicFailure} from '../../src/engine/link-engine.js';
-import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
 import {parseMessage} from '../../src/message.js';
-import {GraphSimulator, type SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainJson, drainQueue} from '../support/queues.js';
 import {createTestWorker} from '../support/worker.js';
 
-let azurite: RunningAzurite;
-let simulator: GraphSimulator | undefined;
-
-beforeAll(async () => {
-	azurite = await startAzurite();
-});
-
-afterAll(async () => {
-	await azurite.stop();
-});
-
-afterEach(async () => {
-	await simulator?.close();
-	simulator = undefined;
-});
+const local = useLocalStack();
 
 let batchSize = 20;
 
 async function stack(options: SimulatorOptions = {}, worker: Parameters<typeof createTestWorker>[2] = {}) {
-	simulator = await GraphSimulator.start({packageCount: 12, ...options});
+	const simulator = await local.startSimulator({packageCount: 12, ...options});
 	const ids = simulator.packageIds;
-	return {simulator, ids, worker: createTestWorker(simulator, azurite.connectionString, {batchSize, ...worker})};
+	return {simulator, ids, worker: createTestWorker(simulator, local.azurite.connectionString, {batchSize, ...worker})};
 }
 
 const pair = (accessPackageId: string, incompatibleAccessPackageId: string) => ({accessPackageId, incompatibleAccessPackageId});
