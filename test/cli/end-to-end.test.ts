@@ -7,7 +7,7 @@ import type {DeadLetterRecord} from '../../src/dead-letter.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {runCli, runInProcess, spawnCli, waitFor} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
-import {countMessages, drainJson, drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
+import {countMessages, drainJson, drainQueue, queueService} from '../support/queues.js';
 
 const local = useLocalStack();
 
@@ -15,14 +15,7 @@ const unknownPackage = '00000000-0000-4000-a000-000000000404';
 
 async function stack(options: SimulatorOptions = {}) {
 	const simulator = await local.startSimulator({packageCount: 30, ...options});
-	const environment = {
-		AzureWebJobsStorage: local.azurite.connectionString,
-		SOD_QUEUE: uniqueQueueName('pairs'),
-		SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
-		GRAPH_BASE_URL: simulator.baseUrl,
-		GRAPH_ACCESS_TOKEN: simulator.token,
-		SOD_RETRY_BASE_MS: '20',
-	};
+	const environment = local.environment(simulator);
 	const service = queueService(local.azurite.connectionString);
 	return {
 		simulator,

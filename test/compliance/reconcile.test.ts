@@ -12,20 +12,13 @@ import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {createLinkEngine} from '../../src/worker/worker-runtime.js';
 import {runCli, runInProcess} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
-import {countMessages, drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
+import {countMessages, drainQueue, queueService} from '../support/queues.js';
 
 const local = useLocalStack({blob: true});
 
 async function stack(options: SimulatorOptions = {}) {
 	const simulator = await local.startSimulator({packageCount: 8, logRequests: true, ...options});
-	const environment = {
-		AzureWebJobsStorage: local.azurite.connectionString,
-		SOD_QUEUE: uniqueQueueName('pairs'),
-		SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
-		GRAPH_BASE_URL: simulator.baseUrl,
-		GRAPH_ACCESS_TOKEN: simulator.token,
-		SOD_RETRY_BASE_MS: '20',
-	};
+	const environment = local.environment(simulator);
 	return {simulator, ids: simulator.packageIds as [string, string, string, string, string, string, string, string], environment};
 }
 

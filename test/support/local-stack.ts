@@ -4,12 +4,22 @@ import {afterAll, afterEach, beforeAll} from 'vitest';
 import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
 import {GraphSimulator, type SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {killChildren} from './cli.js';
+import {uniqueQueueName} from './queues.js';
 
 export interface LocalStack {
 	/** Azurite, started before the file's first test. */
 	readonly azurite: RunningAzurite;
 	/** Starts this test's simulator; it is closed after the test. */
 	startSimulator(options: SimulatorOptions): Promise<GraphSimulator>;
+	/** Settings for the CLI against Azurite and `simulator`, on queues of their own, with quick retries. */
+	environment(simulator: GraphSimulator): {
+		AzureWebJobsStorage: string;
+		SOD_QUEUE: string;
+		SOD_DEAD_LETTER_QUEUE: string;
+		GRAPH_BASE_URL: string;
+		GRAPH_ACCESS_TOKEN: string;
+		SOD_RETRY_BASE_MS: string;
+	};
 }
 
 export function useLocalStack(options: {blob?: boolean} = {}): LocalStack {
@@ -36,6 +46,16 @@ export function useLocalStack(options: {blob?: boolean} = {}): LocalStack {
 		async startSimulator(simulatorOptions) {
 			simulator = await GraphSimulator.start(simulatorOptions);
 			return simulator;
+		},
+		environment(graph) {
+			return {
+				AzureWebJobsStorage: azurite!.connectionString,
+				SOD_QUEUE: uniqueQueueName('pairs'),
+				SOD_DEAD_LETTER_QUEUE: uniqueQueueName('dead'),
+				GRAPH_BASE_URL: graph.baseUrl,
+				GRAPH_ACCESS_TOKEN: graph.token,
+				SOD_RETRY_BASE_MS: '20',
+			};
 		},
 	};
 }
