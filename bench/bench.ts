@@ -140,9 +140,14 @@ async function main(): Promise<void> {
 		const enqueue = values['skip-enqueue'] ? undefined : await measureEnqueue(azurite, work);
 		const report = describe(chosen, measurements, engine, enqueue);
 		process.stdout.write(`\n${report.markdown}\n`);
-		await writeFile(join(root, 'bench/results/latest.md'), report.markdown);
-		await writeFile(join(root, 'bench/results/latest.json'), `${JSON.stringify({machine: machine(), measurements, engine, enqueue, verdicts: report.verdicts}, null, 2)}\n`);
-		process.stdout.write('written to bench/results/latest.md and latest.json\n');
+		// Only a full run replaces the results the README quotes; a partial one (--only, --skip-enqueue) just prints.
+		if (values.only || values['skip-enqueue']) {
+			process.stdout.write('partial run: bench/results/ left as it was\n');
+		} else {
+			await writeFile(join(root, 'bench/results/latest.md'), report.markdown);
+			await writeFile(join(root, 'bench/results/latest.json'), `${JSON.stringify({machine: machine(), measurements, engine, enqueue, verdicts: report.verdicts}, null, 2)}\n`);
+			process.stdout.write('written to bench/results/latest.md and latest.json\n');
+		}
 	} finally {
 		await rm(work, {recursive: true, force: true});
 		await azurite.stop();
