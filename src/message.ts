@@ -3,7 +3,8 @@
 // Accepted as the queue item (parsed value, string or Buffer):
 // - one pair:        {"accessPackageId": "<guid>", "incompatibleAccessPackageId": "<guid>"}
 // - an array of pairs
-// - an envelope:     {"pairs": [...], "action": "add" | "remove", "symmetric": false, "correlationId": "...", "attempt": 0}
+// - an envelope:     {"pairs": [...], "action": "add" | "remove", "symmetric": false, "correlationId": "...", "attempt": 0,
+//                    "firstEnqueuedAt": "2026-11-30T12:00:00.000Z"}
 // - any of these as the `data` of a CloudEvents 1.0 or Event Grid event.
 
 import {Buffer} from 'node:buffer';
@@ -21,8 +22,10 @@ export interface PairsMessage {
 	readonly invalidPairs: InvalidPair[];
 	readonly action: LinkAction;
 	readonly correlationId: string | undefined;
-	/** How many invocations have already worked on these pairs (the worker's own re-queues count up). */
+	/** Failed attempts these pairs have spent (the worker's own re-queues count up; waiting spends none). */
 	readonly attempt: number;
+	/** When the pairs first entered the queue (epoch ms); the worker stamps it on re-queues. Undefined when not given. */
+	readonly firstEnqueuedAt: number | undefined;
 }
 
 export type ParsedMessage =
@@ -36,10 +39,13 @@ export interface PairsEnvelope {
 	symmetric?: boolean;
 	correlationId?: string;
 	attempt?: number;
+	/** ISO 8601; producers never need to set it (the message's insertion time stands in). */
+	firstEnqueuedAt?: string;
 }
 
 const maximumCorrelationIdLength = 256;
 const maximumAttempt = 1_000;
+const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 
 /**
  * Reads a queue item into pairs, or says in words why it cannot be read. Never throws.
@@ -104,11 +110,18 @@ interface EnvelopeFields {
 	symmetric?: boolean;
 	correlationId?: string;
 	attempt?: number;
+	firstEnqueuedAt?: number;
 }
 
 function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	const fields: EnvelopeFields = {};
-	const {action, symmetric, correlationId, attempt} = ownFields(record, ['action', 'symmetric', 'correlationId', 'attempt']);
+	const {action, symmetric, correlationId, attempt, firstEnqueuedAt} = ownFields(record, [
+		'action',
+		'symmetric',
+		'correlationId',
+		'attempt',
+		'firstEnqueuedAt',
+	]);
 	if (action !== undefined) {
 		if (!linkActions.includes(action as LinkAction)) {
 			return {ok: false, reason: `"action" must be "add" or "remove", got ${describeJson(action)}`};
@@ -144,6 +157,15 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 		fields.attempt = attempt;
 	}
 
+	if (firstEnqueuedAt !== undefined && firstEnqueuedAt !== null) {
+		const at = typeof firstEnqueuedAt === 'string' && isoTimestamp.test(firstEnqueuedAt) ? Date.parse(firstEnqueuedAt) : Number.NaN;
+		if (!Number.isFinite(at)) {
+			return {ok: false, reason: `"firstEnqueuedAt" must be an ISO 8601 UTC time such as "2026-11-30T12:00:00.000Z", got ${describeJson(firstEnqueuedAt)}`};
+		}
+
+		fields.firstEnqueuedAt = at;
+	}
+
 	return {ok: true, value: fields};
 }
 
@@ -171,6 +193,7 @@ function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
 		action: fields.action ?? 'add',
 		correlationId: fields.correlationId,
 		attempt: fields.attempt ?? 0,
+		firstEnqueuedAt: fields.firstEnqueuedAt,
 	};
 }
 

@@ -17,6 +17,10 @@ export interface Settings {
 	graphAccessToken: string | undefined;
 	invocationBudgetMs: number;
 	maxAttempts: number;
+	/** A pair not applied this long after it first entered the queue is dead-lettered `expired`. */
+	maxPairAgeMs: number;
+	/** The blob container holding the throttle state the instances share; undefined when sharing is off. */
+	throttleStateContainer: string | undefined;
 	/** First retry wait for 5xx and connection errors; 404 retries start at ten times this. */
 	retryBaseMs: number;
 	notFoundRetries: number;
@@ -44,6 +48,8 @@ export const settingNames = {
 	graphAccessToken: 'GRAPH_ACCESS_TOKEN',
 	invocationBudgetSeconds: 'SOD_INVOCATION_BUDGET_SECONDS',
 	maxAttempts: 'SOD_MAX_ATTEMPTS',
+	maxPairAgeHours: 'SOD_MAX_PAIR_AGE_HOURS',
+	throttleStateContainer: 'SOD_THROTTLE_STATE_CONTAINER',
 	retryBaseMs: 'SOD_RETRY_BASE_MS',
 	notFoundRetries: 'SOD_NOT_FOUND_RETRIES',
 	reconcileSchedule: 'SOD_RECONCILE_SCHEDULE',
@@ -74,8 +80,21 @@ export const defaults = {
 	 * writing dead letters and re-queues.
 	 */
 	invocationBudgetSeconds: 420,
-	/** Defaults to 5 invocations per pair before it is dead-lettered `retries-exhausted`. */
+	/**
+	 * Defaults to 5 failed attempts per pair before it is dead-lettered `retries-exhausted`. Only failures count (5xx,
+	 * timeouts, dropped connections, repeated 404s); waiting on throttling, an unreachable Graph or a full pace does not.
+	 */
 	maxAttempts: 5,
+	/**
+	 * Defaults to 72 hours: an import queued on a Friday evening into a weekend of throttling or an outage still
+	 * finishes on Monday; a pair older than that points at something structural, and an operator should see it.
+	 */
+	maxPairAgeHours: 72,
+	/**
+	 * Defaults to `sod-sync-state`, in the AzureWebJobsStorage account: one blob per pairs queue. `off` keeps the
+	 * throttle state per process.
+	 */
+	throttleStateContainer: 'sod-sync-state',
 	/**
 	 * Defaults to 200 ms, doubling per retry (with jitter) up to 30 s: a lone 5xx or dropped connection is usually one bad
 	 * node, so the first retry comes soon and repeated failures back off hard. A 404's waits start at ten times this
@@ -152,6 +171,8 @@ export function readSettings(environment: Environment): Settings {
 		invocationBudgetMs:
 			read(settingNames.invocationBudgetSeconds, integerIn(5, 3600), defaults.invocationBudgetSeconds) * 1000,
 		maxAttempts: read(settingNames.maxAttempts, integerIn(1, 100), defaults.maxAttempts),
+		maxPairAgeMs: read(settingNames.maxPairAgeHours, hoursIn(0.001, 24 * 6), defaults.maxPairAgeHours) * 3_600_000,
+		throttleStateContainer: read(settingNames.throttleStateContainer, parseStateContainer, defaults.throttleStateContainer),
 		retryBaseMs: read(settingNames.retryBaseMs, integerIn(10, 60_000), defaults.retryBaseMs),
 		notFoundRetries: read(settingNames.notFoundRetries, integerIn(0, 20), defaults.notFoundRetries),
 	};
@@ -245,6 +266,32 @@ function integerIn(minimum: number, maximum: number): (raw: string) => number {
 
 		return value;
 	};
+}
+
+/** Hours, decimals allowed (tests use a few seconds' worth). */
+function hoursIn(minimum: number, maximum: number): (raw: string) => number {
+	return raw => {
+		const value = Number(raw);
+		if (!/^\d+(?:\.\d+)?$/.test(raw) || value < minimum || value > maximum) {
+			throw new Error(`'${raw}' must be a number of hours from ${minimum} to ${maximum}`);
+		}
+
+		return value;
+	};
+}
+
+const containerNamePattern = /^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/;
+
+function parseStateContainer(raw: string): string | undefined {
+	if (raw === 'off') {
+		return undefined;
+	}
+
+	if (!containerNamePattern.test(raw)) {
+		throw new Error(`'${raw}' is not a blob container name (3-63 lower-case letters, digits and single hyphens) or 'off'`);
+	}
+
+	return raw;
 }
 
 export function isLoopback(hostname: string): boolean {

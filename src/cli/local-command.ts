@@ -43,7 +43,7 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 
 	const importPath = values.import ?? samples('sample-import.csv');
 	const say = (text = '') => io.stdout.write(`${text}\n`);
-	const azurite = await startAzurite();
+	const azurite = await startAzurite({blob: true});
 	const simulator = await startSimulator(
 		{
 			throttle: {operationsPerSecond: 50, retryAfter: 'seconds', retryAfterSeconds: 1, penaltyWindow: true},

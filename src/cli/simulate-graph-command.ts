@@ -38,6 +38,8 @@ Options:
   --latency MS               added to every response (default 40)
   --jitter MS                +/- this much (default 20)
   --not-found-first N        the first N adds naming a package answer 404 (replication lag; default 0)
+  --outage-seconds S         an outage: refuse connections for S seconds (default 0, none)
+  --outage-after-seconds T   ... starting T seconds after the first Graph request (default 0)
   -h, --help`;
 
 export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions; tenant: string | undefined; help: boolean} {
@@ -66,6 +68,8 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 				latency: {type: 'string'},
 				jitter: {type: 'string'},
 				'not-found-first': {type: 'string'},
+				'outage-seconds': {type: 'string'},
+				'outage-after-seconds': {type: 'string'},
 				help: {type: 'boolean', short: 'h'},
 			},
 		});
@@ -121,6 +125,8 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 			latencyMs: number('latency', 40, 60_000),
 			jitterMs: number('jitter', 20, 60_000),
 			notFoundFirstAdds: number('not-found-first', 0, 1000),
+			outageMs: (number('outage-seconds', 0, 3600) ?? 0) * 1000,
+			outageAfterMs: (number('outage-after-seconds', 0, 3600) ?? 0) * 1000,
 		},
 	};
 	return {options, tenant: values.tenant, help: values.help ?? false};

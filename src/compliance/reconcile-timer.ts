@@ -3,14 +3,13 @@
 
 import {Readable} from 'node:stream';
 import type {InvocationContext, Timer} from '@azure/functions';
-import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
-import {BlobServiceClient} from '@azure/storage-blob';
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {MessageEncoding} from '../message.js';
 import {formatFromPath} from '../pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
 import type {MessageSink} from '../queue/storage-queue.js';
 import type {ReconcileSettings, StorageConnection} from '../settings.js';
+import {createBlobServiceClient} from '../storage/blob-service.js';
 import {readManifest} from './manifest.js';
 import {describeDriftSummary, hasDrift, reconcile, type ReconcileReport} from './reconcile.js';
 
@@ -65,18 +64,11 @@ export function createReconcileTimerHandler(
 /** Reads a blob's text with the app's storage connection (connection string or `AzureWebJobsStorage__blobServiceUri`). */
 export function manifestBlobReader(storage: StorageConnection, container: string, blob: string): () => Promise<string> {
 	return async () => {
-		let service: BlobServiceClient;
-		if (storage.kind === 'connection-string') {
-			service = BlobServiceClient.fromConnectionString(storage.connectionString);
-		} else {
-			if (!storage.blobServiceUri) {
-				throw new Error('AzureWebJobsStorage__blobServiceUri is not set: the scheduled reconcile reads its manifest from blob storage');
-			}
-
-			const credential = storage.managedIdentityClientId
-				? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
-				: new DefaultAzureCredential();
-			service = new BlobServiceClient(storage.blobServiceUri, credential);
+		let service;
+		try {
+			service = createBlobServiceClient(storage);
+		} catch (error) {
+			throw new Error(`${(error as Error).message}: the scheduled reconcile reads its manifest from blob storage`);
 		}
 
 		const buffer = await service.getContainerClient(container).getBlobClient(blob).downloadToBuffer();

@@ -18,14 +18,20 @@ import {
 import type {LinkAction, Pair} from '../pair.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
+import type {ThrottleStore} from './shared-throttle.js';
 import {ThrottleGate} from './throttle-gate.js';
+import {ThrottleSync} from './throttle-sync.js';
 import {ThroughputControl} from './throughput-control.js';
 
 export type PairOutcome =
 	| {pair: Pair; status: 'linked' | 'already-linked' | 'removed' | 'already-absent'}
 	| {pair: Pair; status: 'dead-letter'; reason: DeadLetterReason; failure: GraphFailure}
-	/** Not finished in this invocation: to be re-queued, visible after `delayMs`. */
-	| {pair: Pair; status: 'deferred'; delayMs: number; lastFailure: GraphFailure | undefined};
+	/**
+	 * Not finished in this invocation: to be re-queued, visible after `delayMs`. `failed` says whether the pair's own
+	 * requests failed (5xx, timeouts, dropped connections, repeated 404s): only then does the deferral spend an attempt.
+	 * A pair that only waited (gate shut, Graph unreachable, no time left, shutdown) did not fail.
+	 */
+	| {pair: Pair; status: 'deferred'; delayMs: number; failed: boolean; lastFailure: GraphFailure | undefined};
 
 export type PairStatus = PairOutcome['status'];
 
@@ -52,6 +58,10 @@ export interface LinkEngineOptions {
 	retryPolicy?: RetryPolicy;
 	clock?: Clock;
 	random?: () => number;
+	/** Shares the gate and the pace with the other instances on the same queue (see ThrottleSync). */
+	throttleStore?: ThrottleStore;
+	/** Where a warning goes (the shared state being unreachable). Defaults to `console.warn`. */
+	onWarning?: (message: string) => void;
 }
 
 export interface RunOptions {
@@ -68,12 +78,19 @@ export interface EngineStats {
 	operations: number;
 	/** Operations answered 429. */
 	throttled: number;
+	/** Requests that found Graph unreachable (no connection could be made). */
+	unreachable: number;
 }
 
 /** The least time worth starting a request in; closer to the deadline, the pair is deferred instead. */
 const minimumRequestWindowMs = 1000;
 
 type Sent<T> = CallResult<T> | {deferred: true; delayMs: number; throttled?: GraphFailure};
+
+/** Failures that say "wait", not "this request failed": they shut the gate for everyone. */
+function meansWait(result: CallResult<unknown>): result is {ok: false; failure: GraphFailure} {
+	return !result.ok && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
+}
 
 interface RunContext {
 	deadline: number;
@@ -108,7 +125,10 @@ export class LinkEngine {
 	#pendingHead = 0;
 	#active = 0;
 	#drainScheduled = false;
-	readonly stats: EngineStats = {requests: 0, operations: 0, throttled: 0};
+	/** Pairs (and page walks) this engine holds now, across every run: what admission weighs against the pace. */
+	#held = 0;
+	readonly #sync: ThrottleSync | undefined;
+	readonly stats: EngineStats = {requests: 0, operations: 0, throttled: 0, unreachable: 0};
 
 	constructor(options: LinkEngineOptions) {
 		const maxConcurrency = options.maxConcurrency ?? 8;
@@ -129,6 +149,56 @@ export class LinkEngine {
 		this.#gate = options.gate ?? new ThrottleGate({clock: this.#clock, random: this.#random});
 		this.#policy = options.retryPolicy ?? defaultRetryPolicy;
 		this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+		this.#sync = options.throttleStore
+			? new ThrottleSync({
+					store: options.throttleStore,
+					gate: this.#gate,
+					control: this.#control,
+					clock: this.#clock,
+					onWarning: options.onWarning ?? (message => console.warn(message)),
+				})
+			: undefined;
+	}
+
+	/** The link to the other instances, when the throttle state is shared. */
+	get sync(): ThrottleSync | undefined {
+		return this.#sync;
+	}
+
+	/** Pairs held now, across every run. */
+	get held(): number {
+		return this.#held;
+	}
+
+	/**
+	 * How many of `count` more pairs this process can send before `deadline` at its current pace, after the pairs it
+	 * already holds (every run counts). All of them while unpaced. The caller runs the admitted pairs at once (no await
+	 * in between, so that two messages arriving together are weighed one after the other) and hands the rest back to
+	 * the queue, for an instance or an invocation with room.
+	 *
+	 * @example
+	 * const admitted = engine.admit(pairs.length, deadline);
+	 * const outcomes = await engine.run(pairs.slice(0, admitted), 'add', {deadline});
+	 */
+	admit(count: number, deadline: number): number {
+		const rate = this.#control.rate;
+		if (!Number.isFinite(rate)) {
+			return count;
+		}
+
+		const start = Math.max(this.#clock.now(), this.#gate.reopenAt);
+		const window = Math.max(0, deadline - start - minimumRequestWindowMs) / 1000;
+		return Math.max(0, Math.min(count, Math.floor(rate * window) - this.#held));
+	}
+
+	/** When pairs not admitted now could be served, about: once what this process holds has been sent at its pace. */
+	admissionDelayMs(): number {
+		const rate = this.#control.rate;
+		if (!Number.isFinite(rate)) {
+			return 0;
+		}
+
+		return Math.max(0, this.#gate.reopenAt - this.#clock.now()) + Math.ceil((this.#held / rate) * 1000);
 	}
 
 	get gate(): ThrottleGate {
@@ -144,6 +214,7 @@ export class LinkEngine {
 	 * Rejects with `SystemicFailure` (after every pair has stopped) when Graph refuses the credential.
 	 */
 	async run(pairs: readonly Pair[], action: LinkAction, options: RunOptions): Promise<PairOutcome[]> {
+		this.#hold(pairs.length);
 		const run = childSignal(options.signal);
 		// Every waiting pair listens for the abort: that many listeners is the design, not a leak.
 		setMaxListeners(pairs.length + 10, run.signal);
@@ -155,6 +226,8 @@ export class LinkEngine {
 				} catch (error) {
 					run.abort();
 					throw error;
+				} finally {
+					this.#hold(-1);
 				}
 			}),
 		);
@@ -175,6 +248,20 @@ export class LinkEngine {
 	 * const links = await engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline});
 	 */
 	async readAll(operation: PagedOperation, options: RunOptions): Promise<CallResult<unknown[]>> {
+		this.#hold(1);
+		try {
+			return await this.#readAll(operation, options);
+		} finally {
+			this.#hold(-1);
+		}
+	}
+
+	#hold(change: number): void {
+		this.#held += change;
+		this.#sync?.setBusy(this.#held > 0);
+	}
+
+	async #readAll(operation: PagedOperation, options: RunOptions): Promise<CallResult<unknown[]>> {
 		const context: RunContext = {deadline: options.deadline, signal: options.signal ?? new AbortController().signal};
 		const items: unknown[] = [];
 		let history = freshHistory;
@@ -218,10 +305,11 @@ export class LinkEngine {
 		// `verify` reads the link list; `addFailure` is the 400/409 that sent us there (undefined after an unknown outcome).
 		let step: 'write' | 'verify' = 'write';
 		let addFailure: GraphFailure | undefined;
-		const deferred = (delayMs: number, throttled?: GraphFailure): PairOutcome => ({
+		const deferred = (delayMs: number, failed: boolean, throttled?: GraphFailure): PairOutcome => ({
 			pair,
 			status: 'deferred',
 			delayMs,
+			failed,
 			lastFailure: throttled ?? lastFailure,
 		});
 
@@ -231,7 +319,7 @@ export class LinkEngine {
 				// eslint-disable-next-line no-await-in-loop
 				const listed = await this.#isLinked(pair, context);
 				if ('deferred' in listed) {
-					return deferred(listed.delayMs, listed.throttled);
+					return deferred(listed.delayMs, false, listed.throttled);
 				}
 
 				if (listed.ok) {
@@ -252,7 +340,7 @@ export class LinkEngine {
 				// eslint-disable-next-line no-await-in-loop
 				const written = await this.#send({kind: action, pair}, context);
 				if ('deferred' in written) {
-					return deferred(written.delayMs, written.throttled);
+					return deferred(written.delayMs, false, written.throttled);
 				}
 
 				if (written.ok) {
@@ -280,7 +368,8 @@ export class LinkEngine {
 				}
 
 				case 'requeue': {
-					return deferred(0);
+					// Out of retries for this invocation: the pair's own requests failed (unless the process is stopping).
+					return deferred(0, failure.kind !== 'aborted');
 				}
 
 				case 'dead-letter': {
@@ -290,14 +379,14 @@ export class LinkEngine {
 				case 'retry': {
 					history = decision.history;
 					if (this.#clock.now() + decision.delayMs + minimumRequestWindowMs > context.deadline) {
-						return deferred(decision.delayMs);
+						return deferred(decision.delayMs, true);
 					}
 
 					try {
 						// eslint-disable-next-line no-await-in-loop
 						await this.#clock.sleep(decision.delayMs, context.signal);
 					} catch {
-						return deferred(0);
+						return deferred(0, false);
 					}
 
 					if (step === 'write' && action === 'add' && outcomeUnknown(failure)) {
@@ -458,24 +547,40 @@ export class LinkEngine {
 				: await this.#gateway.executeBatch(operations, timeout.signal);
 		timeout.dispose();
 		// Accepted operations are counted before any 429 of the same answer, so that the rate estimate includes them.
-		const isThrottled = (result: CallResult<unknown>) => !result.ok && result.failure.kind === 'throttled';
-		const accepted = results.filter(result => !isThrottled(result)).length;
+		const accepted = results.filter(result => !meansWait(result)).length;
 		if (accepted > 0) {
 			this.#gate.recordSuccess();
 			this.#control.recordAccepted(accepted);
 		}
 
+		let unreachable = false;
 		for (const [index, entry] of live.entries()) {
 			const result = results[index]!;
-			if (!result.ok && result.failure.kind === 'throttled') {
+			if (!meansWait(result)) {
+				entry.resolve(result);
+				continue;
+			}
+
+			if (result.failure.kind === 'unreachable') {
+				// The request never left: Graph (or the way to it) is down. Everyone waits, backing off, and no pair is
+				// charged for it; one gate close per request, however many operations it carried.
+				unreachable = true;
+			} else {
 				this.stats.throttled++;
 				if (this.#gate.close(result.failure.retryAfterMs, now)) {
-					this.#control.recordThrottle(Math.max(0, this.#gate.reopenAt - this.#clock.now()));
+					const reopenAt = this.#gate.reopenAt;
+					const pace = this.#control.recordThrottle(Math.max(0, reopenAt - this.#clock.now()));
+					this.#sync?.publish({reopenAt, sentAt: now, closedAt: this.#clock.now(), pace});
 				}
+			}
 
-				entry.resolve({gateClosed: true, throttled: result.failure});
-			} else {
-				entry.resolve(result);
+			entry.resolve({gateClosed: true, throttled: result.failure});
+		}
+
+		if (unreachable) {
+			this.stats.unreachable++;
+			if (this.#gate.close(undefined, now)) {
+				this.#sync?.publish({reopenAt: this.#gate.reopenAt, sentAt: now, closedAt: this.#clock.now(), pace: undefined});
 			}
 		}
 	}

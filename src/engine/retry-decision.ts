@@ -11,7 +11,8 @@ export type DeadLetterReason =
 	| 'bad-request'
 	| 'conflict'
 	| 'forbidden'
-	| 'retries-exhausted';
+	| 'retries-exhausted'
+	| 'expired';
 
 /** The request that failed: a write for the pair's action, or a read of the link list to verify it. */
 export type Operation = LinkAction | 'list';
@@ -102,6 +103,7 @@ export function decideRetry(
 		}
 
 		case 'throttled':
+		case 'unreachable':
 		case 'server':
 		case 'network':
 		case 'timeout': {

@@ -72,6 +72,23 @@ export class ThrottleGate {
 		return !sameBurst;
 	}
 
+	/**
+	 * Another instance was told to wait until `reopenAt`: this one waits too. Requests already in flight that come back
+	 * 429 belong to that burst, not to a new one.
+	 */
+	holdUntil(reopenAt: number): void {
+		const now = this.#clock.now();
+		if (reopenAt > this.#reopenAt && reopenAt > now) {
+			this.#reopenAt = reopenAt;
+			this.#closedAt = now;
+		}
+	}
+
+	/** When the last throttle event closed the gate (epoch ms). */
+	get closedAt(): number {
+		return this.#closedAt;
+	}
+
 	/** A request went through: the next 429 without Retry-After starts the backoff afresh. */
 	recordSuccess(): void {
 		this.#consecutiveCloses = 0;

@@ -200,8 +200,12 @@ function transportError(error: unknown): Error {
 
 	const code = (error as {code?: string})?.code;
 	const message = String(value?.message ?? error);
-	return namedError(transportErrorNames.network, code && !message.includes(code) ? `${message} (${code})` : message);
+	const name = code !== undefined && connectionNeverMade.has(code) ? transportErrorNames.unreachable : transportErrorNames.network;
+	return namedError(name, code && !message.includes(code) ? `${message} (${code})` : message);
 }
+
+/** Socket errors raised before a connection exists: nothing was sent, so nothing can have been applied. */
+const connectionNeverMade = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 function namedError(name: string, message: string): Error {
 	const error = new Error(message);

@@ -11,7 +11,8 @@ export type GraphFailureKind =
 	| 'conflict' // 409
 	| 'bad-request' // 400 and any other 4xx
 	| 'server' // 5xx
-	| 'network' // connection refused or reset: the request may or may not have been applied
+	| 'unreachable' // no connection could be made (refused, no route, no DNS): the request never left, Graph is down for us
+	| 'network' // connection dropped or reset: the request may or may not have been applied
 	| 'timeout' // no answer in time: the request may or may not have been applied
 	| 'aborted'; // this process stopped waiting (shutdown or a systemic failure elsewhere)
 
@@ -88,6 +89,7 @@ function kindOfStatus(status: number): GraphFailureKind {
 /** Names the transport gives the errors it throws, so they survive the SDK's re-wrapping (which keeps only name and message). */
 export const transportErrorNames = {
 	network: 'NetworkError',
+	unreachable: 'UnreachableError',
 	timeout: 'RequestTimeoutError',
 	aborted: 'AbortError',
 	token: 'TokenAcquisitionError',
@@ -130,6 +132,8 @@ export function classifyError(error: unknown, now: number): GraphFailure {
 			? 'unauthorized'
 			: code === transportErrorNames.timeout
 				? 'timeout'
+				: code === transportErrorNames.unreachable
+					? 'unreachable'
 				: code === transportErrorNames.aborted
 					? 'aborted'
 					: 'network';

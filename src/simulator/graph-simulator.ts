@@ -40,6 +40,10 @@ export interface FaultOptions {
 	jitterMs?: number;
 	/** Adds naming a package answer 404 this many times first (replication lag of a new package). Defaults to 0. */
 	notFoundFirstAdds?: number;
+	/** An outage: this long after the first Graph request, stop listening (connections refused) for `outageMs`. */
+	outageAfterMs?: number;
+	/** How long the outage lasts; the simulator then listens again on the same port. Defaults to no outage. */
+	outageMs?: number;
 }
 
 export interface SimulatorOptions {
@@ -64,6 +68,8 @@ export interface SimulatorOptions {
 	seed?: number;
 	/** Keep `METHOD path` of every Graph request (and batch item) in `stats.log`. Defaults to false (the log grows). */
 	logRequests?: boolean;
+	/** Called as each Graph request arrives (not the `_simulator` routes), with the time: tests watch who sent what when. */
+	onRequest?: (method: string, path: string, at: number) => void;
 	/** Defaults to 0 (any free port). */
 	port?: number;
 	/** Defaults to 127.0.0.1. */
@@ -147,6 +153,8 @@ export class GraphSimulator {
 	#tokens: number;
 	#tokensAt = Date.now();
 	#penaltyUntil = 0;
+	#outageScheduled = false;
+	#closed = false;
 	stats: SimulatorStats = emptyStats();
 
 	private constructor(options: SimulatorOptions) {
@@ -229,6 +237,7 @@ export class GraphSimulator {
 	}
 
 	async close(): Promise<void> {
+		this.#closed = true;
 		const server = this.#server;
 		if (!server) {
 			return;
@@ -239,6 +248,30 @@ export class GraphSimulator {
 			server.close(() => resolve());
 			server.closeAllConnections();
 		});
+	}
+
+	/**
+	 * Graph unreachable for `ms`: the listener closes and every open connection is dropped, so connections are refused;
+	 * then it listens again on the same port.
+	 */
+	async outage(ms: number): Promise<void> {
+		const server = this.#server;
+		if (!server) {
+			return;
+		}
+
+		const {hostname, port} = new URL(this.#baseUrl);
+		this.#server = undefined;
+		await new Promise<void>(resolve => {
+			server.close(() => resolve());
+			server.closeAllConnections();
+		});
+		await new Promise(resolve => {
+			setTimeout(resolve, ms).unref();
+		});
+		if (!this.#closed) {
+			await this.#listen(Number(port), hostname);
+		}
 	}
 
 	async #listen(port: number, host: string): Promise<void> {
@@ -293,6 +326,8 @@ export class GraphSimulator {
 		}
 
 		this.stats.firstRequestAt ||= Date.now();
+		this.#options.onRequest?.(method, url.pathname, Date.now());
+		this.#scheduleOutage();
 		if (!authorized && this.#options.requireToken !== false) {
 			this.stats.unauthorized++;
 			return graphError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');
@@ -660,6 +695,18 @@ export class GraphSimulator {
 		}
 
 		return {...graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time in the Retry-After header.'), headers};
+	}
+
+	#scheduleOutage(): void {
+		const {outageAfterMs, outageMs} = this.#options.faults ?? {};
+		if (this.#outageScheduled || !outageMs) {
+			return;
+		}
+
+		this.#outageScheduled = true;
+		setTimeout(() => {
+			void this.outage(outageMs);
+		}, outageAfterMs ?? 0).unref();
 	}
 
 	#serverFault(): Reply | undefined {

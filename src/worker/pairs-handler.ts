@@ -18,6 +18,7 @@ import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} fro
 import {packPairs, parseMessage, type MessageEncoding} from '../message.js';
 import type {Pair} from '../pair.js';
 import type {MessageSink} from '../queue/storage-queue.js';
+import {decideRequeue, type DeferredPair} from './requeue-decision.js';
 
 export interface WorkerDependencies {
 	engine: LinkEngine;
@@ -28,6 +29,8 @@ export interface WorkerDependencies {
 	encoding: MessageEncoding;
 	invocationBudgetMs: number;
 	maxAttempts: number;
+	/** A pair not applied this long after it first entered the queue is dead-lettered `expired`. */
+	maxPairAgeMs: number;
 	clock?: Clock;
 	/** Aborts in-flight work (host shutdown): unfinished pairs are re-queued. */
 	signal?: AbortSignal;
@@ -40,7 +43,7 @@ export type Outcome = Exclude<PairStatus, 'dead-letter' | 'deferred'> | 'dead-le
 export interface MessageSummary {
 	messageId: string | undefined;
 	correlationId: string | undefined;
-	/** 1 for a message's first invocation. */
+	/** Failed attempts the pairs had spent before, plus one: 1 for a message's first invocation. */
 	attempts: number;
 	pairs: number;
 	outcomes: Record<Outcome, number>;
@@ -101,7 +104,7 @@ export async function handlePairsMessage(
 		at: new Date(clock.now()),
 	});
 
-	let requeue: {pairs: Pair[]; delayMs: number; attempt: number} | undefined;
+	const requeues: Array<{pairs: Pair[]; delayMs: number; attempt: number}> = [];
 	if (parsed.kind === 'invalid-message') {
 		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
 	} else {
@@ -109,25 +112,28 @@ export async function handlePairsMessage(
 			addDeadLetter(failureRecord('invalid-pair', invalid.raw, errorInWords(invalid.reason), recordContext()));
 		}
 
+		// Admission by pace: take no more than this process can send before the deadline; the rest goes back at once, for
+		// an instance or an invocation with room. Nothing may await between `admit` and `run`.
+		const deadline = startedAt + dependencies.invocationBudgetMs;
+		const admitted = dependencies.engine.admit(parsed.pairs.length, deadline);
+		const notAdmitted = parsed.pairs.slice(admitted);
+		const admissionDelayMs = notAdmitted.length > 0 ? dependencies.engine.admissionDelayMs() : 0;
 		let outcomes: PairOutcome[];
 		try {
-			outcomes = await dependencies.engine.run(parsed.pairs, parsed.action, {
-				deadline: startedAt + dependencies.invocationBudgetMs,
-				signal: dependencies.signal,
-			});
+			outcomes = await dependencies.engine.run(parsed.pairs.slice(0, admitted), parsed.action, {deadline, signal: dependencies.signal});
 		} catch (error) {
 			if (error instanceof SystemicFailure) {
 				// Not the pairs' fault: no dead letters. Failing the invocation hands the message back to the host, which
 				// retries it after visibilityTimeout and moves it to the poison queue after maxDequeueCount tries.
 				context.error(
-					`sod-sync message ${messageId ?? '?'}: ${error.message}. The message will be retried; check the identity's Graph permission and credential.`,
+					`sod-sync message ${messageId ?? '?'}: ${error.message.replace(/\.+$/, '')}. The message will be retried; check the identity's Graph permission and credential.`,
 				);
 			}
 
 			throw error;
 		}
 
-		const deferred: Array<Extract<PairOutcome, {status: 'deferred'}>> = [];
+		const deferred: DeferredPair[] = [];
 		for (const outcome of outcomes) {
 			if (outcome.status === 'dead-letter') {
 				addDeadLetter(failureRecord(outcome.reason, outcome.pair, errorFromFailure(outcome.failure), recordContext()));
@@ -138,35 +144,42 @@ export async function handlePairsMessage(
 			}
 		}
 
-		// A host shutting down interrupts the work; that is not the pairs' failure, so it costs them no attempt.
-		const interrupted = dependencies.signal?.aborted ?? false;
-		if (deferred.length > 0 && summary.attempts >= dependencies.maxAttempts && !interrupted) {
-			for (const outcome of deferred) {
-				const error = outcome.lastFailure
-					? errorFromFailure(outcome.lastFailure)
-					: errorInWords(`not finished within the time budget of ${dependencies.maxAttempts} invocations`);
-				addDeadLetter(failureRecord('retries-exhausted', outcome.pair, error, recordContext()));
+		const now = clock.now();
+		const actions = decideRequeue(
+			{
+				deferred,
+				notAdmitted,
+				admissionDelayMs,
+				attempt: parsed.attempt,
+				firstEnqueuedAt: parsed.firstEnqueuedAt ?? insertionTime(context) ?? startedAt,
+				now,
+			},
+			{maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs},
+		);
+		for (const action of actions) {
+			if (action.kind === 'requeue') {
+				requeues.push(action);
+				summary.outcomes.requeued += action.pairs.length;
+				summary.requeueDelaySeconds = Math.max(summary.requeueDelaySeconds ?? 0, Math.ceil(action.delayMs / 1000));
+			} else {
+				const error = action.lastFailure ? errorFromFailure(action.lastFailure) : errorInWords(action.detail);
+				const message = action.lastFailure ? `${action.detail}; last failure: ${error.message}` : action.detail;
+				addDeadLetter(failureRecord(action.reason, action.pair, {...error, message}, recordContext()));
 			}
-		} else if (deferred.length > 0) {
-			requeue = {
-				pairs: deferred.map(outcome => outcome.pair),
-				delayMs: Math.max(...deferred.map(outcome => outcome.delayMs)),
-				attempt: interrupted ? parsed.attempt : parsed.attempt + 1,
-			};
-			summary.outcomes.requeued = deferred.length;
-			summary.requeueDelaySeconds = Math.ceil(requeue.delayMs / 1000);
 		}
 	}
 
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
 	const limit = pLimit(outputConcurrency);
 	const writes = deadLetters.map(async record => limit(async () => dependencies.deadLetterQueue.send(JSON.stringify(record))));
-	if (requeue && parsed.kind === 'pairs') {
-		const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt};
-		for (const text of packPairs(requeue.pairs, envelope, dependencies.encoding)) {
-			writes.push(
-				limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds: summary.requeueDelaySeconds})),
-			);
+	if (parsed.kind === 'pairs') {
+		const firstEnqueuedAt = new Date(parsed.firstEnqueuedAt ?? insertionTime(context) ?? startedAt).toISOString();
+		for (const requeue of requeues) {
+			const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt, firstEnqueuedAt};
+			const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
+			for (const text of packPairs(requeue.pairs, envelope, dependencies.encoding)) {
+				writes.push(limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds})));
+			}
 		}
 	}
 
@@ -209,6 +222,13 @@ export function describeSummary(summary: MessageSummary): string {
 		`${summary.durationMs} ms`,
 		`correlation ${summary.correlationId ?? '-'}`,
 	].join('; ');
+}
+
+/** When the host says the message entered the queue: the pairs' age when the envelope does not say. */
+function insertionTime(context: InvocationContext): number | undefined {
+	const value = context.triggerMetadata?.insertionTime;
+	const at = typeof value === 'string' || value instanceof Date ? new Date(value).getTime() : Number.NaN;
+	return Number.isFinite(at) ? at : undefined;
 }
 
 function stringOrUndefined(value: unknown): string | undefined {

@@ -9,6 +9,9 @@ import {GraphLinkGateway} from '../graph/link-gateway.js';
 import type {QueueHostConfig} from '../host-config.js';
 import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import type {Environment, Settings} from '../settings.js';
+import type {ThrottleStore} from '../engine/shared-throttle.js';
+import {createBlobServiceClient} from '../storage/blob-service.js';
+import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
@@ -79,8 +82,27 @@ let processEngine: LinkEngine | undefined;
  * reconcile) share its concurrency bound and throttle gate, as Graph's throttling is per app, not per function.
  */
 export function sharedLinkEngine(settings: Settings, environment: Environment): LinkEngine {
-	processEngine ??= createLinkEngine(settings, createTokenSource(environment, settings));
+	processEngine ??= createLinkEngine(settings, createTokenSource(environment, settings), {throttleStore: throttleStoreFor(settings)});
 	return processEngine;
+}
+
+/**
+ * The throttle state shared with every instance on the same queue: a blob named after the queue, in
+ * `SOD_THROTTLE_STATE_CONTAINER` of the app's storage account. Undefined when sharing is off. A connection that names
+ * no blob endpoint cannot share: one warning, and the process paces on its own.
+ */
+export function throttleStoreFor(settings: Settings, onWarning: (message: string) => void = message => console.warn(message)): ThrottleStore | undefined {
+	if (!settings.throttleStateContainer) {
+		return undefined;
+	}
+
+	try {
+		const container = createBlobServiceClient(settings.storage).getContainerClient(settings.throttleStateContainer);
+		return new BlobThrottleStore(container, `${settings.queueName}.json`);
+	} catch (error) {
+		onWarning(`sod-sync: the shared throttle state is off (${(error as Error).message}); this instance paces on its own.`);
+		return undefined;
+	}
 }
 
 export function createWorkerDependencies(
@@ -98,6 +120,7 @@ export function createWorkerDependencies(
 		encoding,
 		invocationBudgetMs: settings.invocationBudgetMs,
 		maxAttempts: settings.maxAttempts,
+		maxPairAgeMs: settings.maxPairAgeMs,
 		...overrides,
 	};
 }

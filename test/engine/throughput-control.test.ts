@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest';
 import type {Clock} from '../../src/engine/clock.js';
-import {ThroughputControl} from '../../src/engine/throughput-control.js';
+import {paceAt, paceDecrease, paceGrowth, ThroughputControl} from '../../src/engine/throughput-control.js';
 
 function fakeClock(start = 1_000_000): Clock & {advance(ms: number): void} {
 	let now = start;
@@ -60,7 +60,7 @@ describe('ThroughputControl', () => {
 
 	it('makes the sender wait for its turn at the paced rate', () => {
 		const clock = fakeClock();
-		const control = new ThroughputControl({maxConcurrency: 8, clock, probeGrowthPerSecond: 0});
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
 		clock.advance(1000);
 		control.recordAccepted(200);
 		control.recordThrottle(1000); // 200 / 2 s = 100 operations per second, from when the gate reopens.
@@ -70,20 +70,39 @@ describe('ThroughputControl', () => {
 		expect(waits).toEqual([200, 400, 600, 800, 1000]);
 	});
 
-	it('probes upward while nothing is throttled: 10% per second, compounded', () => {
+	it('probes upward from a first estimate at once, slowly at first: the cubic climb with the estimate as its base', () => {
 		const clock = fakeClock();
 		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		clock.advance(100);
 		control.recordAccepted(100);
 		control.recordThrottle(1000);
 		clock.advance(1000);
 		const settled = control.rate;
+		clock.advance(1000);
+		expect(control.rate / settled).toBeCloseTo(1 + paceGrowth, 5);
+		clock.advance(1000);
+		expect(control.rate / settled).toBeCloseTo(1 + paceGrowth * 8, 5);
+	});
+
+	it('remembers the rate a paced 429 came at: drops below it, regains it fast, lingers there, then probes past it', () => {
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		control.adopt({rate: 400, ceiling: Number.POSITIVE_INFINITY, setAt: clock.now()});
+		control.recordThrottle(2000);
+		expect(control.pace).toEqual({rate: 400 * paceDecrease, ceiling: 400, setAt: clock.now() + 2000});
 		clock.advance(2000);
-		expect(control.rate / settled).toBeCloseTo(1.21, 5);
+		expect(control.rate).toBeCloseTo(400 * paceDecrease, 5);
+		const regainSeconds = Math.cbrt((1 - paceDecrease) / paceGrowth);
+		clock.advance(regainSeconds * 1000);
+		expect(control.rate).toBeCloseTo(400, 5);
+		clock.advance(1000);
+		expect(control.rate).toBeCloseTo(400 * (1 + paceGrowth), 5);
+		expect(paceAt({rate: 340, ceiling: 400, setAt: 0}, 0)).toBe(340);
 	});
 
 	it('keeps its rate when a throttle event comes with too little evidence (another client may have spent the budget)', () => {
 		const clock = fakeClock();
-		const control = new ThroughputControl({maxConcurrency: 8, clock, probeGrowthPerSecond: 0});
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
 		control.recordAccepted(5);
 		control.recordThrottle(1000);
 		expect(control.rate).toBe(Number.POSITIVE_INFINITY);
@@ -91,8 +110,9 @@ describe('ThroughputControl', () => {
 		control.recordAccepted(300);
 		control.recordThrottle(1000); // 300 accepted over 0.5 s since it reopened plus the 1 s wait: 200/s.
 		expect(control.rate).toBeCloseTo(200, 5);
+		expect(control.pace?.ceiling).toBe(Number.POSITIVE_INFINITY);
 		clock.advance(1000);
-		control.recordThrottle(1000); // Nothing accepted since.
-		expect(control.rate).toBeCloseTo(200, 5);
+		control.recordThrottle(1000); // Paced at 200 and throttled again: 200 is the ceiling now.
+		expect(control.pace).toEqual({rate: 200 * paceDecrease, ceiling: 200, setAt: clock.now() + 1000});
 	});
 });

@@ -136,7 +136,7 @@ describe('GraphLinkGateway over the real SDK', () => {
 		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', status: 401, code: 'InvalidAuthenticationToken'}});
 	});
 
-	it('classifies a refused connection as a network failure naming the cause', async () => {
+	it('classifies a refused connection as Graph unreachable (nothing was sent), naming the cause', async () => {
 		// A port that was just free: nothing listens there.
 		const probe = createServer();
 		await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve));
@@ -148,7 +148,7 @@ describe('GraphLinkGateway over the real SDK', () => {
 			{kind: 'list', accessPackageId: simulator.packageIds[0]!, nextLink: undefined},
 			new AbortController().signal,
 		);
-		expect(result).toMatchObject({ok: false, failure: {kind: 'network', code: 'NetworkError', message: expect.stringContaining('ECONNREFUSED')}});
+		expect(result).toMatchObject({ok: false, failure: {kind: 'unreachable', code: 'UnreachableError', message: expect.stringContaining('ECONNREFUSED')}});
 	});
 
 	it('classifies a credential that cannot give a token as unauthorized', async () => {

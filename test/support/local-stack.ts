@@ -22,7 +22,7 @@ export interface LocalStack {
 	};
 }
 
-export function useLocalStack(options: {blob?: boolean} = {}): LocalStack {
+export function useLocalStack(options: {blob?: boolean} = {blob: true}): LocalStack {
 	let azurite: RunningAzurite | undefined;
 	let simulator: GraphSimulator | undefined;
 	beforeAll(async () => {

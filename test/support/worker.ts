@@ -16,13 +16,22 @@ export interface TestWorker {
 	/** Invokes the handler as the host would, with a real InvocationContext. */
 	invoke(item: unknown, messageId?: string): ReturnType<typeof handlePairsMessage>;
 	pairsQueue: ReturnType<ReturnType<typeof queueService>['getQueueClient']>;
+	/** Every message the worker put back on the pairs queue, with its visibility delay (re-queues are often not visible yet). */
+	requeued: Array<{text: string; visibilityTimeoutSeconds: number | undefined}>;
 	deadLetterQueue: ReturnType<ReturnType<typeof queueService>['getQueueClient']>;
 }
 
 export function createTestWorker(
 	simulator: GraphSimulator,
 	connectionString: string,
-	options: {token?: string; maxConcurrency?: number; batchSize?: number; invocationBudgetMs?: number; maxAttempts?: number} = {},
+	options: {
+		token?: string;
+		maxConcurrency?: number;
+		batchSize?: number;
+		invocationBudgetMs?: number;
+		maxAttempts?: number;
+		maxPairAgeMs?: number;
+	} = {},
 ): TestWorker {
 	const settings = readSettings({
 		AzureWebJobsStorage: connectionString,
@@ -39,7 +48,16 @@ export function createTestWorker(
 		engine,
 		invocationBudgetMs: options.invocationBudgetMs ?? 20_000,
 		maxAttempts: options.maxAttempts ?? 5,
+		...(options.maxPairAgeMs === undefined ? {} : {maxPairAgeMs: options.maxPairAgeMs}),
 	});
+	const requeued: TestWorker['requeued'] = [];
+	const pairsSink = dependencies.pairsQueue;
+	dependencies.pairsQueue = {
+		async send(text, sendOptions) {
+			requeued.push({text, visibilityTimeoutSeconds: sendOptions?.visibilityTimeoutSeconds});
+			await pairsSink.send(text, sendOptions);
+		},
+	};
 	const logs: string[] = [];
 	let invocations = 0;
 	const service = queueService(connectionString);
@@ -47,6 +65,7 @@ export function createTestWorker(
 		settings,
 		dependencies,
 		logs,
+		requeued,
 		pairsQueue: service.getQueueClient(settings.queueName),
 		deadLetterQueue: service.getQueueClient(settings.deadLetterQueueName),
 		async invoke(item, messageId) {

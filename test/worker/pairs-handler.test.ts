@@ -5,6 +5,7 @@ import {beforeAll, describe, expect, it} from 'vitest';
 import type {DeadLetterRecord} from '../../src/dead-letter.js';
 import {SystemicFailure} from '../../src/engine/link-engine.js';
 import {parseMessage} from '../../src/message.js';
+import {failureRequeueDelayMs} from '../../src/worker/requeue-decision.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainJson, drainQueue} from '../support/queues.js';
@@ -193,26 +194,74 @@ describe.each([20, 1])('pairs handler, GRAPH_BATCH_SIZE=%i', size => {
 		expect(simulator.allLinks()).toEqual([]);
 	});
 
-	it('writes the re-queued pairs in the contract\'s own form', async () => {
+	it('writes the re-queued pairs in the contract\'s own form, a failure spending an attempt and coming back later', async () => {
 		const {simulator, ids, worker} = await stack({}, {invocationBudgetMs: 3000});
 		const [a, b] = ids as [string, string];
 		simulator.script({method: 'POST', reply: {status: 503, headers: {'retry-after': '0'}, body: {error: {code: 'x', message: 'y'}}}, times: 10});
-		const summary = await worker.invoke({pairs: [pair(a, b)], correlationId: 'again', attempt: 1});
+		const summary = await worker.invoke({pairs: [pair(a, b)], correlationId: 'again', attempt: 1, firstEnqueuedAt: '2026-11-30T10:00:00.000Z'});
 		expect(summary.outcomes.requeued).toBe(1);
-		const [text] = await drainQueue(worker.pairsQueue);
-		expect(parseMessage(text)).toMatchObject({kind: 'pairs', pairs: [pair(a, b)], attempt: 2, correlationId: 'again', action: 'add'});
+		expect(worker.requeued).toHaveLength(1);
+		const [{text, visibilityTimeoutSeconds}] = worker.requeued as [{text: string; visibilityTimeoutSeconds: number}];
+		expect(parseMessage(text)).toMatchObject({
+			kind: 'pairs',
+			pairs: [pair(a, b)],
+			attempt: 2,
+			correlationId: 'again',
+			action: 'add',
+			firstEnqueuedAt: Date.parse('2026-11-30T10:00:00.000Z'),
+		});
+		expect(visibilityTimeoutSeconds).toBe(failureRequeueDelayMs(2) / 1000);
+		expect(await drainQueue(worker.pairsQueue)).toEqual([]); // Not visible yet.
 	});
 
-	it('dead-letters retries-exhausted with the last error once the attempts are spent', async () => {
+	it('never charges throttling to a pair: a 429 on the last attempt re-queues it with its attempts unspent', async () => {
 		const {simulator, ids, worker} = await stack({}, {invocationBudgetMs: 3000, maxAttempts: 3});
 		const [a, b] = ids as [string, string];
 		simulator.script({method: 'POST', reply: {status: 429, headers: {'retry-after': '30'}, body: {error: {code: 'TooManyRequests', message: 'slow down'}}}});
+		const summary = await worker.invoke({pairs: [pair(a, b)], attempt: 2});
+		expect(summary.outcomes.requeued).toBe(1);
+		expect(await drainQueue(worker.deadLetterQueue)).toEqual([]);
+		expect(parseMessage(worker.requeued[0]!.text)).toMatchObject({kind: 'pairs', pairs: [pair(a, b)], attempt: 2});
+		expect(worker.requeued[0]!.visibilityTimeoutSeconds).toBe(30);
+	});
+
+	it('dead-letters retries-exhausted with the last error once the failed attempts are spent', async () => {
+		const {simulator, ids, worker} = await stack({}, {invocationBudgetMs: 3000, maxAttempts: 3});
+		const [a, b] = ids as [string, string];
+		simulator.script({method: 'POST', reply: {status: 503, body: {error: {code: 'ServiceUnavailable', message: 'try later'}}}, times: 10});
 		await worker.invoke({pairs: [pair(a, b)], attempt: 2});
 		const records = await drainJson<DeadLetterRecord>(worker.deadLetterQueue);
 		expect(records).toEqual([
-			expect.objectContaining({reason: 'retries-exhausted', pair: pair(a, b), attempts: 3, error: expect.objectContaining({status: 429, code: 'TooManyRequests'})}),
+			expect.objectContaining({
+				reason: 'retries-exhausted',
+				pair: pair(a, b),
+				attempts: 3,
+				error: expect.objectContaining({status: 503, code: 'ServiceUnavailable', message: expect.stringMatching(/failed in 3 attempts .*try later/)}),
+			}),
 		]);
-		expect(await countMessages(worker.pairsQueue)).toBe(0);
+		expect(worker.requeued).toEqual([]);
+	});
+
+	it('dead-letters expired, with its age and the last throttle seen, a pair still waiting past SOD_MAX_PAIR_AGE_HOURS', async () => {
+		const {simulator, ids, worker} = await stack({}, {invocationBudgetMs: 3000, maxPairAgeMs: 60 * 60_000});
+		const [a, b, c] = ids as [string, string, string];
+		simulator.script({method: 'POST', reply: {status: 429, headers: {'retry-after': '30'}, body: {error: {code: 'TooManyRequests', message: 'slow down'}}}});
+		const firstEnqueuedAt = new Date(Date.now() - 2 * 60 * 60_000).toISOString();
+		await worker.invoke({pairs: [pair(a, b)], firstEnqueuedAt});
+		const records = await drainJson<DeadLetterRecord>(worker.deadLetterQueue);
+		expect(records).toEqual([
+			expect.objectContaining({
+				reason: 'expired',
+				pair: pair(a, b),
+				error: expect.objectContaining({status: 429, code: 'TooManyRequests', message: expect.stringMatching(/not applied 2\.0 h after it was first queued .*SOD_MAX_PAIR_AGE_HOURS is 1\.0 h; last failure: slow down/)}),
+			}),
+		]);
+		expect(worker.requeued).toEqual([]);
+		// A young pair in the same state is re-queued instead.
+		simulator.script({method: 'POST', reply: {status: 429, headers: {'retry-after': '30'}, body: {error: {code: 'TooManyRequests', message: 'slow down'}}}});
+		await worker.invoke({pairs: [pair(a, c)]});
+		expect(worker.requeued).toHaveLength(1);
+		expect(await drainQueue(worker.deadLetterQueue)).toEqual([]);
 	});
 
 	it('dead-letters invalid pairs without calling Graph for them, and links the rest', async () => {

@@ -1,0 +1,141 @@
+// The throttle state that every process working one queue shares: when Graph said to wait, and the pace the app as a
+// whole has found. Graph throttles per app and tenant, so instances that each discover the throttle alone spend the
+// budget several times over. The record holds no token and no pair: only times, rates and instance heartbeats.
+
+/** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
+export interface Pace {
+	/** Operations per second at `setAt`. */
+	readonly rate: number;
+	/** The rate at which the last 429 came; Infinity while no paced request has been throttled. */
+	readonly ceiling: number;
+	readonly setAt: number;
+}
+
+/** What every instance agrees on, as stored. Rates are the app's (all instances together). */
+export interface ThrottleRecord {
+	/** The gate is shut for everyone until then (epoch ms). */
+	readonly reopenAt: number;
+	/** When the last throttle event was recorded: a 429 for a request sent before this belongs to the same burst. */
+	readonly closedAt: number;
+	/** The app's pace; null until the first throttle event. */
+	readonly pace: Pace | null;
+	/** Instance id -> last heartbeat (epoch ms), for instances working now. */
+	readonly instances: Readonly<Record<string, number>>;
+}
+
+/** A throttle event one instance saw, in the app's units. */
+export interface ThrottleNews {
+	readonly reopenAt: number;
+	/** When the throttled request was sent. */
+	readonly sentAt: number;
+	readonly closedAt: number;
+	/** The new pace, for every instance together; undefined when the event says nothing about the pace. */
+	readonly pace: Pace | undefined;
+}
+
+/** What an exchange hands back: the merged record and how many instances work now (this one included). */
+export interface ThrottleSnapshot {
+	readonly record: ThrottleRecord;
+	readonly instances: number;
+}
+
+/**
+ * Where the shared record lives. `exchange` records this instance's heartbeat and `news` (if any) and returns the
+ * merged state; it rejects when the store cannot be reached (the caller then carries on alone).
+ */
+export interface ThrottleStore {
+	exchange(instanceId: string, news: ThrottleNews | undefined, now: number): Promise<ThrottleSnapshot>;
+}
+
+export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pace: null, instances: {}};
+
+/** An instance whose last heartbeat is older than this is no longer counted as working. Defaults to 6 s. */
+export const instanceTimeoutMs = 6000;
+
+/**
+ * Merges one instance's heartbeat and news into the record: a pure function, so that two writers racing on an ETag
+ * converge whatever order they land in. The gate only ever lengthens; a pace is replaced only by news of a new burst
+ * (a 429 for a request sent after the last recorded event), so one burst seen by six instances lowers the pace once.
+ *
+ * @example
+ * mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000)
+ */
+export function mergeThrottleRecord(record: ThrottleRecord, instanceId: string, news: ThrottleNews | undefined, now: number): ThrottleRecord {
+	const instances: Record<string, number> = {};
+	for (const [id, seenAt] of Object.entries(record.instances)) {
+		if (now - seenAt < instanceTimeoutMs && Number.isFinite(seenAt)) {
+			instances[id] = seenAt;
+		}
+	}
+
+	instances[instanceId] = now;
+	if (!news) {
+		return {...record, instances};
+	}
+
+	const newBurst = news.sentAt >= record.closedAt;
+	return {
+		reopenAt: Math.max(record.reopenAt, news.reopenAt),
+		closedAt: newBurst ? Math.max(record.closedAt, news.closedAt) : record.closedAt,
+		pace: newBurst && news.pace ? news.pace : record.pace,
+		instances,
+	};
+}
+
+export function snapshotOf(record: ThrottleRecord, now: number): ThrottleSnapshot {
+	const instances = Object.values(record.instances).filter(seenAt => now - seenAt < instanceTimeoutMs).length;
+	return {record, instances: Math.max(1, instances)};
+}
+
+/**
+ * Reads a stored record defensively: anything malformed (another version, a hand edit) counts as empty rather than
+ * as a reason to stop.
+ */
+export function parseThrottleRecord(text: string): ThrottleRecord {
+	try {
+		const value = JSON.parse(text) as Partial<ThrottleRecord>;
+		const finite = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+		const pace = value.pace as Partial<Pace> | null | undefined;
+		const instances: Record<string, number> = {};
+		if (value.instances && typeof value.instances === 'object') {
+			for (const [id, seenAt] of Object.entries(value.instances)) {
+				if (typeof seenAt === 'number' && Number.isFinite(seenAt) && id.length <= 100) {
+					instances[id] = seenAt;
+				}
+			}
+		}
+
+		return {
+			reopenAt: finite(value.reopenAt),
+			closedAt: finite(value.closedAt),
+			pace:
+				pace && typeof pace.rate === 'number' && pace.rate > 0 && typeof pace.setAt === 'number'
+					? {rate: pace.rate, ceiling: typeof pace.ceiling === 'number' && pace.ceiling > 0 ? pace.ceiling : Number.POSITIVE_INFINITY, setAt: pace.setAt}
+					: null,
+			instances,
+		};
+	} catch {
+		return emptyThrottleRecord;
+	}
+}
+
+/** JSON has no Infinity: an unknown ceiling is stored as null. */
+export function serializeThrottleRecord(record: ThrottleRecord): string {
+	return JSON.stringify({
+		...record,
+		pace: record.pace && {...record.pace, ceiling: Number.isFinite(record.pace.ceiling) ? record.pace.ceiling : null},
+	});
+}
+
+/**
+ * The store for one process (sharing off, the CLI's one-shot commands, tests that run several engines in one process):
+ * the same merge, in memory.
+ */
+export class InProcessThrottleStore implements ThrottleStore {
+	#record: ThrottleRecord = emptyThrottleRecord;
+
+	async exchange(instanceId: string, news: ThrottleNews | undefined, now: number): Promise<ThrottleSnapshot> {
+		this.#record = mergeThrottleRecord(this.#record, instanceId, news, now);
+		return snapshotOf(this.#record, now);
+	}
+}

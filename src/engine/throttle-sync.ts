@@ -1,0 +1,159 @@
+// Keeps this process's throttle gate and pace in step with every other instance working the same queue, through a
+// `ThrottleStore`: a 429 one instance sees shuts every instance's gate, the pace it finds is the app's, divided among
+// the instances working, and an instance that joins starts from that pace instead of probing from scratch.
+
+import {randomUUID} from 'node:crypto';
+import type {Clock} from './clock.js';
+import type {Pace, ThrottleNews, ThrottleSnapshot, ThrottleStore} from './shared-throttle.js';
+import type {ThrottleGate} from './throttle-gate.js';
+import type {ThroughputControl} from './throughput-control.js';
+
+export interface ThrottleSyncOptions {
+	store: ThrottleStore;
+	gate: ThrottleGate;
+	control: ThroughputControl;
+	clock: Clock;
+	/** How often a busy instance reads the shared state. Defaults to 1 s. */
+	intervalMs?: number;
+	/** After the store fails, how long to carry on alone before trying it again. Defaults to 30 s. */
+	retryAfterFailureMs?: number;
+	/** Told once, when the store first cannot be reached. */
+	onWarning?: (message: string) => void;
+}
+
+/** Per-instance view of the local throttle event, before it is put in the app's units. */
+export interface LocalThrottleEvent {
+	reopenAt: number;
+	sentAt: number;
+	closedAt: number;
+	pace: Pace | undefined;
+}
+
+export class ThrottleSync {
+	readonly instanceId = randomUUID();
+	readonly #options: Required<Omit<ThrottleSyncOptions, 'onWarning'>> & Pick<ThrottleSyncOptions, 'onWarning'>;
+	#instances = 1;
+	#timer: NodeJS.Timeout | undefined;
+	#running: Promise<void> | undefined;
+	#news: ThrottleNews | undefined;
+	#again = false;
+	#failedUntil = 0;
+	#warned = false;
+	/** Exchanges that reached the store, for tests and `sod-sync run`'s report. */
+	exchanges = 0;
+
+	constructor(options: ThrottleSyncOptions) {
+		this.#options = {intervalMs: 1000, retryAfterFailureMs: 30_000, ...options};
+	}
+
+	/** Instances working now, as last read (this one included). */
+	get instances(): number {
+		return this.#instances;
+	}
+
+	/** Whether the last attempt to reach the store failed (the instance paces alone meanwhile). */
+	get degraded(): boolean {
+		return this.#failedUntil > 0;
+	}
+
+	/** Starts (or stops) the heartbeat: only an instance with work reads the state and counts as working. */
+	setBusy(busy: boolean): void {
+		if (busy && !this.#timer) {
+			this.#timer = setInterval(() => {
+				this.#exchange();
+			}, this.#options.intervalMs);
+			this.#timer.unref();
+			this.#exchange();
+		} else if (!busy && this.#timer) {
+			clearInterval(this.#timer);
+			this.#timer = undefined;
+		}
+	}
+
+	/** Tells every instance about a throttle event this one saw, at once. */
+	publish(event: LocalThrottleEvent): void {
+		const scale = this.#instances;
+		const pace = event.pace && {rate: event.pace.rate * scale, ceiling: event.pace.ceiling * scale, setAt: event.pace.setAt};
+		const previous = this.#news;
+		this.#news = {
+			reopenAt: Math.max(event.reopenAt, previous?.reopenAt ?? 0),
+			sentAt: event.sentAt,
+			closedAt: event.closedAt,
+			pace: pace ?? previous?.pace,
+		};
+		this.#exchange();
+	}
+
+	/** Resolves when no exchange is running (tests). */
+	async settled(): Promise<void> {
+		while (this.#running) {
+			// eslint-disable-next-line no-await-in-loop
+			await this.#running;
+		}
+	}
+
+	#exchange(): void {
+		if (this.#running) {
+			this.#again = true;
+			return;
+		}
+
+		const now = this.#options.clock.now();
+		if (now < this.#failedUntil) {
+			return;
+		}
+
+		const news = this.#news;
+		this.#news = undefined;
+		this.#running = this.#options.store
+			.exchange(this.instanceId, news, now)
+			.then(
+				snapshot => {
+					this.exchanges++;
+					this.#failedUntil = 0;
+					this.#apply(snapshot);
+				},
+				(error: unknown) => {
+					// Carry on alone: the gate and pace stay this process's own; nothing is failed or dead-lettered for it.
+					this.#failedUntil = this.#options.clock.now() + this.#options.retryAfterFailureMs;
+					if (news && !this.#news) {
+						this.#news = news;
+					}
+
+					if (!this.#warned) {
+						this.#warned = true;
+						this.#options.onWarning?.(
+							`sod-sync: the shared throttle state cannot be reached (${firstLine(error)}); this instance paces on its own until it can. No pair is affected.`,
+						);
+					}
+				},
+			)
+			.finally(() => {
+				this.#running = undefined;
+				if (this.#again) {
+					this.#again = false;
+					this.#exchange();
+				}
+			});
+	}
+
+	#apply(snapshot: ThrottleSnapshot): void {
+		const {record, instances} = snapshot;
+		this.#instances = instances;
+		this.#options.gate.holdUntil(record.reopenAt);
+		if (record.pace) {
+			this.#options.control.adopt({
+				rate: record.pace.rate / instances,
+				ceiling: record.pace.ceiling / instances,
+				setAt: record.pace.setAt,
+			});
+		}
+	}
+}
+
+function firstLine(error: unknown): string {
+	const value = error as {statusCode?: number; code?: string; message?: string};
+	const detail = [value?.statusCode, value?.code].filter(Boolean).join(' ');
+	const message = String(value?.message ?? error).split('\n')[0]!.slice(0, 200);
+	return detail ? `${detail}: ${message}` : message;
+}

@@ -1,0 +1,34 @@
+// Blob storage from the app's one storage connection (`AzureWebJobsStorage`): the manifest and the shared throttle
+// state live there, beside the queues, so a deployment needs no other service.
+
+import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
+import {BlobServiceClient} from '@azure/storage-blob';
+import type {StorageConnection} from '../settings.js';
+
+/** Blob calls retry 3 times, 0.8 s doubling, like the queues'. */
+const retryOptions = {maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 10_000, tryTimeoutInMs: 30_000};
+
+/**
+ * A connection string's blob endpoint, or `AzureWebJobsStorage__blobServiceUri` with the app's identity. Throws when the
+ * connection names no blob endpoint.
+ */
+export function createBlobServiceClient(storage: StorageConnection): BlobServiceClient {
+	if (storage.kind === 'connection-string') {
+		// A connection string with explicit endpoints (Azurite's) but no blob one would otherwise be sent to the public
+		// default host of its account name.
+		if (/(?:^|;)\s*QueueEndpoint=/i.test(storage.connectionString) && !/(?:^|;)\s*BlobEndpoint=/i.test(storage.connectionString)) {
+			throw new Error('AzureWebJobsStorage names a QueueEndpoint but no BlobEndpoint');
+		}
+
+		return BlobServiceClient.fromConnectionString(storage.connectionString, {retryOptions});
+	}
+
+	if (!storage.blobServiceUri) {
+		throw new Error('AzureWebJobsStorage__blobServiceUri is not set');
+	}
+
+	const credential = storage.managedIdentityClientId
+		? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
+		: new DefaultAzureCredential();
+	return new BlobServiceClient(storage.blobServiceUri, credential, {retryOptions});
+}

@@ -1,0 +1,137 @@
+import {describe, expect, it} from 'vitest';
+import {LinkEngine} from '../../src/engine/link-engine.js';
+import {
+	emptyThrottleRecord,
+	InProcessThrottleStore,
+	instanceTimeoutMs,
+	mergeThrottleRecord,
+	parseThrottleRecord,
+	serializeThrottleRecord,
+	type ThrottleStore,
+} from '../../src/engine/shared-throttle.js';
+import type {CallResult, LinkGateway} from '../../src/graph/link-gateway.js';
+
+const pace = {rate: 300, ceiling: Number.POSITIVE_INFINITY, setAt: 2000};
+
+describe('mergeThrottleRecord', () => {
+	it('lengthens the shared gate, never shortens it, and takes the pace of a new burst', () => {
+		const first = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000);
+		expect(first).toEqual({reopenAt: 2000, closedAt: 1000, pace, instances: {a: 1000}});
+		const shorter = mergeThrottleRecord(first, 'b', {reopenAt: 1500, sentAt: 1200, closedAt: 1300, pace: undefined}, 1300);
+		expect(shorter.reopenAt).toBe(2000);
+		expect(shorter.pace).toBe(pace);
+	});
+
+	it('lowers the pace once for one burst seen by many instances', () => {
+		const first = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000);
+		const sameBurst = mergeThrottleRecord(first, 'b', {reopenAt: 2100, sentAt: 950, closedAt: 1010, pace: {...pace, rate: 150}}, 1010);
+		expect(sameBurst.pace).toBe(pace);
+		expect(sameBurst.reopenAt).toBe(2100);
+		const nextBurst = mergeThrottleRecord(sameBurst, 'b', {reopenAt: 5000, sentAt: 3000, closedAt: 3100, pace: {...pace, rate: 250}}, 3100);
+		expect(nextBurst.pace?.rate).toBe(250);
+	});
+
+	it('counts only instances with a fresh heartbeat', () => {
+		const record = mergeThrottleRecord(emptyThrottleRecord, 'a', undefined, 0);
+		expect(Object.keys(mergeThrottleRecord(record, 'b', undefined, instanceTimeoutMs - 1).instances)).toEqual(['a', 'b']);
+		expect(Object.keys(mergeThrottleRecord(record, 'b', undefined, instanceTimeoutMs).instances)).toEqual(['b']);
+	});
+
+	it('stores an unknown ceiling as null and reads anything malformed as empty', () => {
+		const record = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000);
+		expect(parseThrottleRecord(serializeThrottleRecord(record))).toEqual(record);
+		expect(serializeThrottleRecord(record)).toContain('"ceiling":null');
+		for (const text of ['', 'not json', '[]', '{"reopenAt":"soon","pace":{"rate":-1}}']) {
+			expect(parseThrottleRecord(text)).toMatchObject({reopenAt: 0, pace: null});
+		}
+	});
+});
+
+describe('engines sharing one store', () => {
+	function gateway(answer: () => CallResult<unknown>) {
+		const starts: number[] = [];
+		const one = async (): Promise<CallResult<unknown>> => {
+			starts.push(Date.now());
+			await new Promise(resolve => setTimeout(resolve, 10));
+			return answer();
+		};
+
+		const link: LinkGateway = {execute: one, executeBatch: async operations => Promise.all(operations.map(one))};
+		return {link, starts};
+	}
+
+	const pairs = (from: number) =>
+		Array.from({length: 30}, (_, index) => ({
+			accessPackageId: `00000000-0000-4000-8000-${String(from + index).padStart(12, '0')}`,
+			incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(from + index + 500).padStart(12, '0')}`,
+		}));
+
+	it("shut every instance's gate when one of them is throttled", async () => {
+		const store = new InProcessThrottleStore();
+		let throttleNext = true;
+		const first = gateway(() => {
+			if (throttleNext) {
+				throttleNext = false;
+				return {ok: false, failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 800}};
+			}
+
+			return {ok: true, value: undefined};
+		});
+		const second = gateway(() => ({ok: true, value: undefined}));
+		const one = new LinkEngine({gateway: first.link, batchSize: 1, maxConcurrency: 1, throttleStore: store});
+		const two = new LinkEngine({gateway: second.link, batchSize: 1, maxConcurrency: 1, throttleStore: store});
+		const deadline = Date.now() + 10_000;
+		const running = one.run(pairs(0), 'add', {deadline});
+		await waitFor(() => one.gate.reopenAt > Date.now());
+		await one.sync!.settled();
+		const reopenAt = one.gate.reopenAt;
+		const outcomes = await two.run(pairs(100), 'add', {deadline});
+		expect(outcomes.every(outcome => outcome.status === 'linked')).toBe(true);
+		// The second engine learnt of the 429 through the store: it sent nothing before the first one's gate reopened.
+		expect(second.starts.filter(at => at < reopenAt)).toEqual([]);
+		expect((await running).every(outcome => outcome.status === 'linked')).toBe(true);
+	});
+
+	it("starts a joining instance at its share of the app's pace instead of unpaced", async () => {
+		const store = new InProcessThrottleStore();
+		const now = Date.now();
+		await store.exchange('other', {reopenAt: now, sentAt: now - 10, closedAt: now, pace: {rate: 200, ceiling: 240, setAt: now}}, now);
+		const fake = gateway(() => ({ok: true, value: undefined}));
+		const engine = new LinkEngine({gateway: fake.link, batchSize: 1, throttleStore: store});
+		expect(engine.control.rate).toBe(Number.POSITIVE_INFINITY);
+		const running = engine.run(pairs(0), 'add', {deadline: Date.now() + 10_000});
+		await engine.sync!.settled();
+		// Two instances work now (the other's heartbeat is fresh): this one paces at half the app's rate.
+		expect(engine.sync!.instances).toBe(2);
+		expect(engine.control.pace).toEqual({rate: 100, ceiling: 120, setAt: now});
+		await running;
+	});
+
+	it('carries on alone, with one warning and nothing lost, when the store cannot be reached', async () => {
+		const broken: ThrottleStore = {
+			async exchange() {
+				throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), {code: 'ECONNREFUSED'});
+			},
+		};
+		const warnings: string[] = [];
+		const fake = gateway(() => ({ok: true, value: undefined}));
+		const engine = new LinkEngine({gateway: fake.link, batchSize: 1, throttleStore: broken, onWarning: message => warnings.push(message)});
+		const outcomes = await engine.run(pairs(0), 'add', {deadline: Date.now() + 10_000});
+		await engine.run(pairs(200), 'add', {deadline: Date.now() + 10_000});
+		expect(outcomes.every(outcome => outcome.status === 'linked')).toBe(true);
+		expect(warnings).toEqual([expect.stringMatching(/shared throttle state cannot be reached \(ECONNREFUSED: connect ECONNREFUSED.*paces on its own/)]);
+		expect(engine.sync!.degraded).toBe(true);
+	});
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+	const until = Date.now() + timeoutMs;
+	while (!condition()) {
+		if (Date.now() > until) {
+			throw new Error('timed out waiting');
+		}
+
+		// eslint-disable-next-line no-await-in-loop
+		await new Promise(resolve => setTimeout(resolve, 5));
+	}
+}
