@@ -168,10 +168,11 @@ interface Measurement {
 
 async function main(): Promise<void> {
 	const {values} = parseArgs({
-		options: {only: {type: 'string', multiple: true}, 'skip-enqueue': {type: 'boolean'}, 'compare-with': {type: 'string'}},
+		options: {only: {type: 'string', multiple: true}, 'skip-enqueue': {type: 'boolean'}, 'compare-with': {type: 'string'}, logs: {type: 'string'}},
 	});
 	// Another built checkout (npm ci && npm run build in it) runs the same scenarios beside this one, in the same sitting.
 	const beforeCli = values['compare-with'] === undefined ? undefined : join(values['compare-with'], 'dist/src/cli/main.js');
+	logDirectory = values.logs;
 	const chosen = scenarios.filter(scenario => !values.only || values.only.includes(scenario.name));
 	const azurite = await startAzurite({blob: true});
 	const work = await mkdtemp(join(tmpdir(), 'sod-sync-bench-'));
@@ -455,6 +456,9 @@ async function enqueuePairs(queue: ReturnType<QueueServiceClient['getQueueClient
 	await Promise.all(texts.map(async text => queue.sendMessage(encodeMessage(text, 'base64'))));
 }
 
+/** With --logs DIR, every measured process's output is kept there (one file per process). */
+let logDirectory: string | undefined;
+
 async function measureProcess(args: string[], environment: Record<string, string>, work: string): Promise<{usage: Usage; output: string}> {
 	const usageFile = join(work, `usage-${process.hrtime.bigint()}.json`);
 	const child = spawn(process.execPath, ['--import', usageReporter, ...args], {
@@ -469,6 +473,10 @@ async function measureProcess(args: string[], environment: Record<string, string
 		output += String(chunk);
 	});
 	const code = await new Promise<number | null>(resolve => child.once('exit', resolve));
+	if (logDirectory) {
+		await writeFile(join(logDirectory, `${environment.SOD_QUEUE ?? 'process'}-${child.pid}.log`), output);
+	}
+
 	if (code !== 0) {
 		throw new Error(`${args.join(' ')} exited ${code}:\n${output.slice(-2000)}`);
 	}

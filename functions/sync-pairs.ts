@@ -2,11 +2,13 @@
 
 import {app} from '@azure/functions';
 import {readQueueHostConfig} from '../src/host-config.js';
-import {readSettings, settingNames} from '../src/settings.js';
+import {checkSettingsAtStart, readSettings, settingNames} from '../src/settings.js';
 import {createPairsHandler, type WorkerDependencies} from '../src/worker/pairs-handler.js';
 import {createWorkerDependencies} from '../src/worker/worker-runtime.js';
 
-// Built on the first message, not at import: importing must not fail where settings are absent (tests, tooling).
+checkSettingsAtStart(process.env);
+
+// Built on the first message; the settings were checked at load (under the host).
 let dependencies: WorkerDependencies | undefined;
 
 app.storageQueue('sync-pairs', {

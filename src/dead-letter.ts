@@ -3,6 +3,7 @@
 
 import type {DeadLetterReason} from './engine/retry-decision.js';
 import type {GraphFailure} from './graph/graph-failure.js';
+import {encodedSize, maximumEncodedMessageBytes, type MessageEncoding} from './message.js';
 import type {LinkAction, Pair} from './pair.js';
 
 export type {DeadLetterReason} from './engine/retry-decision.js';
@@ -30,13 +31,26 @@ export interface DeadLetterRecord {
 	/** The queue message id it came from. */
 	sourceMessageId: string | null;
 	deadLetteredAt: string;
-	/** The raw message text, for `invalid-message` (cut at `maximumRawMessageLength` characters). */
+	/** The raw message text, whole, for `invalid-message`; null when it is kept in a blob instead (see `messageBlob`). */
 	message: string | null;
+	/**
+	 * `container/name` of the blob holding the raw message when the record with it inline would not fit a queue
+	 * message (64 KiB once encoded); `dead-letters redrive` reads it from there. Null otherwise.
+	 */
+	messageBlob: string | null;
+	/**
+	 * For an `invalid-pair` record standing for many: the pairs as they were sent, each with its reason (`pair` is null
+	 * then). A message with more than `maximumSingleInvalidPairRecords` invalid pairs gets a few such records, not one
+	 * per pair. Null otherwise.
+	 */
+	invalidPairs: Array<{pair: unknown; reason: string}> | null;
 }
 
-/** Leaves room under the 64 KiB queue limit (after base64) for the rest of the record. */
-export const maximumRawMessageLength = 16_000;
 const maximumRawPairLength = 2000;
+/** Up to this many invalid pairs of one message get a record each; more are grouped. Defaults to 20. */
+export const maximumSingleInvalidPairRecords = 20;
+/** Room left under the queue's 64 KiB for what the queue adds. */
+const maximumRecordBytes = maximumEncodedMessageBytes - 1024;
 
 export interface RecordContext {
 	action: LinkAction | null;
@@ -57,12 +71,59 @@ export function failureRecord(reason: DeadLetterReason, pair: unknown, error: De
 		sourceMessageId: context.sourceMessageId ?? null,
 		deadLetteredAt: context.at.toISOString(),
 		message: null,
+		messageBlob: null,
+		invalidPairs: null,
 	};
 }
 
+/** The record of a message that cannot be read, holding its raw text whole (see `fitRecord` for one too large). */
 export function invalidMessageRecord(reason: string, text: string, context: RecordContext): DeadLetterRecord {
-	const message = text.length > maximumRawMessageLength ? `${text.slice(0, maximumRawMessageLength)}...[truncated]` : text;
-	return {...failureRecord('invalid-message', null, errorInWords(reason), context), message};
+	return {...failureRecord('invalid-message', null, errorInWords(reason), context), message: text};
+}
+
+/**
+ * The records for a message's invalid pairs: one each for a few; for many, as few grouped records as fit a queue
+ * message (a hostile message must not cost thousands of writes).
+ */
+export function invalidPairRecords(
+	invalid: ReadonlyArray<{raw: unknown; reason: string}>,
+	context: RecordContext,
+	encoding: MessageEncoding,
+): DeadLetterRecord[] {
+	if (invalid.length <= maximumSingleInvalidPairRecords) {
+		return invalid.map(item => failureRecord('invalid-pair', item.raw, errorInWords(item.reason), context));
+	}
+
+	const records: DeadLetterRecord[] = [];
+	let group: Array<{pair: unknown; reason: string}> = [];
+	const close = () => {
+		if (group.length > 0) {
+			const error = errorInWords(`${group.length} pairs of this message are invalid; each is listed with its reason in invalidPairs`);
+			records.push({...failureRecord('invalid-pair', null, error, context), invalidPairs: group});
+			group = [];
+		}
+	};
+
+	let bytes = 0;
+	for (const item of invalid) {
+		const entry = {pair: boundedPair(item.raw), reason: item.reason};
+		const size = encodedSize(JSON.stringify(entry), encoding) + 2;
+		if (group.length > 0 && bytes + size > maximumRecordBytes - 2048) {
+			close();
+			bytes = 0;
+		}
+
+		group.push(entry);
+		bytes += size;
+	}
+
+	close();
+	return records;
+}
+
+/** Whether a record fits one queue message once encoded (what counts is bytes after encoding, not characters). */
+export function recordFits(record: DeadLetterRecord, encoding: MessageEncoding): boolean {
+	return encodedSize(JSON.stringify(record), encoding) <= maximumRecordBytes;
 }
 
 export function errorFromFailure(failure: GraphFailure): DeadLetterError {

@@ -9,6 +9,8 @@
 
 import {Buffer} from 'node:buffer';
 import {checkPair, linkActions, pairKey, quote, reversePair, type LinkAction, type Pair} from './pair.js';
+import {jsonTextTooDeep, maximumJsonDepth, stringifyWithoutRecursion, valueTooDeep} from './json-depth.js';
+import {hasUnsafeCharacters, printable} from './untrusted-text.js';
 
 export interface InvalidPair {
 	/** The pair as it was sent, for the dead-letter record. */
@@ -44,6 +46,14 @@ export interface PairsEnvelope {
 }
 
 const maximumCorrelationIdLength = 256;
+/**
+ * Items one message may hold. A full message holds about 500 pairs (64 KiB); a message of thousands of tiny items is
+ * an attack on the dead-letter queue, refused whole as one record. Defaults to 1,000.
+ */
+export const maximumPairsPerMessage = 1000;
+const tooDeep = `JSON nested deeper than ${maximumJsonDepth} levels`;
+const tooMany = (count: number) =>
+	`holds ${count.toLocaleString('en-US')} items; a message holds at most ${maximumPairsPerMessage.toLocaleString('en-US')} pairs (split the import: sod-sync enqueue packs them)`;
 const maximumAttempt = 1_000;
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 
@@ -54,11 +64,21 @@ const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
  * parseMessage('{"pairs":[{"accessPackageId":"...","incompatibleAccessPackageId":"..."}],"symmetric":true}')
  */
 export function parseMessage(item: unknown): ParsedMessage {
+	const isText = Buffer.isBuffer(item) || item instanceof Uint8Array || typeof item === 'string';
+	// Depth first: everything after (JSON.parse, JSON.stringify, String()) recurses, and a hostile message nested
+	// thousands deep would overflow the stack there.
+	if (!isText && valueTooDeep(item)) {
+		return {kind: 'invalid-message', reason: tooDeep, text: stringifyWithoutRecursion(item)};
+	}
+
 	const text = messageText(item);
 	const invalid = (reason: string): ParsedMessage => ({kind: 'invalid-message', reason, text});
+	if (isText && jsonTextTooDeep(text)) {
+		return invalid(tooDeep);
+	}
 
 	let value: unknown = item;
-	if (Buffer.isBuffer(item) || item instanceof Uint8Array || typeof item === 'string') {
+	if (isText) {
 		const parsed = parseJson(text);
 		if (!parsed.ok) {
 			return invalid(parsed.reason);
@@ -75,7 +95,7 @@ export function parseMessage(item: unknown): ParsedMessage {
 	value = unwrapped.value;
 
 	if (Array.isArray(value)) {
-		return readPairs(value, {});
+		return value.length > maximumPairsPerMessage ? invalid(tooMany(value.length)) : readPairs(value, {});
 	}
 
 	if (typeof value !== 'object' || value === null) {
@@ -87,6 +107,10 @@ export function parseMessage(item: unknown): ParsedMessage {
 		const pairs = record.pairs;
 		if (!Array.isArray(pairs)) {
 			return invalid(`"pairs" must be an array, got ${describeJson(pairs)}`);
+		}
+
+		if (pairs.length > maximumPairsPerMessage) {
+			return invalid(tooMany(pairs.length));
 		}
 
 		const envelope = readEnvelope(record);
@@ -139,14 +163,12 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	}
 
 	if (correlationId !== undefined && correlationId !== null) {
-		if (typeof correlationId !== 'string' || correlationId.length > maximumCorrelationIdLength) {
-			return {
-				ok: false,
-				reason: `"correlationId" must be a string of at most ${maximumCorrelationIdLength} characters, got ${describeJson(correlationId)}`,
-			};
+		const problem = correlationIdProblem(correlationId);
+		if (problem) {
+			return {ok: false, reason: `"correlationId" ${problem}`};
 		}
 
-		fields.correlationId = correlationId;
+		fields.correlationId = correlationId as string;
 	}
 
 	if (attempt !== undefined) {
@@ -167,6 +189,23 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	}
 
 	return {ok: true, value: fields};
+}
+
+/**
+ * Why `value` is not a correlation id, or undefined when it is one: a string of 1 to 256 printable characters (no
+ * control characters or bidirectional overrides: it is printed in every log line of its pairs). The CLI checks its
+ * `--correlation-id` with this too, so it never sends what the worker would refuse.
+ */
+export function correlationIdProblem(value: unknown): string | undefined {
+	if (typeof value !== 'string' || value.length === 0 || value.length > maximumCorrelationIdLength) {
+		return `must be a string of 1 to ${maximumCorrelationIdLength} characters, got ${describeJson(value)}`;
+	}
+
+	if (hasUnsafeCharacters(value)) {
+		return `must hold printable characters only (no control characters), got ${printable(JSON.stringify(value), 80)}`;
+	}
+
+	return undefined;
 }
 
 function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
@@ -214,27 +253,49 @@ function unwrapEvent(value: unknown): Read<unknown> {
 	}
 
 	const kind = isCloudEvent ? 'CloudEvent' : 'Event Grid event';
-	const {data, data_base64: dataBase64} = ownFields(record, ['data', 'data_base64']);
-	let payload = data;
-	if (payload === undefined && isCloudEvent && typeof dataBase64 === 'string') {
-		payload = Buffer.from(dataBase64, 'base64').toString('utf8');
+	const {data, data_base64: dataBase64, datacontenttype: contentType} = ownFields(record, ['data', 'data_base64', 'datacontenttype']);
+	if (isCloudEvent && dataBase64 !== undefined) {
+		if (data !== undefined) {
+			return {ok: false, reason: 'CloudEvent has both data and data_base64 (the spec allows one)'};
+		}
+
+		if (typeof dataBase64 !== 'string') {
+			return {ok: false, reason: 'CloudEvent data_base64 must be a base64 string'};
+		}
+
+		const parsed = parseJson(Buffer.from(dataBase64, 'base64').toString('utf8'));
+		return parsed.ok ? {ok: true, value: parsed.value} : {ok: false, reason: `CloudEvent data_base64: ${parsed.reason}`};
 	}
 
-	if (payload === undefined || payload === null) {
+	if (data === undefined || data === null) {
 		return {ok: false, reason: `${kind} has no data`};
 	}
 
-	if (typeof payload === 'string') {
-		const parsed = parseJson(payload);
+	if (typeof data === 'string') {
+		if (isCloudEvent) {
+			// CloudEvents JSON format: with a JSON (or no) datacontenttype, a string `data` IS a JSON string value and
+			// MUST NOT be parsed again. The pairs belong in `data` as an object or array.
+			const type = typeof contentType === 'string' ? contentType : 'none';
+			return {
+				ok: false,
+				reason: `CloudEvent data is a string (datacontenttype ${quote(type, 60)}); send the pairs message as a JSON object or array in "data", or as bytes in "data_base64"`,
+			};
+		}
+
+		const parsed = parseJson(data);
 		return parsed.ok ? {ok: true, value: parsed.value} : {ok: false, reason: `${kind} data: ${parsed.reason}`};
 	}
 
-	return {ok: true, value: payload};
+	return {ok: true, value: data};
 }
 
 function parseJson(text: string): Read<unknown> {
 	if (text.trim() === '') {
 		return {ok: false, reason: 'the message is empty'};
+	}
+
+	if (jsonTextTooDeep(text)) {
+		return {ok: false, reason: tooDeep};
 	}
 
 	try {

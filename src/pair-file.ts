@@ -2,7 +2,8 @@
 // `incompatibleAccessPackageId` (other columns ignored; an optional `symmetric` column), or JSON Lines of the same fields.
 // Used by `sod-sync enqueue` and by reconcile manifests.
 
-import {createInterface} from 'node:readline';
+import {StringDecoder} from 'node:string_decoder';
+import {jsonTextTooDeep, maximumJsonDepth} from './json-depth.js';
 import type {Readable} from 'node:stream';
 import {checkPair, type Pair} from './pair.js';
 
@@ -44,13 +45,68 @@ export function formatFromPath(path: string): PairFileFormat | undefined {
  * @example
  * for await (const row of readPairRows(createReadStream('pairs.csv'), 'csv')) if (!row.ok) console.error(row.line, row.error);
  */
+/** The longest line read; a longer one is a row error, and is skipped without being held. Defaults to 64 Ki characters. */
+export const maximumLineLength = 65_536;
+
+/**
+ * The lines of `input` (`\n` or `\r\n`), each held only up to `maximum` characters: a longer line yields undefined,
+ * its rest read past without keeping it, so memory stays bounded whatever the input.
+ */
+async function* boundedLines(input: Readable, maximum: number): AsyncGenerator<string | undefined> {
+	const decoder = new StringDecoder('utf8');
+	let current = '';
+	let overflowed = false;
+	const take = (piece: string) => {
+		if (!overflowed) {
+			current += piece;
+			if (current.length > maximum + 1) {
+				overflowed = true;
+				current = '';
+			}
+		}
+	};
+
+	const finish = (): string | undefined => {
+		const line = overflowed ? undefined : current.endsWith('\r') ? current.slice(0, -1) : current;
+		current = '';
+		overflowed = false;
+		return line !== undefined && line.length > maximum ? undefined : line;
+	};
+
+	for await (const chunk of input) {
+		const text = typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer);
+		let start = 0;
+		for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+			take(text.slice(start, end));
+			yield finish();
+			start = end + 1;
+		}
+
+		take(text.slice(start));
+	}
+
+	take(decoder.end());
+	if (current !== '' || overflowed) {
+		yield finish();
+	}
+}
+
 export async function* readPairRows(input: Readable, format?: PairFileFormat): AsyncGenerator<PairRow> {
-	const lines = createInterface({input, crlfDelay: Number.POSITIVE_INFINITY});
 	let lineNumber = 0;
 	let csvColumns: CsvColumns | undefined;
 	let resolved = format;
-	for await (const rawLine of lines) {
+	for await (const rawLine of boundedLines(input, maximumLineLength)) {
 		lineNumber++;
+		if (rawLine === undefined) {
+			// Not held in memory: a row is a few hundred characters, and a line of megabytes is not a row.
+			if (lineNumber === 1 && resolved !== 'jsonl') {
+				throw new PairFileError(lineNumber, `the header is longer than ${maximumLineLength.toLocaleString('en-US')} characters`);
+			}
+
+			yield {line: lineNumber, ok: false, error: `the line is longer than ${maximumLineLength.toLocaleString('en-US')} characters`};
+			continue;
+		}
+
 		const line = lineNumber === 1 ? rawLine.replace(/^\uFEFF/, '') : rawLine;
 		if (line.trim() === '') {
 			continue;
@@ -116,6 +172,10 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): PairRo
 }
 
 function readJsonLine(text: string, line: number): PairRow {
+	if (jsonTextTooDeep(text)) {
+		return {line, ok: false, error: `JSON nested deeper than ${maximumJsonDepth} levels`};
+	}
+
 	let value: unknown;
 	try {
 		value = JSON.parse(text);

@@ -1,6 +1,8 @@
 // An incompatibility pair: holders of `accessPackageId` cannot request `incompatibleAccessPackageId`.
 // Graph links are one-way, so a pair is directed.
 
+import {printable} from './untrusted-text.js';
+
 export interface Pair {
 	/** The access package whose `incompatibleAccessPackages` list receives the link (lower-case GUID). */
 	readonly accessPackageId: string;
@@ -99,5 +101,5 @@ function describe(value: unknown): string {
 /** Quotes a value for an error message, cut short so that a hostile value cannot flood a log or a record. */
 export function quote(value: string, maximum = 80): string {
 	const shown = value.length > maximum ? `${value.slice(0, maximum)}...` : value;
-	return JSON.stringify(shown);
+	return printable(JSON.stringify(shown));
 }

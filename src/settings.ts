@@ -21,6 +21,8 @@ export interface Settings {
 	maxPairAgeMs: number;
 	/** The blob container holding the throttle state the instances share; undefined when sharing is off. */
 	throttleStateContainer: string | undefined;
+	/** The blob container for raw messages too large to sit inline in their dead-letter record. */
+	deadLetterContainer: string;
 	/** First retry wait for 5xx and connection errors; 404 retries start at ten times this. */
 	retryBaseMs: number;
 	notFoundRetries: number;
@@ -50,6 +52,7 @@ export const settingNames = {
 	maxAttempts: 'SOD_MAX_ATTEMPTS',
 	maxPairAgeHours: 'SOD_MAX_PAIR_AGE_HOURS',
 	throttleStateContainer: 'SOD_THROTTLE_STATE_CONTAINER',
+	deadLetterContainer: 'SOD_DEAD_LETTER_CONTAINER',
 	retryBaseMs: 'SOD_RETRY_BASE_MS',
 	notFoundRetries: 'SOD_NOT_FOUND_RETRIES',
 	reconcileSchedule: 'SOD_RECONCILE_SCHEDULE',
@@ -95,6 +98,11 @@ export const defaults = {
 	 * throttle state per process.
 	 */
 	throttleStateContainer: 'sod-sync-state',
+	/**
+	 * Defaults to `sod-sync-dead-letters`, in the AzureWebJobsStorage account: the raw text of an unreadable message whose
+	 * record would not fit a queue message (64 KiB) is kept there whole, and the record names the blob.
+	 */
+	deadLetterContainer: 'sod-sync-dead-letters',
 	/**
 	 * Defaults to 200 ms, doubling per retry (with jitter) up to 30 s: a lone 5xx or dropped connection is usually one bad
 	 * node, so the first retry comes soon and repeated failures back off hard. A 404's waits start at ten times this
@@ -173,6 +181,7 @@ export function readSettings(environment: Environment): Settings {
 		maxAttempts: read(settingNames.maxAttempts, integerIn(1, 100), defaults.maxAttempts),
 		maxPairAgeMs: read(settingNames.maxPairAgeHours, hoursIn(0.001, 24 * 6), defaults.maxPairAgeHours) * 3_600_000,
 		throttleStateContainer: read(settingNames.throttleStateContainer, parseStateContainer, defaults.throttleStateContainer),
+		deadLetterContainer: read(settingNames.deadLetterContainer, parseContainerName, defaults.deadLetterContainer),
 		retryBaseMs: read(settingNames.retryBaseMs, integerIn(10, 60_000), defaults.retryBaseMs),
 		notFoundRetries: read(settingNames.notFoundRetries, integerIn(0, 20), defaults.notFoundRetries),
 	};
@@ -231,19 +240,21 @@ function parseQueueName(raw: string): string {
 }
 
 function parseGraphBaseUrl(raw: string): URL {
+	// Credentials in the user-info part must not reach a log through this error: show them as ***.
+	const shown = raw.replace(/^([^:/?#]*:\/\/)[^/?#]*@/, '$1***@');
 	let url: URL;
 	try {
 		url = new URL(raw);
 	} catch {
-		throw new Error(`'${raw}' is not a URL`);
+		throw new Error(`'${shown}' is not a URL`);
 	}
 
 	if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
-		throw new Error(`'${raw}' must be https:// (http:// is allowed only to a loopback host, for the simulator)`);
+		throw new Error(`'${shown}' must be https:// (http:// is allowed only to a loopback host, for the simulator)`);
 	}
 
 	if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
-		throw new Error(`'${raw}' must be an origin only, such as https://graph.microsoft.com (no path, query or credentials)`);
+		throw new Error(`'${shown}' must be an origin only, such as https://graph.microsoft.com (no path, query or credentials)`);
 	}
 
 	return new URL(url.origin);
@@ -289,6 +300,14 @@ function parseStateContainer(raw: string): string | undefined {
 
 	if (!containerNamePattern.test(raw)) {
 		throw new Error(`'${raw}' is not a blob container name (3-63 lower-case letters, digits and single hyphens) or 'off'`);
+	}
+
+	return raw;
+}
+
+function parseContainerName(raw: string): string {
+	if (!containerNamePattern.test(raw)) {
+		throw new Error(`'${raw}' is not a blob container name (3-63 lower-case letters, digits and single hyphens)`);
 	}
 
 	return raw;
@@ -352,4 +371,28 @@ export function readReconcileSettings(environment: Environment): ReconcileSettin
 	}
 
 	return settings;
+}
+
+/**
+ * Under the Functions host (which sets `FUNCTIONS_WORKER_RUNTIME`), every setting is checked when the app loads, so a
+ * bad one stops the app at start (the host reports the error and runs no function; messages wait in the queue)
+ * instead of failing each message until it is poisoned. Elsewhere (tests, tooling) importing the app needs no settings.
+ */
+export function checkSettingsAtStart(environment: Environment): void {
+	if (!environment.FUNCTIONS_WORKER_RUNTIME) {
+		return;
+	}
+
+	const problems: string[] = [];
+	for (const read of [readSettings, readReconcileSettings]) {
+		try {
+			read(environment);
+		} catch (error) {
+			problems.push((error as Error).message.replace(/^Invalid settings:\n/, ''));
+		}
+	}
+
+	if (problems.length > 0) {
+		throw new SettingsError(`sod-sync cannot start: invalid app settings:\n${problems.join('\n')}`);
+	}
 }

@@ -102,6 +102,13 @@ describe('parseMessage: unusable messages are rejected whole, with the reason in
 		['a non-boolean symmetric', {pairs: [pair], symmetric: 'yes'}, /"symmetric" must be true or false/],
 		['a negative attempt', {pairs: [pair], attempt: -1}, /"attempt" must be a whole number/],
 		['a CloudEvent without data', {specversion: '1.0', type: 't', source: 's', id: '1'}, /CloudEvent has no data/],
+		[
+			'a CloudEvent whose data is a string holding JSON (it must not be parsed again)',
+			{specversion: '1.0', type: 't', source: 's', id: '1', datacontenttype: 'application/json', data: '{"pairs":[]}'},
+			/CloudEvent data is a string \(datacontenttype "application\/json"\); send the pairs message as a JSON object or array in "data"/,
+		],
+		['a CloudEvent whose data is a string, with no datacontenttype', {specversion: '1.0', type: 't', source: 's', id: '1', data: '[]'}, /CloudEvent data is a string \(datacontenttype "none"\)/],
+		['a CloudEvent with both data and data_base64', {specversion: '1.0', type: 't', source: 's', id: '1', data: [], data_base64: 'W10='}, /both data and data_base64/],
 		['an Event Grid event with bad data text', {eventType: 't', dataVersion: '1', data: '{oops'}, /Event Grid event data: not valid JSON/],
 	];
 	it.each(cases)('%s', (_name, item, reason) => {

@@ -41,9 +41,25 @@ describe('readSettings', () => {
 		[{AzureWebJobsStorage: storage, SOD_MAX_ATTEMPTS: '2.5'}, /SOD_MAX_ATTEMPTS/],
 		[{AzureWebJobsStorage: storage, SOD_QUEUE: 'Bad_Name'}, /SOD_QUEUE: 'Bad_Name' is not a valid queue name/],
 		[{AzureWebJobsStorage: storage, SOD_DEAD_LETTER_QUEUE: 'sod-pairs'}, /SOD_DEAD_LETTER_QUEUE: must differ from SOD_QUEUE/],
+		[{AzureWebJobsStorage: storage, SOD_MAX_PAIR_AGE_HOURS: '0'}, /SOD_MAX_PAIR_AGE_HOURS: '0' must be a number of hours from 0.001 to 144/],
+		[{AzureWebJobsStorage: storage, SOD_THROTTLE_STATE_CONTAINER: 'Bad_Name'}, /SOD_THROTTLE_STATE_CONTAINER: 'Bad_Name' is not a blob container name/],
 	])('fails fast naming the setting: %j', (environment, message) => {
 		expect(() => readSettings(environment)).toThrow(SettingsError);
 		expect(() => readSettings(environment)).toThrow(message);
+	});
+
+	it('never echoes a password given in GRAPH_BASE_URL', () => {
+		for (const url of ['https://admin:hunter2-secret@graph.microsoft.com', 'http://admin:hunter2-secret@graph.example.com', 'https://:hunter2-secret@x y']) {
+			let message = '';
+			try {
+				readSettings({AzureWebJobsStorage: storage, GRAPH_BASE_URL: url});
+			} catch (error) {
+				message = (error as Error).message;
+			}
+
+			expect(message).toMatch(/GRAPH_BASE_URL: '.*:\/\/\*\*\*@/);
+			expect(message).not.toContain('hunter2');
+		}
 	});
 
 	it('allows http:// only to a loopback Graph (the simulator)', () => {
@@ -65,6 +81,22 @@ describe('the settings table', () => {
 		const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 		for (const name of names) {
 			expect(readme, name).toContain(`\`${name}\``);
+		}
+	});
+
+	it('says that the settings the trigger bindings name (%SOD_QUEUE%, %SOD_RECONCILE_SCHEDULE%) are required', () => {
+		// The host resolves binding expressions before the app runs: no default in src/settings.ts reaches them.
+		const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+		for (const name of [settingNames.queueName, settingNames.reconcileSchedule]) {
+			const row = readme.split('\n').find(line => line.startsWith(`| \`${name}\` |`));
+			expect(row, name).toMatch(/\| required \(Function\)[^|]*\|$/);
+		}
+	});
+
+	it('gives a complete local storage connection in local.settings.sample.json (blob, queue and table: timers and the host need them)', () => {
+		const sample = JSON.parse(readFileSync(new URL('../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		for (const endpoint of ['BlobEndpoint=http://127.0.0.1:10000/', 'QueueEndpoint=http://127.0.0.1:10001/', 'TableEndpoint=http://127.0.0.1:10002/']) {
+			expect(sample.Values.AzureWebJobsStorage).toContain(endpoint);
 		}
 	});
 

@@ -4,6 +4,8 @@ import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
 import {readQueueHostConfig} from '../host-config.js';
 import {deadLetterIdentity, defaultRedriveReasons, listDeadLetters, redriveDeadLetters, type HeldMessage} from '../queue/dead-letter-queue.js';
 import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
+import {printable} from '../untrusted-text.js';
+import {rawMessageStoreFor} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 
 const reasons: readonly DeadLetterReason[] = [
@@ -14,6 +16,7 @@ const reasons: readonly DeadLetterReason[] = [
 	'bad-request',
 	'conflict',
 	'retries-exhausted',
+	'expired',
 ];
 
 export const deadLettersHelp = `Usage: sod-sync dead-letters list [--json]
@@ -71,6 +74,7 @@ export async function deadLettersCommand(args: string[], io: CommandIo): Promise
 		sendToPairsQueue: async text => pairsQueue.send(text),
 		encoding,
 		reasons: chosen,
+		rawMessages: rawMessageStoreFor(settings),
 	});
 	io.stdout.write(
 		`redrove ${formatCount(result.redriven + result.resent)} records (${chosen.join(', ')}) to '${settings.queueName}' in ${formatCount(result.messagesSent)} messages; ${formatCount(result.left)} left on '${settings.deadLetterQueueName}'\n`,
@@ -121,16 +125,20 @@ function describeRecord(record: DeadLetterRecord): string {
 	const pair = record.pair as {accessPackageId?: unknown; incompatibleAccessPackageId?: unknown} | null;
 	const subject =
 		record.reason === 'invalid-message'
-			? `message ${JSON.stringify((record.message ?? '').slice(0, 60))}`
+			? typeof record.messageBlob === 'string'
+				? `message in blob ${printable(record.messageBlob, 200)}`
+				: `message ${printable(JSON.stringify((record.message ?? '').slice(0, 60)))}`
+			: Array.isArray(record.invalidPairs)
+				? `${formatCount(record.invalidPairs.length)} invalid pairs, e.g. ${printable(JSON.stringify(record.invalidPairs[0]?.pair ?? null).slice(0, 100))}`
 			: typeof pair?.accessPackageId === 'string' && typeof pair.incompatibleAccessPackageId === 'string'
-				? `${pair.accessPackageId} -> ${pair.incompatibleAccessPackageId}`
-				: JSON.stringify(record.pair).slice(0, 100);
+				? `${printable(pair.accessPackageId, 100)} -> ${printable(pair.incompatibleAccessPackageId, 100)}`
+				: printable(JSON.stringify(record.pair).slice(0, 100));
 	const status = [record.error.status, record.error.code].filter(value => value !== null).join(' ');
 	const details = [
 		record.action,
-		`${status ? `${status}: ` : ''}${record.error.message}`,
+		`${status ? `${printable(status)}: ` : ''}${printable(record.error.message, 500)}`,
 		`attempts ${record.attempts}`,
-		record.correlationId ? `correlation ${record.correlationId}` : undefined,
+		record.correlationId ? `correlation ${printable(record.correlationId, 256)}` : undefined,
 		record.deadLetteredAt,
 	].filter(Boolean);
 	return `  ${subject}  ${details.join('  |  ')}`;

@@ -8,7 +8,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import {readQueueHostConfig} from '../host-config.js';
-import {MessagePacker} from '../message.js';
+import {correlationIdProblem, MessagePacker} from '../message.js';
 import {linkActions, reversePair, type LinkAction} from '../pair.js';
 import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
 import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
@@ -62,6 +62,12 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 	}
 
 	const {settings} = settingsFrom(values, io.environment);
+	const correlationProblem = values['correlation-id'] === undefined ? undefined : correlationIdProblem(values['correlation-id']);
+	if (correlationProblem) {
+		// The worker would dead-letter every message carrying it: refuse it here, before anything is sent.
+		throw new UsageError(`--correlation-id ${correlationProblem}`);
+	}
+
 	const correlationId = values['correlation-id'] ?? `enqueue-${new Date().toISOString().replaceAll(/[-:]|\.\d+/g, '')}-${randomBytes(3).toString('hex')}`;
 	const spool = source === '-' ? await spoolStandardInput(io.stdin) : undefined;
 	try {

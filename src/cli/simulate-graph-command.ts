@@ -33,6 +33,8 @@ Options:
                              how Retry-After is written (default seconds)
   --retry-after-seconds S    the wait it announces (default 1; decimal: the real wait)
   --no-penalty               a call during the wait does not extend it
+  --batch-throttled-status 200|424
+                             a $batch with throttled items answers this (default 200; Microsoft's pages disagree)
   --server-errors RATE       share of requests answered 500/502/503/504 (default 0)
   --resets RATE              share of writes applied, then answered by a dropped connection (default 0)
   --latency MS               added to every response (default 40)
@@ -63,6 +65,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 				'retry-after': {type: 'string'},
 				'retry-after-seconds': {type: 'string'},
 				'no-penalty': {type: 'boolean'},
+				'batch-throttled-status': {type: 'string'},
 				'server-errors': {type: 'string'},
 				resets: {type: 'string'},
 				latency: {type: 'string'},
@@ -102,6 +105,11 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 		throw new UsageError(`--retry-after must be seconds, decimal, http-date or absent, got '${retryAfter}'`);
 	}
 
+	const batchThrottledStatus = number('batch-throttled-status', 200);
+	if (batchThrottledStatus !== 200 && batchThrottledStatus !== 424) {
+		throw new UsageError(`--batch-throttled-status must be 200 or 424, got '${values['batch-throttled-status']}'`);
+	}
+
 	const rate = number('rate', 20);
 	const options: SimulatorOptions = {
 		port: number('port', 0, 65_535),
@@ -118,6 +126,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 			retryAfter: retryAfter as RetryAfterFormat,
 			retryAfterSeconds: number('retry-after-seconds', undefined, 3600),
 			penaltyWindow: !values['no-penalty'],
+			batchStatusWhenThrottled: batchThrottledStatus,
 		},
 		faults: {
 			serverErrorRate: number('server-errors', 0, 1),

@@ -7,8 +7,10 @@ import type {LinkEngine} from '../engine/link-engine.js';
 import type {MessageEncoding} from '../message.js';
 import {formatFromPath} from '../pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
-import type {MessageSink} from '../queue/storage-queue.js';
-import type {ReconcileSettings, StorageConnection} from '../settings.js';
+import {readQueueHostConfig} from '../host-config.js';
+import {createQueueServiceClient, QueueSender, type MessageSink} from '../queue/storage-queue.js';
+import {readReconcileSettings, readSettings, type Environment, type ReconcileSettings, type StorageConnection} from '../settings.js';
+import {sharedLinkEngine} from '../worker/worker-runtime.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
 import {readManifest} from './manifest.js';
 import {describeDriftSummary, hasDrift, reconcile, type ReconcileReport} from './reconcile.js';
@@ -58,6 +60,21 @@ export function createReconcileTimerHandler(
 		}
 
 		resolved.onReport?.(report);
+	};
+}
+
+/** The timer Function's dependencies, from the app settings (the process's environment under the Functions host). */
+export function reconcileTimerDependencies(environment: Environment): ReconcileTimerDependencies {
+	const settings = readSettings(environment);
+	const reconcile = readReconcileSettings(environment);
+	const encoding = readQueueHostConfig().messageEncoding;
+	return {
+		engine: sharedLinkEngine(settings, environment),
+		settings: reconcile,
+		readManifestText: manifestBlobReader(settings.storage, reconcile.manifestContainer, reconcile.manifestBlob),
+		pairsQueue: new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), encoding),
+		encoding,
+		invocationBudgetMs: settings.invocationBudgetMs,
 	};
 }
 

@@ -82,6 +82,9 @@ export interface EngineStats {
 	unreachable: number;
 }
 
+/** Once paced, a request carries about this much of the pace (see `#operationsPerRequest`). */
+const pacedRequestSeconds = 0.05;
+
 /** The least time worth starting a request in; closer to the deadline, the pair is deferred instead. */
 const minimumRequestWindowMs = 1000;
 
@@ -219,6 +222,12 @@ export class LinkEngine {
 		// Every waiting pair listens for the abort: that many listeners is the design, not a leak.
 		setMaxListeners(pairs.length + 10, run.signal);
 		const context: RunContext = {deadline: options.deadline, signal: run.signal};
+		// At the deadline, what still waits for a request slot is deferred at once, not when its turn comes.
+		const purge = setTimeout(() => {
+			this.#purge(context);
+		}, Math.max(0, options.deadline - minimumRequestWindowMs - this.#clock.now()));
+		purge.unref();
+		run.signal.addEventListener('abort', () => this.#purge(context), {once: true});
 		const settled = await Promise.allSettled(
 			pairs.map(async pair => {
 				try {
@@ -231,6 +240,7 @@ export class LinkEngine {
 				}
 			}),
 		);
+		clearTimeout(purge);
 		run.dispose();
 		const systemic = settled.find(result => result.status === 'rejected');
 		if (systemic) {
@@ -484,13 +494,47 @@ export class LinkEngine {
 				return;
 			}
 
-			const group = this.#take(this.#batchSize);
+			const group = this.#take(this.#operationsPerRequest());
 			this.#active++;
-			void this.#request(group).finally(() => {
-				this.#active--;
-				this.#drain();
-			});
+			this.#request(group)
+				.catch((error: unknown) => {
+					// A request that could not even be made is a failure of its operations, never a crash of the process.
+					const failure: GraphFailure = {kind: 'bad-request', code: 'RequestFailed', message: `the request failed before an answer: ${(error as Error)?.message ?? String(error)}`};
+					for (const entry of group) {
+						entry.resolve({ok: false, failure});
+					}
+				})
+				.finally(() => {
+					this.#active--;
+					this.#drain();
+				});
 		}
+	}
+
+	/**
+	 * Operations per request: `batchSize` while unpaced; once paced, about 50 ms of the pace (at least one). A `$batch` of
+	 * 20 at a share of 60 operations/s would spend a third of a second's budget in one go, and every operation in a
+	 * request that meets an empty bucket is refused: finer requests keep the pace smooth and a throttle event small.
+	 */
+	#operationsPerRequest(): number {
+		const rate = this.#control.rate;
+		return Number.isFinite(rate) ? Math.max(1, Math.min(this.#batchSize, Math.round(rate * pacedRequestSeconds))) : this.#batchSize;
+	}
+
+	/** Defers every waiting operation of `context` (its deadline came) and keeps the others in order. */
+	#purge(context: RunContext): void {
+		const kept: PendingOperation[] = [];
+		for (let index = this.#pendingHead; index < this.#pending.length; index++) {
+			const entry = this.#pending[index]!;
+			if (entry.context === context) {
+				entry.resolve({deferred: true});
+			} else {
+				kept.push(entry);
+			}
+		}
+
+		this.#pending = kept;
+		this.#pendingHead = 0;
 	}
 
 	/** The oldest `count` pending operations, removed. */
@@ -510,20 +554,19 @@ export class LinkEngine {
 	}
 
 	async #request(group: PendingOperation[]): Promise<void> {
-		const paceMs = this.#control.reserve(group.length);
+		// Late operations leave before they are paced: a deferred pair must not spend the budget or wait for a turn.
+		const timely = dropLate(group, this.#clock.now());
+		if (timely.length === 0) {
+			return;
+		}
+
+		const paceMs = this.#control.reserve(timely.length);
 		if (paceMs > 0) {
 			await this.#clock.sleep(paceMs);
 		}
 
 		const now = this.#clock.now();
-		const live = group.filter(entry => {
-			const late = entry.context.signal.aborted || entry.context.deadline - now < minimumRequestWindowMs;
-			if (late) {
-				entry.resolve({deferred: true});
-			}
-
-			return !late;
-		});
+		const live = dropLate(timely, now);
 		if (live.length === 0) {
 			return;
 		}
@@ -584,6 +627,18 @@ export class LinkEngine {
 			}
 		}
 	}
+}
+
+/** Resolves as deferred the operations whose run has no time left (or stopped); returns the others. */
+function dropLate(group: PendingOperation[], now: number): PendingOperation[] {
+	return group.filter(entry => {
+		const late = entry.context.signal.aborted || entry.context.deadline - now < minimumRequestWindowMs;
+		if (late) {
+			entry.resolve({deferred: true});
+		}
+
+		return !late;
+	});
 }
 
 /**

@@ -44,7 +44,7 @@ export interface ThrottleSnapshot {
  * merged state; it rejects when the store cannot be reached (the caller then carries on alone).
  */
 export interface ThrottleStore {
-	exchange(instanceId: string, news: ThrottleNews | undefined, now: number): Promise<ThrottleSnapshot>;
+	exchange(instanceId: string, news: ThrottleNews | undefined, now: number, leaving?: boolean): Promise<ThrottleSnapshot>;
 }
 
 export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pace: null, instances: {}};
@@ -60,7 +60,13 @@ export const instanceTimeoutMs = 6000;
  * @example
  * mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000)
  */
-export function mergeThrottleRecord(record: ThrottleRecord, instanceId: string, news: ThrottleNews | undefined, now: number): ThrottleRecord {
+export function mergeThrottleRecord(
+	record: ThrottleRecord,
+	instanceId: string,
+	news: ThrottleNews | undefined,
+	now: number,
+	leaving = false,
+): ThrottleRecord {
 	const instances: Record<string, number> = {};
 	for (const [id, seenAt] of Object.entries(record.instances)) {
 		if (now - seenAt < instanceTimeoutMs && Number.isFinite(seenAt)) {
@@ -68,7 +74,14 @@ export function mergeThrottleRecord(record: ThrottleRecord, instanceId: string, 
 		}
 	}
 
-	instances[instanceId] = now;
+	// An instance that runs out of work leaves at once, so that the others take its share without waiting for its
+	// heartbeat to go stale.
+	if (leaving) {
+		delete instances[instanceId];
+	} else {
+		instances[instanceId] = now;
+	}
+
 	if (!news) {
 		return {...record, instances};
 	}
@@ -134,8 +147,8 @@ export function serializeThrottleRecord(record: ThrottleRecord): string {
 export class InProcessThrottleStore implements ThrottleStore {
 	#record: ThrottleRecord = emptyThrottleRecord;
 
-	async exchange(instanceId: string, news: ThrottleNews | undefined, now: number): Promise<ThrottleSnapshot> {
-		this.#record = mergeThrottleRecord(this.#record, instanceId, news, now);
+	async exchange(instanceId: string, news: ThrottleNews | undefined, now: number, leaving = false): Promise<ThrottleSnapshot> {
+		this.#record = mergeThrottleRecord(this.#record, instanceId, news, now, leaving);
 		return snapshotOf(this.#record, now);
 	}
 }

@@ -39,6 +39,8 @@ export class ThrottleSync {
 	#again = false;
 	#failedUntil = 0;
 	#warned = false;
+	/** The next exchange tells the others this instance has no work left. */
+	#leaving = false;
 	/** Exchanges that reached the store, for tests and `sod-sync run`'s report. */
 	exchanges = 0;
 
@@ -67,6 +69,8 @@ export class ThrottleSync {
 		} else if (!busy && this.#timer) {
 			clearInterval(this.#timer);
 			this.#timer = undefined;
+			this.#leaving = true;
+			this.#exchange();
 		}
 	}
 
@@ -105,8 +109,10 @@ export class ThrottleSync {
 
 		const news = this.#news;
 		this.#news = undefined;
+		const leaving = this.#leaving && !this.#timer;
+		this.#leaving = false;
 		this.#running = this.#options.store
-			.exchange(this.instanceId, news, now)
+			.exchange(this.instanceId, news, now, leaving)
 			.then(
 				snapshot => {
 					this.exchanges++;

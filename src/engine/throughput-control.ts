@@ -130,18 +130,22 @@ export class ThroughputControl {
 		this.#concurrency = Math.max(1, this.#concurrency / 2);
 		const setAt = now + retryAfterMs;
 		const current = this.rate;
+		const interval = (now - this.#intervalStart) / 1000;
+		const evidence = this.#accepted >= minimumEvidence && interval > 0;
 		if (Number.isFinite(current)) {
-			// Paced, and still too fast: the 429 came at `current`. Remember it, drop below it, climb back.
-			this.#pace = {rate: Math.max(minimumRate, current * paceDecrease), ceiling: current, setAt};
-		} else {
-			const seconds = (now - this.#intervalStart + retryAfterMs) / 1000;
-			// Too few accepted operations say nothing of the ceiling (another client may have spent it): stay unpaced,
-			// and let the halved concurrency and the gate do the backing off.
-			if (this.#accepted >= minimumEvidence && seconds > 0) {
-				this.#pace = {rate: Math.max(minimumRate, this.#accepted / seconds), ceiling: Number.POSITIVE_INFINITY, setAt};
-			}
+			// Paced, and still too fast: the 429 came at `current`, or at what Graph accepted since the gate last
+			// opened if that was less (the pace was not reached, or another client shares the budget). Remember it,
+			// drop below it, climb back.
+			const ceiling = evidence ? Math.min(current, this.#accepted / interval) : current;
+			this.#pace = {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling: Math.max(minimumRate, ceiling), setAt};
+		} else if (evidence || (this.#accepted >= minimumEvidence && retryAfterMs > 0)) {
+			// The first throttle: what was accepted, spread over that time and the wait (the bucket refills during it).
+			const seconds = interval + retryAfterMs / 1000;
+			this.#pace = {rate: Math.max(minimumRate, this.#accepted / seconds), ceiling: Number.POSITIVE_INFINITY, setAt};
 		}
 
+		// Too few accepted operations say nothing of the ceiling (another client may have spent it): stay unpaced, and
+		// let the halved concurrency and the gate do the backing off.
 		this.#restartInterval(setAt);
 		return this.#pace;
 	}

@@ -40,7 +40,7 @@ export interface GraphClientOptions {
 
 export function createGraphClient(options: GraphClientOptions): Client {
 	const authentication = new OriginBoundAuthentication(options.graphBaseUrl.origin, options.tokenSource);
-	const transport = new Transport();
+	const transport = new Transport(options.graphBaseUrl.origin);
 	authentication.setNext(transport);
 	return Client.initWithMiddleware({
 		baseUrl: options.graphBaseUrl.origin,
@@ -97,11 +97,21 @@ export class OriginBoundAuthentication implements Middleware {
  * are not followed; errors are named so that their kind survives the SDK's re-wrapping.
  */
 class Transport implements Middleware {
+	readonly #origin: string;
 	readonly #httpAgent = new HttpAgent({keepAlive: true, scheduling: 'lifo'});
 	readonly #httpsAgent = new HttpsAgent({keepAlive: true, scheduling: 'lifo'});
 
+	/** Sends to `origin` only: whatever URL the SDK builds (it reads any `https://` inside a path as absolute), nothing else leaves. */
+	constructor(origin: string) {
+		this.#origin = origin;
+	}
+
 	async execute(context: Context): Promise<void> {
 		const url = new URL(typeof context.request === 'string' ? context.request : context.request.url);
+		if (url.origin !== this.#origin || !sameOrigin(url.href, this.#origin)) {
+			throw namedError(transportErrorNames.untrustedOrigin, `refused to send a request to ${url.origin}: Graph is ${this.#origin}`);
+		}
+
 		const options = context.options ?? {};
 		const signal = options.signal ?? undefined;
 		const send = url.protocol === 'https:' ? httpsRequest : httpRequest;

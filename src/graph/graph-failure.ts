@@ -90,6 +90,7 @@ function kindOfStatus(status: number): GraphFailureKind {
 export const transportErrorNames = {
 	network: 'NetworkError',
 	unreachable: 'UnreachableError',
+	untrustedOrigin: 'UntrustedOriginError',
 	timeout: 'RequestTimeoutError',
 	aborted: 'AbortError',
 	token: 'TokenAcquisitionError',
@@ -134,6 +135,8 @@ export function classifyError(error: unknown, now: number): GraphFailure {
 				? 'timeout'
 				: code === transportErrorNames.unreachable
 					? 'unreachable'
+					: code === transportErrorNames.untrustedOrigin
+						? 'bad-request'
 				: code === transportErrorNames.aborted
 					? 'aborted'
 					: 'network';

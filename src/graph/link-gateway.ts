@@ -126,12 +126,15 @@ export class GraphLinkGateway implements LinkGateway {
 				};
 				responses = Array.isArray(answer?.responses) ? (answer.responses as BatchResponse[]) : [];
 			} catch (error) {
-				const failure = classifyError(error, this.#now());
-				for (const request of requests) {
-					results[Number(request.id)] = {ok: false, failure};
+				// A non-2xx answer that still carries `responses` (424 when items were throttled, by Microsoft's throttling
+				// page) is read item by item, as a 200 is; only an answer without readable items fails every operation.
+				responses = batchResponsesIn(error);
+				if (responses.length === 0) {
+					const failure = classifyError(error, this.#now());
+					for (const request of requests) {
+						results[Number(request.id)] = {ok: false, failure};
+					}
 				}
-
-				responses = [];
 			}
 
 			// Graph answers in any order: match by id.
@@ -177,7 +180,16 @@ export class GraphLinkGateway implements LinkGateway {
 		};
 	}
 
+	/** The request for `operation`, or a failure value when it cannot be built (an id from Graph that is not a GUID). */
 	#spec(operation: LinkOperation): CallResult<RequestSpec> {
+		try {
+			return this.#build(operation);
+		} catch (error) {
+			return {ok: false, failure: {kind: 'bad-request', code: 'InvalidRequest', message: `the request could not be built: ${(error as Error).message}`}};
+		}
+	}
+
+	#build(operation: LinkOperation): CallResult<RequestSpec> {
 		switch (operation.kind) {
 			case 'add': {
 				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
@@ -194,14 +206,18 @@ export class GraphLinkGateway implements LinkGateway {
 			case 'list-packages':
 			case 'additional-access': {
 				if (operation.nextLink === undefined) {
-					return {ok: true, value: {method: 'GET', path: firstPagePath(operation), version: this.#apiVersion}};
+					return {ok: true, value: {method: 'GET', path: firstPagePath(operation, this.#apiVersion), version: this.#apiVersion}};
 				}
 
 				const next = splitGraphUrl(operation.nextLink, this.#graphBaseUrl);
 				if (!next) {
 					return {
 						ok: false,
-						failure: {kind: 'bad-request', code: 'UntrustedNextLink', message: 'Graph returned an @odata.nextLink on another origin; not followed'},
+						failure: {
+							kind: 'bad-request',
+							code: 'UntrustedNextLink',
+							message: 'Graph returned an @odata.nextLink on another origin, or with another URL inside it; not followed',
+						},
 					};
 				}
 
@@ -211,7 +227,22 @@ export class GraphLinkGateway implements LinkGateway {
 	}
 }
 
-function firstPagePath(operation: PagedOperation): string {
+/** The `responses` of a `$batch` answer the SDK threw for its status (its `body` is the parsed JSON or the text). */
+function batchResponsesIn(error: unknown): BatchResponse[] {
+	let body = (error as {body?: unknown} | null)?.body;
+	if (typeof body === 'string') {
+		try {
+			body = JSON.parse(body) as unknown;
+		} catch {
+			return [];
+		}
+	}
+
+	const responses = (body as {responses?: unknown} | null | undefined)?.responses;
+	return Array.isArray(responses) ? (responses as BatchResponse[]) : [];
+}
+
+function firstPagePath(operation: PagedOperation, apiVersion: string): string {
 	switch (operation.kind) {
 		case 'list': {
 			return `${incompatibleAccessPackagesPath(operation.accessPackageId)}?$select=id`;
@@ -222,7 +253,7 @@ function firstPagePath(operation: PagedOperation): string {
 		}
 
 		case 'additional-access': {
-			return additionalAccessPath(operation.accessPackageId, operation.incompatibleAccessPackageId);
+			return additionalAccessPath(apiVersion, operation.accessPackageId, operation.incompatibleAccessPackageId);
 		}
 	}
 }
@@ -263,7 +294,20 @@ function splitGraphUrl(url: string, graphBaseUrl: URL): {version: string; path: 
 		return undefined;
 	}
 
-	if (parsed.origin !== graphBaseUrl.origin) {
+	if (parsed.origin !== graphBaseUrl.origin || parsed.username || parsed.password) {
+		return undefined;
+	}
+
+	// A path or query that holds a scheme or an authority (`.../x?u=https://elsewhere`, `//host/...`) is how a URL
+	// smuggles another host past an origin check (the SDK reads any `https://` in a path as an absolute URL).
+	let decoded: string;
+	try {
+		decoded = decodeURIComponent(`${parsed.pathname}${parsed.search}`);
+	} catch {
+		return undefined;
+	}
+
+	if (/[a-z][\w+.-]*:\/\//i.test(decoded) || decoded.includes('//')) {
 		return undefined;
 	}
 

@@ -44,8 +44,9 @@ export function accessPackagesListPath(): string {
 
 /**
  * Assignments to `accessPackageId` whose user also holds `incompatibleAccessPackageId` (paged), with the user expanded:
- * the existing violators of a rule.
+ * the existing violators of a rule. The collection is `assignments` in v1.0 and `accessPackageAssignments` in beta.
  */
-export function additionalAccessPath(accessPackageId: string, incompatibleAccessPackageId: string): string {
-	return `/identityGovernance/entitlementManagement/assignments/additionalAccess(accessPackageId='${checked(accessPackageId)}',incompatibleAccessPackageId='${checked(incompatibleAccessPackageId)}')?$expand=target`;
+export function additionalAccessPath(apiVersion: string, accessPackageId: string, incompatibleAccessPackageId: string): string {
+	const assignments = apiVersion === 'beta' ? 'accessPackageAssignments' : 'assignments';
+	return `/identityGovernance/entitlementManagement/${assignments}/additionalAccess(accessPackageId='${checked(accessPackageId)}',incompatibleAccessPackageId='${checked(incompatibleAccessPackageId)}')?$expand=target`;
 }

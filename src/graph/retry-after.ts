@@ -1,8 +1,16 @@
 // Reads a `Retry-After` header as Graph sends it: whole seconds, decimal seconds (`2.128`) or an HTTP-date.
 
 /**
- * Returns the wait in milliseconds, or `undefined` when the header is absent or unreadable (the caller then backs off
- * on its own). A date in the past means "now" (0). Negative or absurd values are treated as unreadable.
+ * The longest wait believed: 5 minutes. Graph's own Retry-After values are seconds to a couple of minutes; a larger
+ * one (a proxy's mistake, a hostile answer) would stall every instance for that long, so it is cut to this and the
+ * gate reopens to probe again (another 429 closes it again).
+ */
+export const maximumRetryAfterMs = 5 * 60_000;
+
+/**
+ * Returns the wait in milliseconds, at most `maximumRetryAfterMs`, or `undefined` when the header is absent or
+ * unreadable (the caller then backs off on its own). A date in the past means "now" (0). Negative values and other
+ * text are unreadable.
  *
  * @example
  * parseRetryAfter('2.128', Date.now()) //=> 2128
@@ -15,14 +23,14 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
 	}
 
 	if (/^\d+(?:\.\d+)?$/.test(text)) {
-		return Math.ceil(Number(text) * 1000);
+		return Math.min(maximumRetryAfterMs, Math.ceil(Number(text) * 1000));
 	}
 
 	// An HTTP-date names its weekday and its zone; Date.parse also accepts far looser text, so ask for the shape first.
 	if (/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) {
 		const at = Date.parse(text);
 		if (!Number.isNaN(at)) {
-			return Math.max(0, at - now);
+			return Math.min(maximumRetryAfterMs, Math.max(0, at - now));
 		}
 	}
 

@@ -154,24 +154,32 @@ export class QueueHost {
 				throw new TypeError(`message ${item.messageId} is not valid ${config.messageEncoding}`);
 			}
 
-			await handler(hostItem(text), this.#context(item, popReceipt));
+			if (item.dequeueCount > config.maxDequeueCount) {
+				// Its last delivery died mid-run (the process was killed, the lease ran out): the Functions host poisons
+				// such a message without running it again.
+				throw new PastMaxDequeueCount(`message ${item.messageId} was already delivered ${item.dequeueCount - 1} times`);
+			}
+
+			await handler(hostItem(text), this.#context(item, popReceipt, text));
 			await settle(async () => {
 				await queue.deleteMessage(item.messageId, popReceipt);
 			});
 			this.counts.completed++;
 		} catch (error) {
-			await settle(async () => this.#fail(item, popReceipt, error as Error, text === undefined)).catch((settleError: unknown) => {
+			const poisonNow = text === undefined || error instanceof PastMaxDequeueCount;
+			await settle(async () => this.#fail(item, popReceipt, error as Error, poisonNow)).catch((settleError: unknown) => {
 				// The message stays leased and comes back when the lease runs out: nothing is lost.
 				this.#log('error', `could not release message ${item.messageId}: ${(settleError as Error).message}`);
 			});
 		}
 	}
 
-	async #fail(item: DequeuedMessageItem, popReceipt: string, error: Error, undecodable: boolean): Promise<void> {
+	async #fail(item: DequeuedMessageItem, popReceipt: string, error: Error, poisonNow: boolean): Promise<void> {
 		const {queue, poisonQueue, config} = this.#options;
 		this.counts.failed++;
-		// The Functions host poisons a message it cannot decode at once, and any other after maxDequeueCount deliveries.
-		if (undecodable || item.dequeueCount >= config.maxDequeueCount) {
+		// The Functions host poisons a message it cannot decode (or already past maxDequeueCount) at once, and any other
+		// after maxDequeueCount deliveries.
+		if (poisonNow || item.dequeueCount >= config.maxDequeueCount) {
 			await poisonQueue.createIfNotExists();
 			await poisonQueue.sendMessage(item.messageText, {messageTimeToLive: -1});
 			await queue.deleteMessage(item.messageId, popReceipt);
@@ -187,7 +195,7 @@ export class QueueHost {
 		await queue.updateMessage(item.messageId, popReceipt, undefined, Math.round(config.visibilityTimeoutMs / 1000));
 	}
 
-	#context(item: DequeuedMessageItem, popReceipt: string): InvocationContext {
+	#context(item: DequeuedMessageItem, popReceipt: string, text: string): InvocationContext {
 		return new functions.InvocationContext({
 			invocationId: randomUUID(),
 			functionName: this.#options.functionName,
@@ -198,6 +206,8 @@ export class QueueHost {
 				expirationTime: item.expiresOn.toISOString(),
 				nextVisibleTime: item.nextVisibleOn.toISOString(),
 				popReceipt,
+				// The host passes the message's text, and @azure/functions converts it as it converts the item.
+				queueTrigger: hostItem(text),
 			},
 			logHandler: (level, ...args) => {
 				const text = args.map(argument => (argument instanceof Error ? argument.message : String(argument))).join(' ');
@@ -211,22 +221,22 @@ export class QueueHost {
 	}
 }
 
-/** As the Functions host hands a queue message to a Node.js function: JSON objects, arrays and numbers parsed, other text as is. */
+/**
+ * As Microsoft's Node.js worker hands a queue message to a v4 function: the host sends the text, and @azure/functions
+ * turns it into `JSON.parse(text)`, or the text itself when that throws (its `fromRpcTypedData` / `tryJsonParse`, which
+ * the package does not export). So a JSON string arrives as its inner string, `null` as null, `true` as true. The
+ * conformance check in .ci/run runs the same messages through the real worker and compares.
+ */
 export function hostItem(text: string): unknown {
 	try {
-		const value: unknown = JSON.parse(text);
-		if (typeof value === 'object' && value !== null) {
-			return value;
-		}
-
-		if (typeof value === 'number') {
-			return value;
-		}
+		return JSON.parse(text) as unknown;
 	} catch {
-		// Not JSON: the handler gets the text.
+		return text;
 	}
+}
 
-	return text;
+class PastMaxDequeueCount extends Error {
+	override name = 'PastMaxDequeueCount';
 }
 
 const never = new Promise<never>(() => {

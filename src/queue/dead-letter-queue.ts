@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
 import {MessagePacker, type MessageEncoding} from '../message.js';
 import {checkPair, pairKey, type LinkAction} from '../pair.js';
+import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {decodeMessage} from './storage-queue.js';
 
 export interface HeldMessage {
@@ -18,7 +19,7 @@ export interface HeldMessage {
 }
 
 /** Records `redrive` sends back unless `--reason` names others: the failures a fix or a wait can cure. */
-export const defaultRedriveReasons: readonly DeadLetterReason[] = ['not-found', 'forbidden', 'bad-request', 'conflict', 'retries-exhausted'];
+export const defaultRedriveReasons: readonly DeadLetterReason[] = ['not-found', 'forbidden', 'bad-request', 'conflict', 'retries-exhausted', 'expired'];
 
 const holdSeconds = 300;
 const storageConcurrency = 16;
@@ -72,6 +73,8 @@ export interface RedriveOptions {
 	sendToPairsQueue: (text: string) => Promise<void>;
 	encoding: MessageEncoding;
 	reasons: readonly DeadLetterReason[];
+	/** Where records that name a `messageBlob` keep their raw message. */
+	rawMessages?: RawMessageStore;
 }
 
 /**
@@ -108,12 +111,31 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
 		}
 
 		if (record.reason === 'invalid-message') {
-			if (record.message === null || record.message.endsWith('...[truncated]')) {
+			if (typeof record.messageBlob === 'string' && options.rawMessages) {
+				const reference = record.messageBlob;
+				const store = options.rawMessages;
+				sends.push(
+					limit(async () => {
+						await options.sendToPairsQueue(await store.read(reference));
+						result.messagesSent++;
+						await deadLetterQueue.deleteMessage(message.messageId, message.popReceipt);
+						result.resent++;
+						await store.remove(reference).catch(() => undefined);
+					}),
+				);
+			} else if (record.message === null || record.message.endsWith('...[truncated]')) {
+				// Records from before whole messages were kept may hold a cut copy: replaying it would not be the message.
 				keep.push(message);
 			} else {
 				sendThenDelete(record.message, [message], 'resent');
 			}
 
+			continue;
+		}
+
+		if (record.reason === 'invalid-pair' && Array.isArray(record.invalidPairs)) {
+			const pairs = record.invalidPairs.map(entry => entry.pair);
+			sendThenDelete(JSON.stringify({pairs, action: record.action ?? 'add', correlationId: record.correlationId ?? undefined}), [message], 'redriven');
 			continue;
 		}
 
@@ -192,5 +214,5 @@ function readRecord(text: string | undefined): {record: DeadLetterRecord | undef
  * count such copies once.
  */
 export function deadLetterIdentity(record: DeadLetterRecord): string {
-	return JSON.stringify([record.reason, record.action, record.sourceMessageId, record.pair, record.message]);
+	return JSON.stringify([record.reason, record.action, record.sourceMessageId, record.pair, record.message, record.messageBlob ?? null, record.invalidPairs ?? null]);
 }

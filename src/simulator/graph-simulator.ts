@@ -27,6 +27,11 @@ export interface ThrottleOptions {
 	 * Defaults to true.
 	 */
 	penaltyWindow?: boolean;
+	/**
+	 * The outer status of a `$batch` some of whose items were throttled: 200 (Microsoft's batching page) or 424 (its
+	 * throttling page); the items carry their own 429 and Retry-After either way. Defaults to 200.
+	 */
+	batchStatusWhenThrottled?: 200 | 424;
 }
 
 export interface FaultOptions {
@@ -396,7 +401,9 @@ export class GraphSimulator {
 			return unmatched();
 		}
 
-		if (segments[2] === 'assignments' && method === 'GET' && segments.length === 4) {
+		// additionalAccess lives under `assignments` in v1.0 and `accessPackageAssignments` in beta; the other is not a route.
+		const assignments = version === 'beta' ? 'accessPackageAssignments' : 'assignments';
+		if (segments[2] === assignments && method === 'GET' && segments.length === 4) {
 			const match = /^additionalAccess\(accessPackageId='([^']*)',incompatibleAccessPackageId='([^']*)'\)$/.exec(decodeURIComponent(segments[3]!));
 			if (!match) {
 				return unmatched();
@@ -611,7 +618,10 @@ export class GraphSimulator {
 		}
 
 		const resetAfterWrite = scriptedReset || (wrote && this.#chance(this.#options.faults?.resetAfterWriteRate));
-		return {reply: {status: 200, body: {responses}}, resetAfterWrite};
+		// Microsoft's pages disagree: 200 whenever the batch parses (batching), or 424 when items were throttled (throttling).
+		const throttledStatus = this.#options.throttle?.batchStatusWhenThrottled ?? 200;
+		const status = responses.some(response => response.status === 429) ? throttledStatus : 200;
+		return {reply: {status, body: {responses}}, resetAfterWrite};
 	}
 
 	#batchItem(

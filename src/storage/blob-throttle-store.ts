@@ -32,14 +32,14 @@ export class BlobThrottleStore implements ThrottleStore {
 		this.#blobName = blobName;
 	}
 
-	async exchange(instanceId: string, news: ThrottleNews | undefined, now: number): Promise<ThrottleSnapshot> {
+	async exchange(instanceId: string, news: ThrottleNews | undefined, now: number, leaving = false): Promise<ThrottleSnapshot> {
 		const blob = this.#container.getBlockBlobClient(this.#blobName);
 		for (let attempt = 1; ; attempt++) {
 			// eslint-disable-next-line no-await-in-loop
 			const stored = await this.#read();
-			const merged = mergeThrottleRecord(stored.record, instanceId, news, now);
+			const merged = mergeThrottleRecord(stored.record, instanceId, news, now, leaving);
 			const heartbeatStale = (stored.record.instances[instanceId] ?? Number.NEGATIVE_INFINITY) < now - heartbeatWriteMs;
-			if (!news && !heartbeatStale && now - this.#lastWriteAt < heartbeatWriteMs) {
+			if (!news && !leaving && !heartbeatStale && now - this.#lastWriteAt < heartbeatWriteMs) {
 				return snapshotOf(merged, now);
 			}
 

@@ -8,6 +8,8 @@ import {
 	errorInWords,
 	failureRecord,
 	invalidMessageRecord,
+	invalidPairRecords,
+	recordFits,
 	type DeadLetterReason,
 	type DeadLetterRecord,
 	type RecordContext,
@@ -18,6 +20,9 @@ import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} fro
 import {packPairs, parseMessage, type MessageEncoding} from '../message.js';
 import type {Pair} from '../pair.js';
 import type {MessageSink} from '../queue/storage-queue.js';
+import {settingNames} from '../settings.js';
+import type {RawMessageStore} from '../storage/raw-message-store.js';
+import {printable} from '../untrusted-text.js';
 import {decideRequeue, type DeferredPair} from './requeue-decision.js';
 
 export interface WorkerDependencies {
@@ -31,6 +36,8 @@ export interface WorkerDependencies {
 	maxAttempts: number;
 	/** A pair not applied this long after it first entered the queue is dead-lettered `expired`. */
 	maxPairAgeMs: number;
+	/** Keeps the raw text of an unreadable message too large for its record; without one, such a message fails (and is poisoned whole). */
+	rawMessages?: RawMessageStore;
 	clock?: Clock;
 	/** Aborts in-flight work (host shutdown): unfinished pairs are re-queued. */
 	signal?: AbortSignal;
@@ -78,6 +85,9 @@ export async function handlePairsMessage(
 	const clock = dependencies.clock ?? systemClock;
 	const startedAt = clock.now();
 	const messageId = stringOrUndefined(context.triggerMetadata?.id);
+	// Under Microsoft's worker the item is the message text as JSON.parse read it (the text itself when that fails), and
+	// triggerMetadata.queueTrigger is converted the same way: a message that is JSON of the wrong shape reaches the
+	// handler only parsed, so its record holds the re-serialisation; text that is not JSON is kept byte for byte.
 	const parsed = parseMessage(item);
 	const summary: MessageSummary = {
 		messageId,
@@ -90,10 +100,10 @@ export async function handlePairsMessage(
 		durationMs: 0,
 	};
 	const deadLetters: DeadLetterRecord[] = [];
-	const addDeadLetter = (record: DeadLetterRecord) => {
+	const addDeadLetter = (record: DeadLetterRecord, pairs = 1) => {
 		deadLetters.push(record);
-		summary.outcomes['dead-letter']++;
-		summary.deadLetters[record.reason] = (summary.deadLetters[record.reason] ?? 0) + 1;
+		summary.outcomes['dead-letter'] += pairs;
+		summary.deadLetters[record.reason] = (summary.deadLetters[record.reason] ?? 0) + pairs;
 	};
 
 	const recordContext = (): RecordContext => ({
@@ -108,8 +118,8 @@ export async function handlePairsMessage(
 	if (parsed.kind === 'invalid-message') {
 		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
 	} else {
-		for (const invalid of parsed.invalidPairs) {
-			addDeadLetter(failureRecord('invalid-pair', invalid.raw, errorInWords(invalid.reason), recordContext()));
+		for (const record of invalidPairRecords(parsed.invalidPairs, recordContext(), dependencies.encoding)) {
+			addDeadLetter(record, record.invalidPairs?.length ?? 1);
 		}
 
 		// Admission by pace: take no more than this process can send before the deadline; the rest goes back at once, for
@@ -171,7 +181,9 @@ export async function handlePairsMessage(
 
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
 	const limit = pLimit(outputConcurrency);
-	const writes = deadLetters.map(async record => limit(async () => dependencies.deadLetterQueue.send(JSON.stringify(record))));
+	const writes = deadLetters.map(async record =>
+		limit(async () => dependencies.deadLetterQueue.send(JSON.stringify(await fitRecord(record, dependencies)))),
+	);
 	if (parsed.kind === 'pairs') {
 		const firstEnqueuedAt = new Date(parsed.firstEnqueuedAt ?? insertionTime(context) ?? startedAt).toISOString();
 		for (const requeue of requeues) {
@@ -199,6 +211,24 @@ export async function handlePairsMessage(
 	return summary;
 }
 
+/**
+ * The record as it can be written: whole when it fits a queue message once encoded; an unreadable message too large to
+ * sit inline goes to a blob first, named in the record. Anything else too large cannot happen (pairs and errors are
+ * bounded), but would fail the invocation rather than be cut.
+ */
+async function fitRecord(record: DeadLetterRecord, dependencies: WorkerDependencies): Promise<DeadLetterRecord> {
+	if (recordFits(record, dependencies.encoding)) {
+		return record;
+	}
+
+	if (record.reason !== 'invalid-message' || record.message === null || !dependencies.rawMessages) {
+		throw new Error(`a ${record.reason} dead-letter record does not fit a queue message and has nowhere else to go (blob storage for ${settingNames.deadLetterContainer})`);
+	}
+
+	const messageBlob = await dependencies.rawMessages.save(record.message, record.sourceMessageId ?? undefined);
+	return {...record, message: null, messageBlob};
+}
+
 /** The one log line per message. */
 export function describeSummary(summary: MessageSummary): string {
 	const counts = Object.entries(summary.outcomes)
@@ -220,7 +250,7 @@ export function describeSummary(summary: MessageSummary): string {
 		`attempt ${summary.attempts}`,
 		`${summary.pairs} pairs: ${counts.length > 0 ? counts.join(', ') : 'nothing to do'}`,
 		`${summary.durationMs} ms`,
-		`correlation ${summary.correlationId ?? '-'}`,
+		`correlation ${summary.correlationId === undefined ? '-' : printable(summary.correlationId, 256)}`,
 	].join('; ');
 }
 

@@ -12,6 +12,7 @@ import type {Environment, Settings} from '../settings.js';
 import type {ThrottleStore} from '../engine/shared-throttle.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
 import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
+import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
@@ -105,6 +106,15 @@ export function throttleStoreFor(settings: Settings, onWarning: (message: string
 	}
 }
 
+/** The blob container for raw messages too large for their dead-letter record; undefined without blob storage. */
+export function rawMessageStoreFor(settings: Settings): RawMessageStore | undefined {
+	try {
+		return new BlobRawMessageStore(createBlobServiceClient(settings.storage).getContainerClient(settings.deadLetterContainer));
+	} catch {
+		return undefined;
+	}
+}
+
 export function createWorkerDependencies(
 	settings: Settings,
 	hostConfig: QueueHostConfig,
@@ -121,6 +131,7 @@ export function createWorkerDependencies(
 		invocationBudgetMs: settings.invocationBudgetMs,
 		maxAttempts: settings.maxAttempts,
 		maxPairAgeMs: settings.maxPairAgeMs,
+		rawMessages: rawMessageStoreFor(settings),
 		...overrides,
 	};
 }

@@ -288,7 +288,7 @@ describe('sod-sync dead-letters', () => {
 		simulator.addPackage(unknownPackage); // The package now exists.
 		const redrive = await runInProcess(['dead-letters', 'redrive'], environment);
 		expect(redrive.code).toBe(0);
-		expect(redrive.stdout).toMatch(/redrove 2 records \(not-found, forbidden, bad-request, conflict, retries-exhausted\) to '.*' in 1 messages; 1 left/);
+		expect(redrive.stdout).toMatch(/redrove 2 records \(not-found, forbidden, bad-request, conflict, retries-exhausted, expired\) to '.*' in 1 messages; 1 left/);
 		expect(await countMessages(deadLetterQueue)).toBe(1);
 		const [message] = await drainQueue(pairsQueue);
 		expect(JSON.parse(message!)).toMatchObject({correlationId: 'late-package', attempt: 0, action: 'add'});

@@ -3,14 +3,15 @@
 import functions from '@azure/functions';
 import {BlobServiceClient} from '@azure/storage-blob';
 import {beforeAll, describe, expect, it} from 'vitest';
-import {createReconcileTimerHandler, manifestBlobReader} from '../../src/compliance/reconcile-timer.js';
+import {readFileSync} from 'node:fs';
+import {createReconcileTimerHandler, manifestBlobReader, reconcileTimerDependencies} from '../../src/compliance/reconcile-timer.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
 import {QueueSender} from '../../src/queue/storage-queue.js';
 import {readReconcileSettings, readSettings} from '../../src/settings.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {createLinkEngine} from '../../src/worker/worker-runtime.js';
-import {runCli, runInProcess} from '../support/cli.js';
+import {runCli, runInProcess, spawnCli} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainQueue, queueService} from '../support/queues.js';
 
@@ -119,6 +120,15 @@ describe('sod-sync reconcile', () => {
 		expect(simulator.stats.byRoute['GET packages']).toBe(1);
 	});
 
+	it('--scope all survives a package id from Graph that is not a GUID: exit 1 naming it, no crash', async () => {
+		const {simulator, ids, environment} = await stack();
+		simulator.addPackage('Not-A-Guid');
+		const host = spawnCli(['reconcile', await writeManifest(manifest([[ids[0], ids[1]]])), '--scope', 'all'], environment);
+		expect(await host.exited).toBe(1);
+		expect(host.output()).toMatch(/could not read not-a-guid: .*InvalidRequest.*Expected a canonical lower-case GUID/);
+		expect(host.output()).not.toMatch(/TypeError|Unhandled|at .*\.js:\d+/);
+	});
+
 	it('refuses an invalid manifest with line numbers, and reads nothing', async () => {
 		const {simulator, ids, environment} = await stack();
 		const result = await runInProcess(['reconcile', await writeManifest(manifest([[ids[0], 'nope'], [ids[1], ids[1]]]))], environment);
@@ -191,6 +201,32 @@ describe('the scheduled reconcile (timer Function)', () => {
 		expect(simulator.stats.requests).toBe(0);
 	});
 
+	it('runs with the settings of local.settings.sample.json (its storage on this test\'s Azurite ports)', async () => {
+		const {simulator, ids} = await stack();
+		const [a, b] = ids;
+		const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		const {blobPort, connectionString} = local.azurite;
+		const queuePort = /QueueEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString)![1]!;
+		const environment: Record<string, string> = {
+			...sample.Values,
+			AzureWebJobsStorage: sample.Values.AzureWebJobsStorage!.replace('127.0.0.1:10000', `127.0.0.1:${blobPort}`).replace('127.0.0.1:10001', `127.0.0.1:${queuePort}`),
+			GRAPH_BASE_URL: simulator.baseUrl,
+		};
+		const container = BlobServiceClient.fromConnectionString(connectionString).getContainerClient(environment.SOD_MANIFEST_CONTAINER!);
+		await container.createIfNotExists();
+		const text = manifest([[a, b]]);
+		await container.getBlockBlobClient(environment.SOD_MANIFEST_BLOB!).upload(text, Buffer.byteLength(text));
+		const handler = createReconcileTimerHandler(reconcileTimerDependencies(environment));
+		const logs: string[] = [];
+		const context = new functions.InvocationContext({
+			invocationId: 'timer-sample',
+			functionName: 'reconcile-schedule',
+			logHandler: (level, ...args) => logs.push(`${level}: ${args.join(' ')}`),
+		});
+		await handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
+		expect(logs).toEqual([expect.stringMatching(/^warning: sod-sync reconcile: 2 packages in scope, 1 links desired, 0 present, 1 missing, 0 extra.*\(sod-sync\/manifest\.csv, report only\)$/)]);
+	});
+
 	it('checks its settings, naming them', () => {
 		expect(() => readReconcileSettings({SOD_RECONCILE_SCHEDULE: '0 * * * *'})).toThrow(/SOD_RECONCILE_SCHEDULE: '0 \* \* \* \*' is not an NCRONTAB expression/);
 		expect(() => readReconcileSettings({SOD_RECONCILE_PRUNE: 'true'})).toThrow(/SOD_RECONCILE_PRUNE: true needs SOD_RECONCILE_APPLY=true/);
@@ -219,6 +255,22 @@ describe('sod-sync violations', () => {
 		});
 		const text = await runInProcess(['violations', await writeManifest(manifest([[a, b]]))], environment);
 		expect(text.stdout).toContain(`${a} + ${b}: Alice <alice@contoso.com> (u-alice); assignments ${aliceA.id} and ${aliceB.id}`);
+	});
+
+	it('calls the beta path (accessPackageAssignments) with GRAPH_API_VERSION=beta', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b] = ids;
+		const alice = {objectId: 'u-alice', displayName: 'Alice', principalName: 'alice@contoso.com'};
+		simulator.assign(a, alice);
+		simulator.assign(b, alice);
+		const result = await runInProcess(['violations', await writeManifest(manifest([[a, b]])), '--json'], {...environment, GRAPH_API_VERSION: 'beta'});
+		expect(result.code).toBe(3);
+		expect(simulator.stats.unmatched).toEqual([]);
+		const calls = simulator.stats.log.filter(line => line.includes('additionalAccess'));
+		expect(calls).toHaveLength(2); // Both ways: holders of A who hold B, and of B who hold A.
+		for (const call of calls) {
+			expect(call).toMatch(/^GET \/beta\/identityGovernance\/entitlementManagement\/accessPackageAssignments\/additionalAccess\(/);
+		}
 	});
 
 	it('exits 0 when nobody holds both', async () => {

@@ -123,11 +123,68 @@ describe('GraphLinkGateway over the real SDK', () => {
 		]);
 	});
 
+	it('reads the items of a $batch answered 424 (items throttled) one by one, as it reads a 200', async () => {
+		const [a, b, c] = simulator.packageIds as [string, string, string];
+		simulator.configure({throttle: {batchStatusWhenThrottled: 424}});
+		simulator.script({method: 'POST', path: /incompatibleAccessPackages/, reply: {status: 429, headers: {'retry-after': '3'}, body: {error: {code: 'TooManyRequests', message: 'slow down'}}}});
+		const results = await gateway().executeBatch(
+			[
+				{kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: c}},
+				{kind: 'list', accessPackageId: b, nextLink: undefined},
+			],
+			new AbortController().signal,
+		);
+		simulator.configure({throttle: {}});
+		expect(simulator.stats.byStatus[424]).toBe(1);
+		expect(results).toEqual([
+			{ok: false, failure: expect.objectContaining({kind: 'throttled', status: 429, retryAfterMs: 3000})},
+			{ok: true, value: expect.objectContaining({value: expect.any(Array)})},
+		]);
+	});
+
 	it('refuses an @odata.nextLink on another origin, sending nothing there', async () => {
 		const [a] = simulator.packageIds as [string];
 		const result = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: `${foreignOrigin}/v1.0/steal?$skiptoken=1`}, new AbortController().signal);
 		expect(result).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
 		expect(foreignHits).toEqual([]);
+	});
+
+	it('refuses a same-origin @odata.nextLink that holds another URL, sending nothing anywhere', async () => {
+		const [a] = simulator.packageIds as [string];
+		const before = simulator.stats.requests;
+		const foreignHost = foreignOrigin.replace('http://', '');
+		for (const nextLink of [
+			`${simulator.baseUrl}/v1.0/${foreignHost}/page2?x=https://${foreignHost}/v1.0/y`,
+			`${simulator.baseUrl}/v1.0//${foreignHost}/page2`,
+			`${simulator.baseUrl}/v1.0/page2?x=https%3A%2F%2F${foreignHost}%2Fv1.0`,
+		]) {
+			// eslint-disable-next-line no-await-in-loop
+			const result = await gateway().execute({kind: 'list', accessPackageId: a, nextLink}, new AbortController().signal);
+			expect(result, nextLink).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
+		}
+
+		expect(simulator.stats.requests).toBe(before);
+		expect(foreignHits).toEqual([]);
+	});
+
+	it('sends nothing to another origin whatever URL the SDK is handed', async () => {
+		const graphBaseUrl = new URL(simulator.baseUrl);
+		const client = createGraphClient({graphBaseUrl, apiVersion: 'v1.0', tokenSource: staticTokenSource(token)});
+		// The SDK takes any https:// URL as absolute (and an http:// one as a path on Graph's origin).
+		for (const url of [`https://${foreignOrigin.replace('http://', '')}/v1.0/x`, 'https://graph.microsoft.com/v1.0/x', `/x?y=https://${foreignOrigin.replace('http://', '')}/z`]) {
+			// eslint-disable-next-line no-await-in-loop
+			const error = await client.api(url).get().catch((thrown: unknown) => thrown);
+			expect(classifyError(error, Date.now()), url).toMatchObject({kind: 'bad-request', code: 'UntrustedOriginError'});
+		}
+
+		expect(foreignHits).toEqual([]);
+	});
+
+	it('answers a request it cannot build (an id from Graph that is not a GUID) with a failure value, not a throw', async () => {
+		const result = await gateway().execute({kind: 'list', accessPackageId: 'not-a-guid', nextLink: undefined}, new AbortController().signal);
+		expect(result).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'InvalidRequest', message: expect.stringContaining('not-a-guid')}});
+		const batch = await gateway().executeBatch([{kind: 'add', pair: {accessPackageId: 'x', incompatibleAccessPackageId: 'y'}}], new AbortController().signal);
+		expect(batch).toEqual([{ok: false, failure: expect.objectContaining({code: 'InvalidRequest'})}]);
 	});
 
 	it('classifies a wrong token as unauthorized, with Graph\'s code', async () => {

@@ -17,6 +17,8 @@ describe('parseRetryAfter', () => {
 		['negative', '-1', undefined],
 		['garbage', 'soon', undefined],
 		['a loose date that is not an HTTP-date', '2026-11-30', undefined],
+		['absurdly many seconds, clamped to 5 minutes', '999999999', 300_000],
+		['an HTTP-date a year away, clamped to 5 minutes', 'Tue, 30 Nov 2027 10:00:00 GMT', 300_000],
 	])('%s (%s)', (_name, header, expected) => {
 		expect(parseRetryAfter(header, now)).toBe(expected);
 	});
