@@ -63,6 +63,22 @@ export const settingNames = {
 	reconcilePrune: 'SOD_RECONCILE_PRUNE',
 } as const;
 
+/**
+ * Settings of the platform that a deployment sets beside sod-sync's own (infra/app.bicep): the identity-based storage
+ * connection, the managed identity for Graph, Application Insights, and the switch that disables the timer.
+ */
+export const platformSettingNames = [
+	'AzureWebJobsStorage__blobServiceUri',
+	'AzureWebJobsStorage__queueServiceUri',
+	'AzureWebJobsStorage__tableServiceUri',
+	'AzureWebJobsStorage__credential',
+	'AzureWebJobsStorage__clientId',
+	'AZURE_CLIENT_ID',
+	'APPLICATIONINSIGHTS_CONNECTION_STRING',
+	'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+	'AzureWebJobs.reconcile-schedule.Disabled',
+] as const;
+
 export const defaults = {
 	/** Defaults to `sod-pairs`. */
 	queueName: 'sod-pairs',
@@ -394,5 +410,18 @@ export function checkSettingsAtStart(environment: Environment): void {
 
 	if (problems.length > 0) {
 		throw new SettingsError(`sod-sync cannot start: invalid app settings:\n${problems.join('\n')}`);
+	}
+}
+
+/** Where Graph is and how to reach it, for commands that need nothing else (`sod-sync grant`). */
+export function readGraphTarget(environment: Environment): Pick<Settings, 'graphBaseUrl' | 'graphAccessToken'> {
+	const raw = environment[settingNames.graphBaseUrl]?.trim();
+	try {
+		return {
+			graphBaseUrl: raw ? parseGraphBaseUrl(raw) : new URL(defaults.graphBaseUrl),
+			graphAccessToken: environment[settingNames.graphAccessToken]?.trim() || undefined,
+		};
+	} catch (error) {
+		throw new SettingsError(`Invalid settings:\n- ${settingNames.graphBaseUrl}: ${(error as Error).message}`);
 	}
 }

@@ -1,6 +1,7 @@
 // `sod-sync dead-letters list | redrive`: read the dead-letter queue grouped by reason, and send records back.
 
 import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
+import {deadLetterReasons} from '../engine/retry-decision.js';
 import {readQueueHostConfig} from '../host-config.js';
 import {deadLetterIdentity, defaultRedriveReasons, listDeadLetters, redriveDeadLetters, type HeldMessage} from '../queue/dead-letter-queue.js';
 import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
@@ -8,16 +9,7 @@ import {printable} from '../untrusted-text.js';
 import {rawMessageStoreFor} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 
-const reasons: readonly DeadLetterReason[] = [
-	'invalid-message',
-	'invalid-pair',
-	'not-found',
-	'forbidden',
-	'bad-request',
-	'conflict',
-	'retries-exhausted',
-	'expired',
-];
+const reasons: readonly DeadLetterReason[] = deadLetterReasons;
 
 export const deadLettersHelp = `Usage: sod-sync dead-letters list [--json]
        sod-sync dead-letters redrive [--reason R]...

@@ -13,6 +13,7 @@ const commands: Record<string, {load: () => Promise<Command>; summary: string}> 
 	run: {load: async () => (await import('./run-command.js')).runCommand, summary: 'run the worker on the pairs queue (the local queue host)'},
 	reconcile: {load: async () => (await import('./reconcile-command.js')).reconcileCommand, summary: 'compare the tenant with a manifest of rules; --apply fixes the drift'},
 	violations: {load: async () => (await import('./reconcile-command.js')).violationsCommand, summary: 'list users who already hold both packages of a rule'},
+	grant: {load: async () => (await import('./grant-command.js')).grantCommand, summary: "give a managed identity Microsoft Graph's entitlement-management permission"},
 	'dead-letters': {load: async () => (await import('./dead-letters-command.js')).deadLettersCommand, summary: 'list dead letters by reason, or redrive them'},
 	'simulate-graph': {
 		load: async () => (await import('./simulate-graph-command.js')).simulateGraphCommand,

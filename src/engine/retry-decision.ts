@@ -4,15 +4,19 @@ import type {GraphFailure} from '../graph/graph-failure.js';
 import type {LinkAction} from '../pair.js';
 import {backoffDelay, type BackoffOptions} from './backoff.js';
 
-export type DeadLetterReason =
-	| 'invalid-message'
-	| 'invalid-pair'
-	| 'not-found'
-	| 'bad-request'
-	| 'conflict'
-	| 'forbidden'
-	| 'retries-exhausted'
-	| 'expired';
+/** Every reason a record can carry, in the order `dead-letters` lists them: the one list (the type derives from it). */
+export const deadLetterReasons = [
+	'invalid-message',
+	'invalid-pair',
+	'not-found',
+	'forbidden',
+	'bad-request',
+	'conflict',
+	'retries-exhausted',
+	'expired',
+] as const;
+
+export type DeadLetterReason = (typeof deadLetterReasons)[number];
 
 /** The request that failed: a write for the pair's action, or a read of the link list to verify it. */
 export type Operation = LinkAction | 'list';

@@ -6,6 +6,7 @@
 import {randomUUID} from 'node:crypto';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
 import type {AddressInfo} from 'node:net';
+import {AppRoleGrants} from './app-role-grants.js';
 import {isCanonicalGuid} from '../pair.js';
 import {seededRandom} from './seeded-random.js';
 
@@ -160,7 +161,10 @@ export class GraphSimulator {
 	#penaltyUntil = 0;
 	#outageScheduled = false;
 	#closed = false;
+	#endOutage: (() => void) | undefined;
 	stats: SimulatorStats = emptyStats();
+	/** Service principals and app role assignments (what `sod-sync grant` reads and writes). */
+	readonly grants = new AppRoleGrants();
 
 	private constructor(options: SimulatorOptions) {
 		this.#options = {token: 'sim-token', pageSize: 100, duplicateAddStatus: 400, ...options};
@@ -243,6 +247,7 @@ export class GraphSimulator {
 
 	async close(): Promise<void> {
 		this.#closed = true;
+		this.#endOutage?.();
 		const server = this.#server;
 		if (!server) {
 			return;
@@ -271,9 +276,15 @@ export class GraphSimulator {
 			server.close(() => resolve());
 			server.closeAllConnections();
 		});
-		await new Promise(resolve => {
-			setTimeout(resolve, ms).unref();
+		// A timer that holds the process open (the server no longer does), ended early by close().
+		await new Promise<void>(resolve => {
+			const timer = setTimeout(resolve, ms);
+			this.#endOutage = () => {
+				clearTimeout(timer);
+				resolve();
+			};
 		});
+		this.#endOutage = undefined;
 		if (!this.#closed) {
 			await this.#listen(Number(port), hostname);
 		}
@@ -396,6 +407,11 @@ export class GraphSimulator {
 			this.stats.unmatched.push(`${method} /${version}${path}${search}`);
 			return graphError(400, 'BadRequest', `Resource not found for the segment '${segments.at(-1) ?? ''}'.`);
 		};
+
+		const grant = this.grants.answer(method, segments, body);
+		if (grant) {
+			return grant;
+		}
 
 		if (prefix.some((segment, index) => segments[index] !== segment)) {
 			return unmatched();

@@ -1,0 +1,90 @@
+// `npm run package`: the folder and zip that Azure Functions runs, and that `azd deploy` uploads: the compiled app
+// (dist/functions, dist/src), host.json, package.json and the production dependencies only, as package-lock.json
+// names them (no tests, no dev tools, no network: the files come from this checkout's node_modules).
+
+import {cp, mkdir, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
+import {join, relative, sep} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {zip, type ZipEntry} from './zip.js';
+
+interface LockFile {
+	packages: Record<string, {dev?: boolean; devOptional?: boolean; optional?: boolean; link?: boolean}>;
+}
+
+/** Package paths (`node_modules/...`) that production needs, from the lock file. */
+export function productionPackages(lock: LockFile): string[] {
+	return Object.entries(lock.packages)
+		.filter(([path, entry]) => path.startsWith('node_modules/') && !entry.dev && !entry.devOptional && !entry.link)
+		.map(([path]) => path)
+		.sort();
+}
+
+/** Builds `out` (a folder) and `zipPath` from the checkout at `root`; returns what was packed. */
+export async function buildAppPackage(root: string, out: string, zipPath: string): Promise<{files: number; bytes: number; packages: number}> {
+	await rm(out, {recursive: true, force: true});
+	await mkdir(out, {recursive: true});
+	for (const part of ['dist/functions', 'dist/src']) {
+		await cp(join(root, part), join(out, part), {recursive: true});
+	}
+
+	for (const file of ['host.json', 'package.json']) {
+		await cp(join(root, file), join(out, file));
+	}
+
+	const lock = JSON.parse(await readFile(join(root, 'package-lock.json'), 'utf8')) as LockFile;
+	const packages = productionPackages(lock);
+	let copied = 0;
+	for (const path of packages) {
+		const source = join(root, path);
+		// eslint-disable-next-line no-await-in-loop
+		if (!(await exists(source))) {
+			continue; // An optional package for another platform.
+		}
+
+		// Nested node_modules are packages of their own in the lock file: each is copied (or not) on its own merit.
+		// eslint-disable-next-line no-await-in-loop
+		await cp(source, join(out, path), {recursive: true, filter: file => !relative(source, file).split(sep).includes('node_modules')});
+		copied++;
+	}
+
+	const entries: ZipEntry[] = [];
+	for (const file of await filesUnder(out)) {
+		// eslint-disable-next-line no-await-in-loop
+		entries.push({name: relative(out, file).split(sep).join('/'), data: await readFile(file)});
+	}
+
+	const archive = zip(entries);
+	await writeFile(zipPath, archive);
+	return {files: entries.length, bytes: archive.length, packages: copied};
+}
+
+async function exists(path: string): Promise<boolean> {
+	try {
+		await stat(path);
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+async function filesUnder(directory: string): Promise<string[]> {
+	const found: string[] = [];
+	for (const entry of await readdir(directory, {withFileTypes: true})) {
+		const path = join(directory, entry.name);
+		if (entry.isDirectory()) {
+			// eslint-disable-next-line no-await-in-loop
+			found.push(...(await filesUnder(path)));
+		} else if (entry.isFile()) {
+			found.push(path);
+		}
+	}
+
+	return found.sort();
+}
+
+// Run as `npm run package`.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+	const root = fileURLToPath(new URL('../../../', import.meta.url));
+	const {files, bytes, packages} = await buildAppPackage(root, join(root, '.package'), join(root, 'sod-sync.zip'));
+	process.stdout.write(`sod-sync.zip: ${files.toLocaleString('en-US')} files, ${packages} production packages, ${(bytes / 2 ** 20).toFixed(1)} MiB (also unpacked in .package/ for azd)\n`);
+}
