@@ -1,6 +1,6 @@
 // `sod-sync simulate-graph`: the Graph simulator as a standalone server.
 
-import {GraphSimulator, type RetryAfterFormat, type SimulatorOptions} from '../simulator/graph-simulator.js';
+import {defaultPackageCount, GraphSimulator, type RetryAfterFormat, type SimulatorOptions} from '../simulator/graph-simulator.js';
 import {readTenantFile} from '../simulator/tenant-file.js';
 import {exitCodes, formatCount, UsageError, type CommandIo} from './command-line.js';
 import {parseArgs} from 'node:util';
@@ -20,7 +20,7 @@ Options:
   --port N                   default 0 (any free port); always 127.0.0.1
   --token T                  the bearer token it accepts (default sim-token)
   --no-auth                  accept requests without a token too (the SDK's default middleware sends none to http://)
-  --packages N               generate N access packages (default 50)
+  --packages N               generate N access packages (default ${defaultPackageCount})
   --tenant FILE              packages and starting links from a JSON file (see samples/tenant.json)
   --seed N                   seeds generated ids, faults and jitter (default 1)
   --page-size N              items per list page (default 100)
@@ -115,7 +115,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 		port: number('port', 0, 65_535),
 		token: values.token ?? 'sim-token',
 		requireToken: !values['no-auth'],
-		packageCount: number('packages', 50, 100_000),
+		packageCount: number('packages', defaultPackageCount, 100_000),
 		seed: number('seed', 1),
 		pageSize: number('page-size', 100, 1000),
 		duplicateAddStatus: duplicateStatus,

@@ -1,13 +1,11 @@
-// Exponential backoff with full jitter: a wait drawn from [0, min(maximum, base * 2^n)).
+// Exponential backoff with equal jitter: a wait drawn from [c/2, c), c = min(maximum, base * 2^n).
 
 export interface BackoffOptions {
-	/** Defaults to 1 s. */
+	/** The first wait's ceiling. */
 	baseMs: number;
-	/** Defaults to 30 s. */
+	/** No wait's ceiling is above this. */
 	maximumMs: number;
 }
-
-export const defaultBackoff: BackoffOptions = {baseMs: 1000, maximumMs: 30_000};
 
 /**
  * The wait before retry number `retry` (0 for the first retry). `random` is `Math.random` unless a test fixes it.
@@ -16,7 +14,7 @@ export const defaultBackoff: BackoffOptions = {baseMs: 1000, maximumMs: 30_000};
  * @example
  * backoffDelay(2, {baseMs: 1000, maximumMs: 30_000}) // between 2000 and 4000
  */
-export function backoffDelay(retry: number, options: BackoffOptions = defaultBackoff, random: () => number = Math.random): number {
+export function backoffDelay(retry: number, options: BackoffOptions, random: () => number = Math.random): number {
 	const ceiling = Math.min(options.maximumMs, options.baseMs * 2 ** Math.min(retry, 30));
 	return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }

@@ -16,6 +16,7 @@ import {
 	type PagedOperation,
 } from '../graph/link-gateway.js';
 import type {LinkAction, Pair} from '../pair.js';
+import {defaults} from '../settings.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
 import type {ThrottleStore} from './shared-throttle.js';
@@ -48,11 +49,11 @@ export class SystemicFailure extends Error {
 
 export interface LinkEngineOptions {
 	gateway: LinkGateway;
-	/** HTTP requests in flight at once, across every `run` of this engine. Defaults to 8. */
+	/** HTTP requests in flight at once, across every `run` of this engine. Defaults to `GRAPH_MAX_CONCURRENCY`'s default. */
 	maxConcurrency?: number;
-	/** Operations per `$batch` request, 1 to 20; 1 sends each operation on its own. Defaults to 20. */
+	/** Operations per `$batch` request, 1 to 20; 1 sends each operation on its own. Defaults to `GRAPH_BATCH_SIZE`'s. */
 	batchSize?: number;
-	/** Defaults to 30 s. */
+	/** Defaults to `GRAPH_REQUEST_TIMEOUT_SECONDS`'s default. */
 	requestTimeoutMs?: number;
 	gate?: ThrottleGate;
 	retryPolicy?: RetryPolicy;
@@ -134,12 +135,12 @@ export class LinkEngine {
 	readonly stats: EngineStats = {requests: 0, operations: 0, throttled: 0, unreachable: 0};
 
 	constructor(options: LinkEngineOptions) {
-		const maxConcurrency = options.maxConcurrency ?? 8;
+		const maxConcurrency = options.maxConcurrency ?? defaults.graphMaxConcurrency;
 		if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) {
 			throw new TypeError(`Expected maxConcurrency to be a whole number from 1, got ${maxConcurrency}`);
 		}
 
-		const batchSize = options.batchSize ?? maximumBatchSize;
+		const batchSize = options.batchSize ?? defaults.graphBatchSize;
 		if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > maximumBatchSize) {
 			throw new TypeError(`Expected batchSize to be a whole number from 1 to ${maximumBatchSize}, got ${batchSize}`);
 		}
@@ -151,7 +152,7 @@ export class LinkEngine {
 		this.#control = new ThroughputControl({maxConcurrency, clock: this.#clock});
 		this.#gate = options.gate ?? new ThrottleGate({clock: this.#clock, random: this.#random});
 		this.#policy = options.retryPolicy ?? defaultRetryPolicy;
-		this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+		this.#requestTimeoutMs = options.requestTimeoutMs ?? defaults.graphRequestTimeoutSeconds * 1000;
 		this.#sync = options.throttleStore
 			? new ThrottleSync({
 					store: options.throttleStore,

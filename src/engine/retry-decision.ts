@@ -2,6 +2,7 @@
 
 import type {GraphFailure} from '../graph/graph-failure.js';
 import type {LinkAction} from '../pair.js';
+import {defaults} from '../settings.js';
 import {backoffDelay, type BackoffOptions} from './backoff.js';
 
 /** Every reason a record can carry, in the order `dead-letters` lists them: the one list (the type derives from it). */
@@ -32,12 +33,27 @@ export interface RetryPolicy {
 	notFoundBackoff: BackoffOptions;
 }
 
-export const defaultRetryPolicy: RetryPolicy = {
-	transientRetries: 4,
-	notFoundRetries: 3,
-	transientBackoff: {baseMs: 200, maximumMs: 30_000},
-	notFoundBackoff: {baseMs: 2000, maximumMs: 30_000},
-};
+/** A 404's waits start at this multiple of the transient base: replication takes seconds, a bad node milliseconds. */
+export const notFoundBackoffFactor = 10;
+/** Neither backoff waits longer than this. Defaults to 30 s. */
+const maximumRetryWaitMs = 30_000;
+
+/**
+ * The policy for `SOD_RETRY_BASE_MS` and `SOD_NOT_FOUND_RETRIES`: the one place the 404 backoff is derived.
+ *
+ * @example
+ * retryPolicyFor(200, 3).notFoundBackoff //=> {baseMs: 2000, maximumMs: 30_000}
+ */
+export function retryPolicyFor(retryBaseMs: number, notFoundRetries: number): RetryPolicy {
+	return {
+		transientRetries: 4,
+		notFoundRetries,
+		transientBackoff: {baseMs: retryBaseMs, maximumMs: maximumRetryWaitMs},
+		notFoundBackoff: {baseMs: retryBaseMs * notFoundBackoffFactor, maximumMs: maximumRetryWaitMs},
+	};
+}
+
+export const defaultRetryPolicy: RetryPolicy = retryPolicyFor(defaults.retryBaseMs, defaults.notFoundRetries);
 
 /** Failures so far for one pair in this invocation. An immutable value: `decideRetry` returns the next one. */
 export interface RetryHistory {

@@ -5,6 +5,9 @@
 import {backoffDelay, type BackoffOptions} from './backoff.js';
 import {systemClock, type Clock} from './clock.js';
 
+/** A 429 without Retry-After, or Graph unreachable: 1 s doubling to 60 s, jittered. */
+export const throttleBackoff: BackoffOptions = {baseMs: 1000, maximumMs: 60_000};
+
 export interface ThrottleGateOptions {
 	clock?: Clock;
 	/** Used when a 429 carries no Retry-After. Defaults to 1 s doubling to at most 60 s, jittered. */
@@ -31,7 +34,7 @@ export class ThrottleGate {
 
 	constructor(options: ThrottleGateOptions = {}) {
 		this.#clock = options.clock ?? systemClock;
-		this.#backoff = options.backoff ?? {baseMs: 1000, maximumMs: 60_000};
+		this.#backoff = options.backoff ?? throttleBackoff;
 		this.#random = options.random ?? Math.random;
 	}
 

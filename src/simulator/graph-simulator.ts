@@ -7,33 +7,13 @@ import {randomUUID} from 'node:crypto';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {AppRoleGrants} from './app-role-grants.js';
+import {ThrottleModel, type ThrottleOptions} from './throttle-model.js';
+
+export type {RetryAfterFormat, ThrottleOptions} from './throttle-model.js';
 import {isCanonicalGuid} from '../pair.js';
 import {seededRandom} from './seeded-random.js';
 
-export type RetryAfterFormat = 'seconds' | 'decimal' | 'http-date' | 'absent';
 
-export interface ThrottleOptions {
-	/** Operations per second the "tenant" allows (each `$batch` item counts one); unlimited when absent. */
-	operationsPerSecond?: number;
-	/** Operations that may be spent at once before the rate applies (a token bucket's size). Defaults to one second's worth. */
-	burstOperations?: number;
-	/** HTTP requests in flight at once before 429; unlimited when absent. */
-	maxConcurrentRequests?: number;
-	/** How `Retry-After` is written. Defaults to `seconds`. */
-	retryAfter?: RetryAfterFormat;
-	/** The wait announced in `Retry-After`. Defaults to 1 s (decimal format: the exact wait until a token, at least 0.5 s). */
-	retryAfterSeconds?: number;
-	/**
-	 * Dev Proxy's model: a call made before Retry-After has passed gets another 429 and extends the penalty.
-	 * Defaults to true.
-	 */
-	penaltyWindow?: boolean;
-	/**
-	 * The outer status of a `$batch` some of whose items were throttled: 200 (Microsoft's batching page) or 424 (its
-	 * throttling page); the items carry their own 429 and Retry-After either way. Defaults to 200.
-	 */
-	batchStatusWhenThrottled?: 200 | 424;
-}
 
 export interface FaultOptions {
 	/** Share of requests answered 500/502/503/504 (before any work). Defaults to 0. */
@@ -62,7 +42,7 @@ export interface SimulatorOptions {
 	requireToken?: boolean;
 	/** Package ids to hold (lower-case GUIDs are kept as given). */
 	packages?: string[];
-	/** Packages to generate (deterministically, from `seed`) when `packages` is absent. Defaults to 10. */
+	/** Packages to generate (deterministically, from `seed`) when `packages` is absent. Defaults to `defaultPackageCount` (50). */
 	packageCount?: number;
 	/** Items per page of a list. Defaults to 100. */
 	pageSize?: number;
@@ -141,6 +121,9 @@ export interface SimulatedAssignment {
 	target: {objectId: string; displayName: string; principalName: string};
 }
 
+/** Access packages a simulator generates when not told how many. */
+export const defaultPackageCount = 50;
+
 const entitlementManagement = '/identityGovernance/entitlementManagement';
 const versions = new Set(['v1.0', 'beta']);
 const maximumBatchRequests = 20;
@@ -156,9 +139,7 @@ export class GraphSimulator {
 	#server: Server | undefined;
 	#baseUrl = '';
 	#inFlight = 0;
-	#tokens: number;
-	#tokensAt = Date.now();
-	#penaltyUntil = 0;
+	#throttle: ThrottleModel;
 	#outageScheduled = false;
 	#closed = false;
 	#endOutage: (() => void) | undefined;
@@ -169,8 +150,8 @@ export class GraphSimulator {
 	private constructor(options: SimulatorOptions) {
 		this.#options = {token: 'sim-token', pageSize: 100, duplicateAddStatus: 400, ...options};
 		this.#random = seededRandom(options.seed ?? 1);
-		this.#tokens = bucketSize(options.throttle);
-		const ids = options.packages ?? Array.from({length: options.packageCount ?? 10}, () => this.#generateId());
+		this.#throttle = new ThrottleModel(options.throttle);
+		const ids = options.packages ?? Array.from({length: options.packageCount ?? defaultPackageCount}, () => this.#generateId());
 		for (const id of ids) {
 			this.addPackage(id);
 		}
@@ -239,9 +220,7 @@ export class GraphSimulator {
 	configure(options: Pick<SimulatorOptions, 'throttle' | 'faults' | 'duplicateAddStatus'>): void {
 		Object.assign(this.#options, options);
 		if (options.throttle) {
-			this.#tokens = bucketSize(options.throttle);
-			this.#tokensAt = Date.now();
-			this.#penaltyUntil = 0;
+			this.#throttle = new ThrottleModel(options.throttle);
 		}
 	}
 
@@ -356,7 +335,7 @@ export class GraphSimulator {
 
 		const throttle = this.#options.throttle;
 		if (throttle?.maxConcurrentRequests !== undefined && this.#inFlight > throttle.maxConcurrentRequests) {
-			return this.#throttled();
+			return throttledReply(this.#throttle.refuse());
 		}
 
 		if (method === 'POST' && path === '/$batch') {
@@ -681,46 +660,8 @@ export class GraphSimulator {
 	/** Counts one operation against the rate budget; a 429 reply when it is spent or the penalty window is open. */
 	#spendOperation(): Reply | undefined {
 		this.stats.operations++;
-		const throttle = this.#options.throttle;
-		const rate = throttle?.operationsPerSecond;
-		if (rate === undefined) {
-			return undefined;
-		}
-
-		const now = Date.now();
-		if ((throttle?.penaltyWindow ?? true) && now < this.#penaltyUntil) {
-			return this.#throttled();
-		}
-
-		this.#tokens = Math.min(bucketSize(throttle), this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
-		this.#tokensAt = now;
-		if (this.#tokens >= 1) {
-			this.#tokens -= 1;
-			return undefined;
-		}
-
-		return this.#throttled((1 - this.#tokens) / rate);
-	}
-
-	#throttled(secondsUntilToken = 1): Reply {
-		const throttle = this.#options.throttle ?? {};
-		const format = throttle.retryAfter ?? 'seconds';
-		const seconds = throttle.retryAfterSeconds ?? (format === 'decimal' ? Math.max(0.5, secondsUntilToken) : 1);
-		if (throttle.penaltyWindow ?? true) {
-			this.#penaltyUntil = Date.now() + seconds * 1000;
-		}
-
-		const headers: Record<string, string> = {};
-		if (format === 'seconds') {
-			headers['retry-after'] = String(Math.ceil(seconds));
-		} else if (format === 'decimal') {
-			headers['retry-after'] = seconds.toFixed(3);
-		} else if (format === 'http-date') {
-			// An HTTP-date has whole seconds: round up so that a caller honouring it never comes back early.
-			headers['retry-after'] = new Date(Math.ceil((Date.now() + seconds * 1000) / 1000) * 1000).toUTCString();
-		}
-
-		return {...graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time in the Retry-After header.'), headers};
+		const refusal = this.#throttle.spend();
+		return refusal && throttledReply(refusal);
 	}
 
 	#scheduleOutage(): void {
@@ -770,8 +711,8 @@ export class GraphSimulator {
 	}
 }
 
-function bucketSize(throttle: ThrottleOptions | undefined): number {
-	return throttle?.burstOperations ?? throttle?.operationsPerSecond ?? 0;
+function throttledReply(headers: Record<string, string>): Reply {
+	return {...graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time in the Retry-After header.'), headers};
 }
 
 function emptyStats(): SimulatorStats {

@@ -3,7 +3,7 @@
 
 import {DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential} from '@azure/identity';
 import {LinkEngine, type LinkEngineOptions} from '../engine/link-engine.js';
-import {defaultRetryPolicy, type RetryPolicy} from '../engine/retry-decision.js';
+import {retryPolicyFor, type RetryPolicy} from '../engine/retry-decision.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenSource} from '../graph/graph-client.js';
 import {GraphLinkGateway} from '../graph/link-gateway.js';
 import type {QueueHostConfig} from '../host-config.js';
@@ -68,12 +68,7 @@ export function createLinkEngine(
 }
 
 export function retryPolicyFrom(settings: Pick<Settings, 'retryBaseMs' | 'notFoundRetries'>): RetryPolicy {
-	return {
-		...defaultRetryPolicy,
-		notFoundRetries: settings.notFoundRetries,
-		transientBackoff: {baseMs: settings.retryBaseMs, maximumMs: defaultRetryPolicy.transientBackoff.maximumMs},
-		notFoundBackoff: {baseMs: settings.retryBaseMs * 10, maximumMs: defaultRetryPolicy.notFoundBackoff.maximumMs},
-	};
+	return retryPolicyFor(settings.retryBaseMs, settings.notFoundRetries);
 }
 
 let processEngine: LinkEngine | undefined;
