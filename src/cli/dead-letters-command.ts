@@ -2,12 +2,11 @@
 
 import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
 import {deadLetterReasons} from '../engine/retry-decision.js';
-import {readQueueHostConfig} from '../host-config.js';
 import {deadLetterIdentity, defaultRedriveReasons, listDeadLetters, redriveDeadLetters, type HeldMessage} from '../queue/dead-letter-queue.js';
-import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import {printable} from '../untrusted-text.js';
 import {rawMessageStoreFor} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+import {openAppStorage} from '../storage/app-storage.js';
 
 const reasons: readonly DeadLetterReason[] = deadLetterReasons;
 
@@ -40,9 +39,9 @@ export async function deadLettersCommand(args: string[], io: CommandIo): Promise
 	}
 
 	const {settings} = settingsFrom(values, io.environment);
-	const encoding = readQueueHostConfig().messageEncoding;
-	const queues = createQueueServiceClient(settings.storage);
-	const deadLetterQueue = queues.getQueueClient(settings.deadLetterQueueName);
+	const storage = openAppStorage(settings);
+	const {encoding} = storage;
+	const deadLetterQueue = storage.queue(settings.deadLetterQueueName);
 	if (subcommand === 'list') {
 		if (values.reason) {
 			throw new UsageError('--reason goes with redrive');
@@ -60,10 +59,9 @@ export async function deadLettersCommand(args: string[], io: CommandIo): Promise
 		}
 	}
 
-	const pairsQueue = new QueueSender(queues.getQueueClient(settings.queueName), encoding);
 	const result = await redriveDeadLetters({
 		deadLetterQueue,
-		sendToPairsQueue: async text => pairsQueue.send(text),
+		sendToPairsQueue: async text => storage.pairs.send(text),
 		encoding,
 		reasons: chosen,
 		rawMessages: rawMessageStoreFor(settings),

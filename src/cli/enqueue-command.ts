@@ -7,12 +7,11 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
-import {readQueueHostConfig} from '../host-config.js';
 import {correlationIdProblem, MessagePacker} from '../message.js';
 import {linkActions, reversePair, type LinkAction} from '../pair.js';
 import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
-import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+import {generatedCorrelationId, openAppStorage} from '../storage/app-storage.js';
 
 export const enqueueHelp = `Usage: sod-sync enqueue <file | -> [options]
 
@@ -68,7 +67,7 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 		throw new UsageError(`--correlation-id ${correlationProblem}`);
 	}
 
-	const correlationId = values['correlation-id'] ?? `enqueue-${new Date().toISOString().replaceAll(/[-:]|\.\d+/g, '')}-${randomBytes(3).toString('hex')}`;
+	const correlationId = values['correlation-id'] ?? generatedCorrelationId('enqueue', new Date(), randomBytes(3).toString('hex'));
 	const spool = source === '-' ? await spoolStandardInput(io.stdin) : undefined;
 	try {
 		const path = spool?.path ?? source;
@@ -111,8 +110,7 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 		}
 
 		// Pass 2: pack and send.
-		const encoding = readQueueHostConfig().messageEncoding;
-		const queue = new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), encoding);
+		const {pairs: queue, encoding} = openAppStorage(settings);
 		const packer = new MessagePacker({action, symmetric: values.symmetric ? true : undefined, correlationId, attempt: 0}, encoding);
 		const sending = new Set<Promise<void>>();
 		let failure: unknown;

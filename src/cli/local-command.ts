@@ -7,14 +7,13 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {startAzurite} from '../local/azurite.js';
 import {listDeadLetters} from '../queue/dead-letter-queue.js';
-import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
-import {readQueueHostConfig} from '../host-config.js';
 import {readSettings} from '../settings.js';
 import {exitCodes, UsageError, type CommandIo} from './command-line.js';
 import {describeDeadLetters} from './dead-letters-command.js';
 import {enqueueCommand} from './enqueue-command.js';
 import {describeRun, runQueueHost} from './run-command.js';
 import {describeSimulatorStats, startSimulator} from './simulate-graph-command.js';
+import {openAppStorage} from '../storage/app-storage.js';
 
 export const localHelp = `Usage: sod-sync local [--import FILE] [--tenant FILE]
 
@@ -73,7 +72,8 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 
 		// What a careless producer (a Logic App, an Event Grid subscription) might send: the worker must dead-letter these.
 		const settings = readSettings(environment);
-		const pairsQueue = new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), readQueueHostConfig().messageEncoding);
+		const storage = openAppStorage(settings);
+		const pairsQueue = storage.pairs;
 		const [first] = simulator.packageIds as [string];
 		await pairsQueue.send(
 			JSON.stringify({id: 'evt-1', eventType: 'Contoso.SoD.RuleAdded', subject: 'rules', dataVersion: '1.0', eventTime: new Date().toISOString(), data: {accessPackageId: first, incompatibleAccessPackageId: first.toUpperCase()}}),
@@ -88,7 +88,7 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 		say(describeSimulatorStats(simulator));
 		say();
 		say('$ sod-sync dead-letters list');
-		const held = await listDeadLetters(createQueueServiceClient(settings.storage).getQueueClient(settings.deadLetterQueueName), readQueueHostConfig().messageEncoding);
+		const held = await listDeadLetters(storage.queue(settings.deadLetterQueueName), storage.encoding);
 		io.stdout.write(describeDeadLetters(held, settings.deadLetterQueueName));
 		say();
 		say('Everything above ran against local stand-ins; point GRAPH_BASE_URL and AzureWebJobsStorage at real ones to do it for real.');

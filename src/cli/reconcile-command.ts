@@ -4,13 +4,12 @@ import {createReadStream} from 'node:fs';
 import {desiredLinks, readManifest, type Manifest} from '../compliance/manifest.js';
 import {hasDrift, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
-import {readQueueHostConfig} from '../host-config.js';
 import type {Pair} from '../pair.js';
 import {formatFromPath} from '../pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
-import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import {createLinkEngine, createTokenSource} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+import {generatedCorrelationId, openAppStorage} from '../storage/app-storage.js';
 
 const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId (other columns ignored; an
 optional symmetric column of true/false), or JSON Lines of the same fields. Its scope is the packages it names: no
@@ -104,10 +103,9 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 		return manifest;
 	}
 
-	const {settings, environment} = settingsFrom(values, io.environment);
-	const engine = createLinkEngine(settings, createTokenSource(environment, settings));
-	const encoding = readQueueHostConfig().messageEncoding;
-	const correlationId = `reconcile-${new Date().toISOString().replaceAll(/[-:]|\.\d+/g, '')}`;
+	const {settings, engine} = engineFrom(values, io);
+	const storage = openAppStorage(settings);
+	const correlationId = generatedCorrelationId('reconcile');
 	const report = await reconcile({
 		engine,
 		rules: manifest.rules,
@@ -115,7 +113,7 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 		apply: values.apply ?? false,
 		prune: values.prune ?? false,
 		enqueue: async (pairs, action) =>
-			sendPairs(new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), encoding), pairs, {action, correlationId, attempt: 0}, encoding),
+			sendPairs(storage.pairs, pairs, {action, correlationId, attempt: 0}, storage.encoding),
 		deadline: Date.now() + settings.invocationBudgetMs,
 		signal: io.signal,
 	});
@@ -180,8 +178,7 @@ export async function violationsCommand(args: string[], io: CommandIo): Promise<
 		return manifest;
 	}
 
-	const {settings, environment} = settingsFrom(values, io.environment);
-	const engine = createLinkEngine(settings, createTokenSource(environment, settings));
+	const {settings, engine} = engineFrom(values, io);
 	// A symmetric rule is one rule for violations: holding both packages is the same either way.
 	const rules = manifest.rules.map(rule => ({...rule, symmetric: false}));
 	const report = await findViolations(engine, rules, Date.now() + settings.invocationBudgetMs);
@@ -207,4 +204,10 @@ export async function violationsCommand(args: string[], io: CommandIo): Promise<
 	}
 
 	return report.violations.length > 0 ? exitCodes.drift : exitCodes.ok;
+}
+
+/** Settings from the environment and flags, and an engine on them: what both commands read Graph with. */
+function engineFrom(values: Record<string, unknown>, io: CommandIo) {
+	const {settings, environment} = settingsFrom(values, io.environment);
+	return {settings, engine: createLinkEngine(settings, createTokenSource(environment, settings))};
 }

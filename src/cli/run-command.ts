@@ -1,12 +1,11 @@
 // `sod-sync run`: the local queue host. Polls the pairs queue and runs the Function's own handler on each message.
 
-import {readQueueHostConfig} from '../host-config.js';
 import {QueueHost, type QueueHostCounts} from '../local/queue-host.js';
-import {createQueueServiceClient} from '../queue/storage-queue.js';
 import type {Environment} from '../settings.js';
 import type {LinkEngine} from '../engine/link-engine.js';
 import {createPairsHandler} from '../worker/pairs-handler.js';
 import {createWorkerDependencies} from '../worker/worker-runtime.js';
+import {openAppStorage} from '../storage/app-storage.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {OutcomeTotals} from './outcome-totals.js';
 
@@ -63,7 +62,8 @@ export async function runQueueHost(
 	options: {untilEmpty: boolean; leaseSeconds?: number; verbose?: boolean; environment?: Environment},
 ): Promise<RunResult & {elapsedMs: number}> {
 	const {settings, environment} = settingsFrom(flagValues, options.environment ?? io.environment);
-	const config = readQueueHostConfig();
+	const storage = openAppStorage(settings);
+	const config = storage.hostConfig;
 	const totals = new OutcomeTotals();
 	const progress = new ProgressLine(io.stderr);
 	const startedAt = Date.now();
@@ -74,11 +74,10 @@ export async function runQueueHost(
 			progress.update(`run: ${totals.brief()}`);
 		},
 	});
-	const queues = createQueueServiceClient(settings.storage);
 	const printLogs = !io.stderr.isTTY || options.verbose;
 	const host = new QueueHost({
-		queue: queues.getQueueClient(settings.queueName),
-		poisonQueue: queues.getQueueClient(`${settings.queueName}-poison`),
+		queue: storage.queue(settings.queueName),
+		poisonQueue: storage.queue(`${settings.queueName}-poison`),
 		config,
 		handler: createPairsHandler(dependencies),
 		leaseSeconds: options.leaseSeconds,

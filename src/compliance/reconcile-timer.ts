@@ -7,13 +7,13 @@ import type {LinkEngine} from '../engine/link-engine.js';
 import type {MessageEncoding} from '../message.js';
 import {formatFromPath} from '../pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
-import {readQueueHostConfig} from '../host-config.js';
-import {createQueueServiceClient, QueueSender, type MessageSink} from '../queue/storage-queue.js';
+import type {MessageSink} from '../queue/storage-queue.js';
 import {readReconcileSettings, readSettings, type Environment, type ReconcileSettings, type StorageConnection} from '../settings.js';
 import {sharedLinkEngine} from '../worker/worker-runtime.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
 import {readManifest} from './manifest.js';
 import {describeDriftSummary, hasDrift, reconcile, type ReconcileReport} from './reconcile.js';
+import {openAppStorage} from '../storage/app-storage.js';
 
 export interface ReconcileTimerDependencies {
 	engine: LinkEngine;
@@ -67,13 +67,13 @@ export function createReconcileTimerHandler(
 export function reconcileTimerDependencies(environment: Environment): ReconcileTimerDependencies {
 	const settings = readSettings(environment);
 	const reconcile = readReconcileSettings(environment);
-	const encoding = readQueueHostConfig().messageEncoding;
+	const storage = openAppStorage(settings);
 	return {
 		engine: sharedLinkEngine(settings, environment),
 		settings: reconcile,
 		readManifestText: manifestBlobReader(settings.storage, reconcile.manifestContainer, reconcile.manifestBlob),
-		pairsQueue: new QueueSender(createQueueServiceClient(settings.storage).getQueueClient(settings.queueName), encoding),
-		encoding,
+		pairsQueue: storage.pairs,
+		encoding: storage.encoding,
 		invocationBudgetMs: settings.invocationBudgetMs,
 	};
 }

@@ -2,7 +2,7 @@
 // so that every queue the app writes can trigger a Function or be read by Azure's own tools.
 
 import {Buffer} from 'node:buffer';
-import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
+import {DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential} from '@azure/identity';
 import {QueueServiceClient, type QueueClient} from '@azure/storage-queue';
 import type {MessageEncoding} from '../message.js';
 import {SettingsError, type StorageConnection} from '../settings.js';
@@ -18,10 +18,15 @@ export function createQueueServiceClient(storage: StorageConnection): QueueServi
 		return QueueServiceClient.fromConnectionString(storage.connectionString, {retryOptions});
 	}
 
-	const credential = storage.managedIdentityClientId
-		? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
-		: new DefaultAzureCredential();
-	return new QueueServiceClient(storage.queueServiceUri, credential, {retryOptions});
+	return new QueueServiceClient(storage.queueServiceUri, storageCredential(storage), {retryOptions});
+}
+
+/**
+ * The credential of an identity-based connection, as the Functions host reads `AzureWebJobsStorage__*`: the managed
+ * identity `__clientId` names, else `DefaultAzureCredential` (an operator's own sign-in, for the CLI).
+ */
+export function storageCredential(storage: Extract<StorageConnection, {kind: 'identity'}>): TokenCredential {
+	return storage.managedIdentityClientId ? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId}) : new DefaultAzureCredential();
 }
 
 /** Creates the queue if needed; a failure names the setting to check and the endpoint that did not answer. */

@@ -1,7 +1,7 @@
 // Blob storage from the app's one storage connection (`AzureWebJobsStorage`): the manifest and the shared throttle
 // state live there, beside the queues, so a deployment needs no other service.
 
-import {DefaultAzureCredential, ManagedIdentityCredential} from '@azure/identity';
+import {storageCredential} from '../queue/storage-queue.js';
 import {BlobServiceClient} from '@azure/storage-blob';
 import type {StorageConnection} from '../settings.js';
 
@@ -27,8 +27,5 @@ export function createBlobServiceClient(storage: StorageConnection): BlobService
 		throw new Error('AzureWebJobsStorage__blobServiceUri is not set');
 	}
 
-	const credential = storage.managedIdentityClientId
-		? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId})
-		: new DefaultAzureCredential();
-	return new BlobServiceClient(storage.blobServiceUri, credential, {retryOptions});
+	return new BlobServiceClient(storage.blobServiceUri, storageCredential(storage), {retryOptions});
 }

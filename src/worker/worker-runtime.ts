@@ -7,13 +7,13 @@ import {retryPolicyFor, type RetryPolicy} from '../engine/retry-decision.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenSource} from '../graph/graph-client.js';
 import {GraphLinkGateway} from '../graph/link-gateway.js';
 import type {QueueHostConfig} from '../host-config.js';
-import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
 import type {Environment, Settings} from '../settings.js';
 import type {ThrottleStore} from '../engine/shared-throttle.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
 import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
+import {openAppStorage} from '../storage/app-storage.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
 
@@ -116,12 +116,12 @@ export function createWorkerDependencies(
 	environment: Environment,
 	overrides: Partial<WorkerDependencies> = {},
 ): WorkerDependencies {
-	const queues = createQueueServiceClient(settings.storage);
-	const encoding = hostConfig.messageEncoding;
+	const storage = openAppStorage(settings, hostConfig);
+	const {encoding} = storage;
 	return {
 		engine: overrides.engine ?? sharedLinkEngine(settings, environment),
-		pairsQueue: new QueueSender(queues.getQueueClient(settings.queueName), encoding),
-		deadLetterQueue: new QueueSender(queues.getQueueClient(settings.deadLetterQueueName), encoding),
+		pairsQueue: storage.pairs,
+		deadLetterQueue: storage.deadLetters,
 		encoding,
 		invocationBudgetMs: settings.invocationBudgetMs,
 		maxAttempts: settings.maxAttempts,
