@@ -223,7 +223,7 @@ describe('sod-sync run', () => {
 			expect((JSON.parse(Buffer.from(item.messageText, 'base64').toString()) as {attempt: number}).attempt).toBe(0);
 		}
 
-		await new Promise(resolve => setTimeout(resolve, 1100)); // Visible again for the next host.
+		await waitFor(async () => (await pairsQueue.peekMessages({numberOfMessages: 32})).peekedMessageItems.length === left.length, 10_000, 'them to be visible again');
 		const rest = await runCli(['run', '--until-empty'], environment);
 		expect(rest.code).toBe(0);
 		expect(simulator.allLinks()).toHaveLength(rows.length);
@@ -237,7 +237,7 @@ describe('sod-sync dead-letters', () => {
 		await runCli(['run', '--until-empty'], environment);
 		const {receivedMessageItems: none} = await deadLetterQueue.receiveMessages({numberOfMessages: 32, visibilityTimeout: 1});
 		expect(none).toHaveLength(3);
-		await new Promise(resolve => setTimeout(resolve, 1100)); // Let them be visible again before listing.
+		await waitFor(async () => (await deadLetterQueue.peekMessages({numberOfMessages: 32})).peekedMessageItems.length === 3, 10_000, 'the records to be visible again');
 
 		const before = await runInProcess(['dead-letters', 'list', '--json'], environment);
 		const records = JSON.parse(before.stdout) as DeadLetterRecord[];

@@ -1,6 +1,6 @@
 // The engine against a fake gateway: what leaves, when, and how many at once.
 
-import {describe, expect, it} from 'vitest';
+import {describe, expect, it, vi} from 'vitest';
 import {LinkEngine} from '../../src/engine/link-engine.js';
 import type {CallResult, LinkGateway, LinkOperation} from '../../src/graph/link-gateway.js';
 
@@ -33,19 +33,27 @@ const pairs = Array.from({length: 12}, (_, index) => ({
 }));
 
 describe('LinkEngine', () => {
-	it('sends nothing while the gate is shut, then everything, never more at once than allowed', async () => {
-		const throttled: CallResult<unknown> = {ok: false, failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 300}};
-		const fake = fakeGateway(call => (call === 1 ? throttled : {ok: true, value: undefined}));
-		const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 4, batchSize: 1});
-		const outcomes = await engine.run(pairs, 'add', {deadline: Date.now() + 10_000});
-		expect(outcomes.map(outcome => outcome.status)).toEqual(pairs.map(() => 'linked'));
-		const [first, ...rest] = fake.starts;
-		// Requests that left with the first one were in flight already; none left after the 429 until Retry-After passed.
-		const answeredAt = first! + 20;
-		const during = rest.filter(start => start > answeredAt + 5 && start < answeredAt + 290);
-		expect(during).toEqual([]);
-		expect(fake.peak()).toBeLessThanOrEqual(4);
-		expect(fake.starts).toHaveLength(pairs.length + 1);
+	it('sends nothing while the gate is shut, then everything, never more at once than allowed (fake clock)', async () => {
+		vi.useFakeTimers();
+		try {
+			const throttled: CallResult<unknown> = {ok: false, failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 300}};
+			const fake = fakeGateway(call => (call === 1 ? throttled : {ok: true, value: undefined}));
+			const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 4, batchSize: 1});
+			const running = engine.run(pairs, 'add', {deadline: Date.now() + 10_000});
+			await vi.runAllTimersAsync();
+			const outcomes = await running;
+			expect(outcomes.map(outcome => outcome.status)).toEqual(pairs.map(() => 'linked'));
+			const [first, ...rest] = fake.starts;
+			// Requests that left with the first one were in flight already; after its 429 (20 ms later) none left until
+			// its Retry-After (300 ms) had passed.
+			const answeredAt = first! + 20;
+			expect(rest.filter(start => start > first! && start < answeredAt + 300)).toEqual([]);
+			expect(rest.filter(start => start >= answeredAt + 300).length).toBeGreaterThan(0);
+			expect(fake.peak()).toBeLessThanOrEqual(4);
+			expect(fake.starts).toHaveLength(pairs.length + 1);
+		} finally {
+			vi.useRealTimers();
+		}
 	});
 
 	it('packs operations from concurrent runs into shared $batch requests', async () => {
