@@ -7,10 +7,11 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
-import {correlationIdProblem, MessagePacker} from '../message.js';
-import {linkActions, reversePair, type LinkAction} from '../pair.js';
+import {correlationIdProblem} from '../message.js';
+import {linkActions, type LinkAction} from '../pair.js';
 import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
+import {sendPairRows} from '../queue/send-pairs.js';
 import {generatedCorrelationId, openAppStorage} from '../storage/app-storage.js';
 
 export const enqueueHelp = `Usage: sod-sync enqueue <file | -> [options]
@@ -29,8 +30,6 @@ ${settingFlagsHelp}
 
 Exit codes: 0 enqueued, 1 storage failure, 2 invalid input (nothing enqueued).`;
 
-/** Messages being sent at once. */
-const sendConcurrency = 16;
 
 export async function enqueueCommand(args: string[], io: CommandIo): Promise<number> {
 	const {values, positionals} = parseCommandLine(args, {
@@ -111,53 +110,16 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 
 		// Pass 2: pack and send.
 		const {pairs: queue, encoding} = openAppStorage(settings);
-		const packer = new MessagePacker({action, symmetric: values.symmetric ? true : undefined, correlationId, attempt: 0}, encoding);
-		const sending = new Set<Promise<void>>();
-		let failure: unknown;
-		let messages = 0;
-		let pairs = 0;
-		const send = async (text: string) => {
-			const sent = queue.send(text).then(
-				() => {
-					messages++;
-				},
-				(error: unknown) => {
-					failure ??= error;
-				},
-			);
-			const tracked = sent.finally(() => sending.delete(tracked));
-			sending.add(tracked);
-			if (sending.size >= sendConcurrency) {
-				await Promise.race(sending);
-			}
-		};
-
-		for await (const row of readPairRows(createReadStream(path), resolvedFormat)) {
-			if (failure !== undefined || io.signal.aborted) {
-				break;
-			}
-
-			if (!row.ok) {
-				continue;
-			}
-
-			for (const pair of row.symmetric && !values.symmetric ? [row.pair, reversePair(row.pair)] : [row.pair]) {
-				pairs++;
-				const full = packer.add(pair);
-				if (full !== undefined) {
-					await send(full);
-				}
-			}
-
-			progress.update(`enqueuing: ${formatCount(pairs)} pairs in ${formatCount(messages)} messages`);
-		}
-
-		const last = packer.flush();
-		if (last !== undefined && failure === undefined && !io.signal.aborted) {
-			await send(last);
-		}
-
-		await Promise.all(sending);
+		const {pairs, messages, failure} = await sendPairRows(
+			readPairRows(createReadStream(path), resolvedFormat),
+			queue,
+			{action, symmetric: values.symmetric ? true : undefined, correlationId, attempt: 0},
+			encoding,
+			{
+				signal: io.signal,
+				onProgress: sent => progress.update(`enqueuing: ${formatCount(sent.pairs)} pairs in ${formatCount(sent.messages)} messages`),
+			},
+		);
 		progress.clear();
 		const skipped = invalid > 0 ? `; ${formatCount(invalid)} invalid rows skipped` : '';
 		if (failure !== undefined || io.signal.aborted) {

@@ -1,9 +1,13 @@
 // Sends a list of pairs to the pairs queue, packed into as few messages as fit, a few at a time.
 
 import pLimit from 'p-limit';
-import {packPairs, type MessageEncoding, type PairsEnvelope} from '../message.js';
-import type {Pair} from '../pair.js';
+import {MessagePacker, packPairs, type MessageEncoding, type PairsEnvelope} from '../message.js';
+import {reversePair, type Pair} from '../pair.js';
+import type {PairRow} from '../pair-file.js';
 import type {MessageSink} from './storage-queue.js';
+
+/** Messages sent at once. */
+const sendConcurrency = 16;
 
 /** Resolves with the number of messages written; rejects with the first failure (pairs already sent stay sent). */
 export async function sendPairs(
@@ -12,8 +16,76 @@ export async function sendPairs(
 	envelope: Omit<PairsEnvelope, 'pairs'>,
 	encoding: MessageEncoding,
 ): Promise<number> {
-	const limit = pLimit(16);
+	const limit = pLimit(sendConcurrency);
 	const messages = [...packPairs(pairs, envelope, encoding)];
 	await Promise.all(messages.map(async text => limit(async () => queue.send(text))));
 	return messages.length;
+}
+
+export interface SentRows {
+	pairs: number;
+	messages: number;
+	/** The first send that failed; sending stopped there (what was sent stays sent: re-running is safe). */
+	failure: unknown;
+}
+
+/**
+ * Packs the valid rows of a pair file into messages and sends them, `sendConcurrency` at a time, reading no further
+ * ahead than that (p-limit's queue is the back-pressure: a send waits for its turn when the queue is full), so a file
+ * of any size is sent in constant memory. A row marked symmetric also sends its reverse, unless the envelope already
+ * says `symmetric` (then the worker expands it). Stops at the first failure or when `signal` aborts.
+ */
+export async function sendPairRows(
+	rows: AsyncIterable<PairRow>,
+	queue: MessageSink,
+	envelope: Omit<PairsEnvelope, 'pairs'>,
+	encoding: MessageEncoding,
+	options: {signal?: AbortSignal; onProgress?: (sent: Omit<SentRows, 'failure'>) => void} = {},
+): Promise<SentRows> {
+	const limit = pLimit(sendConcurrency);
+	const packer = new MessagePacker(envelope, encoding);
+	const result: SentRows = {pairs: 0, messages: 0, failure: undefined};
+	const sends: Array<Promise<void>> = [];
+	const send = async (text: string) => {
+		const sent = limit(async () => {
+			if (result.failure === undefined) {
+				await queue.send(text);
+				result.messages++;
+			}
+		}).catch((error: unknown) => {
+			result.failure ??= error;
+		});
+		sends.push(sent);
+		if (limit.pendingCount >= sendConcurrency) {
+			await sent;
+		}
+	};
+
+	for await (const row of rows) {
+		if (result.failure !== undefined || options.signal?.aborted) {
+			break;
+		}
+
+		if (!row.ok) {
+			continue;
+		}
+
+		for (const pair of row.symmetric && !envelope.symmetric ? [row.pair, reversePair(row.pair)] : [row.pair]) {
+			result.pairs++;
+			const full = packer.add(pair);
+			if (full !== undefined) {
+				await send(full);
+			}
+		}
+
+		options.onProgress?.(result);
+	}
+
+	const last = packer.flush();
+	if (last !== undefined && result.failure === undefined && !options.signal?.aborted) {
+		await send(last);
+	}
+
+	await Promise.all(sends);
+	return result;
 }
