@@ -14,17 +14,7 @@ const local = useLocalStack();
 const unknownPackage = '00000000-0000-4000-a000-000000000404';
 
 async function stack(options: SimulatorOptions = {}) {
-	const simulator = await local.startSimulator({packageCount: 30, ...options});
-	const environment = local.environment(simulator);
-	const service = queueService(local.azurite.connectionString);
-	return {
-		simulator,
-		ids: simulator.packageIds,
-		environment,
-		pairsQueue: service.getQueueClient(environment.SOD_QUEUE),
-		poisonQueue: service.getQueueClient(`${environment.SOD_QUEUE}-poison`),
-		deadLetterQueue: service.getQueueClient(environment.SOD_DEAD_LETTER_QUEUE),
-	};
+	return local.startQueues(options);
 }
 
 function csv(rows: Array<[string, string]>, extra = ''): string {

@@ -6,21 +6,12 @@ import type {DeadLetterRecord} from '../../src/dead-letter.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {runInProcess, spawnCli} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
-import {countMessages, drainJson, queueService} from '../support/queues.js';
+import {countMessages, drainJson} from '../support/queues.js';
 
 const local = useLocalStack({blob: true});
 
 async function stack(options: SimulatorOptions = {}) {
-	const simulator = await local.startSimulator({packageCount: 30, ...options});
-	const environment = local.environment(simulator);
-	const service = queueService(local.azurite.connectionString);
-	return {
-		simulator,
-		ids: simulator.packageIds,
-		environment,
-		pairsQueue: service.getQueueClient(environment.SOD_QUEUE),
-		deadLetterQueue: service.getQueueClient(environment.SOD_DEAD_LETTER_QUEUE),
-	};
+	return local.startQueues(options);
 }
 
 function csv(rows: Array<[string, string]>): string {
