@@ -7,10 +7,12 @@ import {randomUUID} from 'node:crypto';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {AppRoleGrants} from './app-role-grants.js';
+import {graphError, type Reply} from './graph-reply.js';
+import {SimulatedTenant, type RouteName, type SimulatedAssignment} from './tenant.js';
 import {ThrottleModel, type ThrottleOptions} from './throttle-model.js';
 
 export type {RetryAfterFormat, ThrottleOptions} from './throttle-model.js';
-import {isCanonicalGuid} from '../pair.js';
+export type {SimulatedAssignment} from './tenant.js';
 import {seededRandom} from './seeded-random.js';
 
 
@@ -85,12 +87,6 @@ export interface SimulatorStats {
 	lastWriteAt: number;
 }
 
-interface Reply {
-	status: number;
-	headers?: Record<string, string>;
-	body?: unknown;
-}
-
 /** A one-off answer for the next requests that match, ahead of everything else (tests use it to script a story). */
 export interface ScriptedFault {
 	method?: string;
@@ -103,38 +99,16 @@ export interface ScriptedFault {
 	resetAfterWrite?: boolean;
 }
 
-type RouteName =
-	| 'GET package'
-	| 'GET packages'
-	| 'GET links'
-	| 'GET linked-from'
-	| 'POST link'
-	| 'DELETE link'
-	| 'GET additional-access'
-	| 'POST $batch';
-
-/** An assignment of an access package to a user, as Graph's accessPackageAssignment (the parts sod-sync reads). */
-export interface SimulatedAssignment {
-	id: string;
-	accessPackageId: string;
-	state: 'Delivered';
-	target: {objectId: string; displayName: string; principalName: string};
-}
-
 /** Access packages a simulator generates when not told how many. */
 export const defaultPackageCount = 50;
 
-const entitlementManagement = '/identityGovernance/entitlementManagement';
 const versions = new Set(['v1.0', 'beta']);
 const maximumBatchRequests = 20;
 
 export class GraphSimulator {
 	readonly #options: Required<Pick<SimulatorOptions, 'token' | 'pageSize' | 'duplicateAddStatus'>> & SimulatorOptions;
 	readonly #random: () => number;
-	readonly #packages = new Map<string, {id: string; displayName: string}>();
-	readonly #links = new Map<string, Set<string>>();
-	readonly #addsSeen = new Map<string, number>();
-	readonly #assignments: SimulatedAssignment[] = [];
+	readonly #tenant: SimulatedTenant;
 	readonly #scripts: ScriptedFault[] = [];
 	#server: Server | undefined;
 	#baseUrl = '';
@@ -151,6 +125,21 @@ export class GraphSimulator {
 		this.#options = {token: 'sim-token', pageSize: 100, duplicateAddStatus: 400, ...options};
 		this.#random = seededRandom(options.seed ?? 1);
 		this.#throttle = new ThrottleModel(options.throttle);
+		this.#tenant = new SimulatedTenant(
+			() => ({
+				pageSize: this.#options.pageSize,
+				duplicateAddStatus: this.#options.duplicateAddStatus,
+				notFoundFirstAdds: this.#options.faults?.notFoundFirstAdds ?? 0,
+				baseUrl: this.#baseUrl,
+			}),
+			{
+				route: name => this.#route(name),
+				unmatched: request => this.stats.unmatched.push(request),
+				wrote: () => {
+					this.stats.lastWriteAt = Date.now();
+				},
+			},
+		);
 		const ids = options.packages ?? Array.from({length: options.packageCount ?? defaultPackageCount}, () => this.#generateId());
 		for (const id of ids) {
 			this.addPackage(id);
@@ -173,42 +162,34 @@ export class GraphSimulator {
 	}
 
 	get packageIds(): string[] {
-		return [...this.#packages.keys()];
+		return this.#tenant.packageIds;
 	}
 
-	addPackage(id: string, displayName = `Package ${id.slice(0, 8)}`): void {
-		this.#packages.set(id.toLowerCase(), {id: id.toLowerCase(), displayName});
+	addPackage(id: string, displayName?: string): void {
+		this.#tenant.addPackage(id, displayName);
 	}
 
 	/** Adds a link directly (seeding a tenant's existing state). */
 	link(accessPackageId: string, incompatibleAccessPackageId: string): void {
-		let targets = this.#links.get(accessPackageId);
-		if (!targets) {
-			targets = new Set();
-			this.#links.set(accessPackageId, targets);
-		}
-
-		targets.add(incompatibleAccessPackageId);
+		this.#tenant.link(accessPackageId, incompatibleAccessPackageId);
 	}
 
 	/** Assigns a package to a user (seeding existing access); returns the assignment. */
 	assign(accessPackageId: string, user: SimulatedAssignment['target']): SimulatedAssignment {
-		const assignment: SimulatedAssignment = {id: this.#generateId(), accessPackageId: accessPackageId.toLowerCase(), state: 'Delivered', target: user};
-		this.#assignments.push(assignment);
-		return assignment;
+		return this.#tenant.assign({id: this.#generateId(), accessPackageId: accessPackageId.toLowerCase(), state: 'Delivered', target: user});
 	}
 
 	linksOf(accessPackageId: string): string[] {
-		return [...(this.#links.get(accessPackageId) ?? [])].sort();
+		return this.#tenant.linksOf(accessPackageId);
 	}
 
 	hasLink(accessPackageId: string, incompatibleAccessPackageId: string): boolean {
-		return this.#links.get(accessPackageId)?.has(incompatibleAccessPackageId) ?? false;
+		return this.#tenant.hasLink(accessPackageId, incompatibleAccessPackageId);
 	}
 
 	/** Every link, as `A/B` strings, sorted. */
 	allLinks(): string[] {
-		return [...this.#links.entries()].flatMap(([from, targets]) => [...targets].map(to => `${from}/${to}`)).sort();
+		return this.#tenant.allLinks();
 	}
 
 	/** Queues a scripted answer; see `ScriptedFault`. */
@@ -375,186 +356,13 @@ export class GraphSimulator {
 	}
 
 	/** One Graph operation on the state; shared by direct requests and `$batch` items. */
+	/** One Graph operation on the state; shared by direct requests and `$batch` items. */
 	#operation(method: string, path: string, search: string, body: string, contentType: string | undefined, version: string): Reply {
 		if (this.#options.logRequests) {
 			this.stats.log.push(`${method} /${version}${path}${search}`);
 		}
 
-		const segments = path.split('/').filter(Boolean);
-		const prefix = entitlementManagement.split('/').filter(Boolean);
-		const unmatched = () => {
-			this.stats.unmatched.push(`${method} /${version}${path}${search}`);
-			return graphError(400, 'BadRequest', `Resource not found for the segment '${segments.at(-1) ?? ''}'.`);
-		};
-
-		const grant = this.grants.answer(method, segments, body);
-		if (grant) {
-			return grant;
-		}
-
-		if (prefix.some((segment, index) => segments[index] !== segment)) {
-			return unmatched();
-		}
-
-		// additionalAccess lives under `assignments` in v1.0 and `accessPackageAssignments` in beta; the other is not a route.
-		const assignments = version === 'beta' ? 'accessPackageAssignments' : 'assignments';
-		if (segments[2] === assignments && method === 'GET' && segments.length === 4) {
-			const match = /^additionalAccess\(accessPackageId='([^']*)',incompatibleAccessPackageId='([^']*)'\)$/.exec(decodeURIComponent(segments[3]!));
-			if (!match) {
-				return unmatched();
-			}
-
-			this.#route('GET additional-access');
-			const [a, b] = [match[1]!.toLowerCase(), match[2]!.toLowerCase()];
-			if (!isCanonicalGuid(a) || !isCanonicalGuid(b)) {
-				return graphError(400, 'BadRequest', 'Invalid access package id.');
-			}
-
-			const holdersOfB = new Set(this.#assignments.filter(item => item.accessPackageId === b).map(item => item.target.objectId));
-			const violators = this.#assignments.filter(item => item.accessPackageId === a && holdersOfB.has(item.target.objectId));
-			return this.#page(violators, `/${version}${path}`, search);
-		}
-
-		if (segments[2] !== 'accessPackages') {
-			return unmatched();
-		}
-
-		const [, , , rawId, navigation, rawTarget, ref, ...extra] = segments;
-		if (extra.length > 0) {
-			return unmatched();
-		}
-
-		if (rawId === undefined) {
-			if (method !== 'GET') {
-				return unmatched();
-			}
-
-			this.#route('GET packages');
-			return this.#page([...this.#packages.values()], `/${version}${path}`, search);
-		}
-
-		if (!isCanonicalGuid(rawId.toLowerCase())) {
-			return graphError(400, 'BadRequest', `Invalid key '${rawId}' for accessPackage.`);
-		}
-
-		const id = rawId.toLowerCase();
-		const target = rawTarget?.toLowerCase();
-		if (navigation === undefined && method === 'GET') {
-			this.#route('GET package');
-			const accessPackage = this.#packages.get(id);
-			return accessPackage ? {status: 200, body: accessPackage} : notFound(id);
-		}
-
-		if (navigation === 'accessPackagesIncompatibleWith' && method === 'GET' && target === undefined) {
-			this.#route('GET linked-from');
-			if (!this.#packages.has(id)) {
-				return notFound(id);
-			}
-
-			const sources = [...this.#links.entries()].filter(([, targets]) => targets.has(id)).map(([from]) => from);
-			return this.#page(sources.sort().map(from => this.#packages.get(from) ?? {id: from}), `/${version}${path}`, search);
-		}
-
-		if (navigation !== 'incompatibleAccessPackages') {
-			return unmatched();
-		}
-
-		if (method === 'GET' && target === undefined) {
-			this.#route('GET links');
-			if (!this.#packages.has(id)) {
-				return notFound(id);
-			}
-
-			return this.#page(this.linksOf(id).map(to => this.#packages.get(to) ?? {id: to}), `/${version}${path}`, search);
-		}
-
-		if (method === 'POST' && target === '$ref' && ref === undefined) {
-			this.#route('POST link');
-			return this.#addLink(id, body, contentType, version);
-		}
-
-		if (method === 'DELETE' && target !== undefined && ref === '$ref') {
-			this.#route('DELETE link');
-			if (!isCanonicalGuid(target)) {
-				return graphError(400, 'BadRequest', `Invalid key '${rawTarget}' for accessPackage.`);
-			}
-
-			if (!this.#packages.has(id) || !this.hasLink(id, target)) {
-				return notFound(this.#packages.has(id) ? target : id);
-			}
-
-			this.#links.get(id)!.delete(target);
-			this.stats.lastWriteAt = Date.now();
-			return {status: 204};
-		}
-
-		return unmatched();
-	}
-
-	#addLink(id: string, body: string, contentType: string | undefined, version: string): Reply {
-		if (!contentType?.toLowerCase().startsWith('application/json')) {
-			return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
-		}
-
-		let odataId: unknown;
-		try {
-			odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
-		} catch {
-			return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
-		}
-
-		const expected = new RegExp(`^https?://[^/]+/${version.replace('.', '\\.')}${entitlementManagement}/accessPackages/([^/?#]+)$`);
-		const match = typeof odataId === 'string' ? expected.exec(odataId) : null;
-		if (!match?.[1] || !isCanonicalGuid(match[1].toLowerCase())) {
-			return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
-		}
-
-		const target = match[1].toLowerCase();
-		const lag = this.#options.faults?.notFoundFirstAdds ?? 0;
-		const seen = this.#addsSeen.get(id) ?? 0;
-		this.#addsSeen.set(id, seen + 1);
-		if (seen < lag) {
-			return notFound(id);
-		}
-
-		if (!this.#packages.has(id)) {
-			return notFound(id);
-		}
-
-		if (!this.#packages.has(target)) {
-			return notFound(target);
-		}
-
-		if (id === target) {
-			return graphError(400, 'BadRequest', 'An access package cannot be incompatible with itself.');
-		}
-
-		if (this.hasLink(id, target)) {
-			const status = this.#options.duplicateAddStatus;
-			return status === 204
-				? {status: 204}
-				: graphError(status, status === 409 ? 'Conflict' : 'BadRequest', 'The incompatible access package already exists.');
-		}
-
-		this.link(id, target);
-		this.stats.lastWriteAt = Date.now();
-		return {status: 204};
-	}
-
-	#page(items: unknown[], path: string, search: string): Reply {
-		const parameters = new URLSearchParams(search);
-		const skip = Number(parameters.get('$skiptoken') ?? 0);
-		const top = Math.min(Number(parameters.get('$top') ?? this.#options.pageSize) || this.#options.pageSize, this.#options.pageSize);
-		const select = parameters.get('$select')?.split(',');
-		const page = items.slice(skip, skip + top).map(item => (select ? pick(item as Record<string, unknown>, select) : item));
-		const body: Record<string, unknown> = {value: page};
-		if (skip + top < items.length) {
-			const next = new URLSearchParams(parameters);
-			next.set('$skiptoken', String(skip + top));
-			body['@odata.nextLink'] = `${this.#baseUrl}${path}?${next.toString()}`;
-		}
-
-		return {status: 200, body};
+		return this.grants.answer(method, path.split('/').filter(Boolean), body) ?? this.#tenant.answer(method, path, search, body, contentType, version);
 	}
 
 	/** Answers a `$batch`; `resetAfterWrite` when the connection is to drop after a write in it was applied. */
@@ -731,14 +539,6 @@ function emptyStats(): SimulatorStats {
 	};
 }
 
-function graphError(status: number, code: string, message: string): Reply {
-	return {status, body: {error: {code, message}}};
-}
-
-function notFound(id: string): Reply {
-	return graphError(404, 'ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
-}
-
 function withInnerError(body: unknown, clientRequestId: string, requestId = randomUUID()): unknown {
 	const error = (body as {error?: Record<string, unknown>})?.error;
 	if (!error) {
@@ -775,8 +575,4 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 function isWrite(method: string): boolean {
 	return method === 'POST' || method === 'DELETE' || method === 'PATCH' || method === 'PUT';
-}
-
-function pick(item: Record<string, unknown>, fields: string[]): Record<string, unknown> {
-	return Object.fromEntries(fields.filter(field => Object.hasOwn(item, field)).map(field => [field, item[field]]));
 }

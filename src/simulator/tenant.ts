@@ -1,0 +1,274 @@
+// The simulated tenant: its access packages, their incompatible links and its assignments, and the replies Graph gives
+// to the entitlement-management requests sod-sync makes (request in, reply out; no server, no faults, no throttling).
+
+import {isCanonicalGuid} from '../pair.js';
+import {graphError, notFound, type Reply} from './graph-reply.js';
+
+export type RouteName =
+	| 'GET package'
+	| 'GET packages'
+	| 'GET links'
+	| 'GET linked-from'
+	| 'POST link'
+	| 'DELETE link'
+	| 'GET additional-access'
+	| 'POST $batch';
+
+/** An assignment of an access package to a user, as Graph's accessPackageAssignment (the parts sod-sync reads). */
+export interface SimulatedAssignment {
+	id: string;
+	accessPackageId: string;
+	state: 'Delivered';
+	target: {objectId: string; displayName: string; principalName: string};
+}
+
+/** What the tenant reads from the simulator's settings at each request (they can change mid-run). */
+export interface TenantSettings {
+	pageSize: number;
+	duplicateAddStatus: 204 | 400 | 409;
+	/** The first N adds naming a package answer 404 (replication lag). */
+	notFoundFirstAdds: number;
+	/** For `@odata.nextLink`. */
+	baseUrl: string;
+}
+
+/** What the tenant tells the simulator's statistics. */
+export interface TenantEvents {
+	route(name: RouteName): void;
+	unmatched(request: string): void;
+	/** A link was added or removed. */
+	wrote(): void;
+}
+
+const entitlementManagement = '/identityGovernance/entitlementManagement';
+
+export class SimulatedTenant {
+	readonly #packages = new Map<string, {id: string; displayName: string}>();
+	readonly #links = new Map<string, Set<string>>();
+	readonly #addsSeen = new Map<string, number>();
+	readonly #assignments: SimulatedAssignment[] = [];
+	readonly #settings: () => TenantSettings;
+	readonly #events: TenantEvents;
+
+	constructor(settings: () => TenantSettings, events: TenantEvents) {
+		this.#settings = settings;
+		this.#events = events;
+	}
+
+	get packageIds(): string[] {
+		return [...this.#packages.keys()];
+	}
+
+	addPackage(id: string, displayName = `Package ${id.slice(0, 8)}`): void {
+		this.#packages.set(id.toLowerCase(), {id: id.toLowerCase(), displayName});
+	}
+
+	/** Adds a link directly (seeding a tenant's existing state). */
+	link(accessPackageId: string, incompatibleAccessPackageId: string): void {
+		let targets = this.#links.get(accessPackageId);
+		if (!targets) {
+			targets = new Set();
+			this.#links.set(accessPackageId, targets);
+		}
+
+		targets.add(incompatibleAccessPackageId);
+	}
+
+	/** Assigns a package to a user (seeding existing access). */
+	assign(assignment: SimulatedAssignment): SimulatedAssignment {
+		this.#assignments.push(assignment);
+		return assignment;
+	}
+
+	linksOf(accessPackageId: string): string[] {
+		return [...(this.#links.get(accessPackageId) ?? [])].sort();
+	}
+
+	hasLink(accessPackageId: string, incompatibleAccessPackageId: string): boolean {
+		return this.#links.get(accessPackageId)?.has(incompatibleAccessPackageId) ?? false;
+	}
+
+	/** Every link, as `A/B` strings, sorted. */
+	allLinks(): string[] {
+		return [...this.#links.entries()].flatMap(([from, targets]) => [...targets].map(to => `${from}/${to}`)).sort();
+	}
+
+	/** The reply to one entitlement-management request (path after the version, with its query in `search`). */
+	answer(method: string, path: string, search: string, body: string, contentType: string | undefined, version: string): Reply {
+		const segments = path.split('/').filter(Boolean);
+		const prefix = entitlementManagement.split('/').filter(Boolean);
+		const unmatched = () => {
+			this.#events.unmatched(`${method} /${version}${path}${search}`);
+			return graphError(400, 'BadRequest', `Resource not found for the segment '${segments.at(-1) ?? ''}'.`);
+		};
+
+		if (prefix.some((segment, index) => segments[index] !== segment)) {
+			return unmatched();
+		}
+
+		// additionalAccess lives under `assignments` in v1.0 and `accessPackageAssignments` in beta; the other is not a route.
+		const assignments = version === 'beta' ? 'accessPackageAssignments' : 'assignments';
+		if (segments[2] === assignments && method === 'GET' && segments.length === 4) {
+			const match = /^additionalAccess\(accessPackageId='([^']*)',incompatibleAccessPackageId='([^']*)'\)$/.exec(decodeURIComponent(segments[3]!));
+			if (!match) {
+				return unmatched();
+			}
+
+			this.#events.route('GET additional-access');
+			const [a, b] = [match[1]!.toLowerCase(), match[2]!.toLowerCase()];
+			if (!isCanonicalGuid(a) || !isCanonicalGuid(b)) {
+				return graphError(400, 'BadRequest', 'Invalid access package id.');
+			}
+
+			const holdersOfB = new Set(this.#assignments.filter(item => item.accessPackageId === b).map(item => item.target.objectId));
+			const violators = this.#assignments.filter(item => item.accessPackageId === a && holdersOfB.has(item.target.objectId));
+			return this.#page(violators, `/${version}${path}`, search);
+		}
+
+		if (segments[2] !== 'accessPackages') {
+			return unmatched();
+		}
+
+		const [, , , rawId, navigation, rawTarget, ref, ...extra] = segments;
+		if (extra.length > 0) {
+			return unmatched();
+		}
+
+		if (rawId === undefined) {
+			if (method !== 'GET') {
+				return unmatched();
+			}
+
+			this.#events.route('GET packages');
+			return this.#page([...this.#packages.values()], `/${version}${path}`, search);
+		}
+
+		if (!isCanonicalGuid(rawId.toLowerCase())) {
+			return graphError(400, 'BadRequest', `Invalid key '${rawId}' for accessPackage.`);
+		}
+
+		const id = rawId.toLowerCase();
+		const target = rawTarget?.toLowerCase();
+		if (navigation === undefined && method === 'GET') {
+			this.#events.route('GET package');
+			const accessPackage = this.#packages.get(id);
+			return accessPackage ? {status: 200, body: accessPackage} : notFound(id);
+		}
+
+		if (navigation === 'accessPackagesIncompatibleWith' && method === 'GET' && target === undefined) {
+			this.#events.route('GET linked-from');
+			if (!this.#packages.has(id)) {
+				return notFound(id);
+			}
+
+			const sources = [...this.#links.entries()].filter(([, targets]) => targets.has(id)).map(([from]) => from);
+			return this.#page(sources.sort().map(from => this.#packages.get(from) ?? {id: from}), `/${version}${path}`, search);
+		}
+
+		if (navigation !== 'incompatibleAccessPackages') {
+			return unmatched();
+		}
+
+		if (method === 'GET' && target === undefined) {
+			this.#events.route('GET links');
+			if (!this.#packages.has(id)) {
+				return notFound(id);
+			}
+
+			return this.#page(this.linksOf(id).map(to => this.#packages.get(to) ?? {id: to}), `/${version}${path}`, search);
+		}
+
+		if (method === 'POST' && target === '$ref' && ref === undefined) {
+			this.#events.route('POST link');
+			return this.#addLink(id, body, contentType, version);
+		}
+
+		if (method === 'DELETE' && target !== undefined && ref === '$ref') {
+			this.#events.route('DELETE link');
+			if (!isCanonicalGuid(target)) {
+				return graphError(400, 'BadRequest', `Invalid key '${rawTarget}' for accessPackage.`);
+			}
+
+			if (!this.#packages.has(id) || !this.hasLink(id, target)) {
+				return notFound(this.#packages.has(id) ? target : id);
+			}
+
+			this.#links.get(id)!.delete(target);
+			this.#events.wrote();
+			return {status: 204};
+		}
+
+		return unmatched();
+	}
+
+	#addLink(id: string, body: string, contentType: string | undefined, version: string): Reply {
+		if (!contentType?.toLowerCase().startsWith('application/json')) {
+			return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
+		}
+
+		let odataId: unknown;
+		try {
+			odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
+		} catch {
+			return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
+		}
+
+		const expected = new RegExp(`^https?://[^/]+/${version.replace('.', '\\.')}${entitlementManagement}/accessPackages/([^/?#]+)$`);
+		const match = typeof odataId === 'string' ? expected.exec(odataId) : null;
+		if (!match?.[1] || !isCanonicalGuid(match[1].toLowerCase())) {
+			return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
+		}
+
+		const target = match[1].toLowerCase();
+		const lag = this.#settings().notFoundFirstAdds;
+		const seen = this.#addsSeen.get(id) ?? 0;
+		this.#addsSeen.set(id, seen + 1);
+		if (seen < lag) {
+			return notFound(id);
+		}
+
+		if (!this.#packages.has(id)) {
+			return notFound(id);
+		}
+
+		if (!this.#packages.has(target)) {
+			return notFound(target);
+		}
+
+		if (id === target) {
+			return graphError(400, 'BadRequest', 'An access package cannot be incompatible with itself.');
+		}
+
+		if (this.hasLink(id, target)) {
+			const status = this.#settings().duplicateAddStatus;
+			return status === 204
+				? {status: 204}
+				: graphError(status, status === 409 ? 'Conflict' : 'BadRequest', 'The incompatible access package already exists.');
+		}
+
+		this.link(id, target);
+		this.#events.wrote();
+		return {status: 204};
+	}
+
+	#page(items: unknown[], path: string, search: string): Reply {
+		const parameters = new URLSearchParams(search);
+		const skip = Number(parameters.get('$skiptoken') ?? 0);
+		const {pageSize, baseUrl} = this.#settings();
+		const top = Math.min(Number(parameters.get('$top') ?? pageSize) || pageSize, pageSize);
+		const select = parameters.get('$select')?.split(',');
+		const page = items.slice(skip, skip + top).map(item => (select ? pick(item as Record<string, unknown>, select) : item));
+		const body: Record<string, unknown> = {value: page};
+		if (skip + top < items.length) {
+			const next = new URLSearchParams(parameters);
+			next.set('$skiptoken', String(skip + top));
+			body['@odata.nextLink'] = `${baseUrl}${path}?${next.toString()}`;
+		}
+
+		return {status: 200, body};
+	}
+}
+
+function pick(item: Record<string, unknown>, fields: string[]): Record<string, unknown> {
+	return Object.fromEntries(fields.filter(field => Object.hasOwn(item, field)).map(field => [field, item[field]]));
+}
