@@ -1,7 +1,7 @@
-// The link engine: applies pairs to Graph under one process-wide concurrency bound and one throttle gate, retrying what
-// is worth retrying and saying, for every pair, how it ended. Requests from every run in the process (every message the
-// host is handling) share a dispatcher that packs up to 20 operations into one `$batch`, paces them, and adapts how many
-// requests are in flight to what Graph accepts (see ThroughputControl).
+// The link engine: takes each pair through its states (write, verify by reading the list, retry, defer, dead-letter)
+// and walks paged collections, saying for every pair how it ended; admits work by pace. Every request goes through one
+// process-wide BatchDispatcher (one concurrency bound, one throttle gate, `$batch` packing, pacing), shared with the
+// other instances through ThrottleSync when a ThrottleStore is given.
 
 import {setMaxListeners} from 'node:events';
 import type {GraphFailure} from '../graph/graph-failure.js';
@@ -12,13 +12,14 @@ import {
 	readPage,
 	type CallResult,
 	type LinkGateway,
-	type LinkOperation,
 	type PagedOperation,
 } from '../graph/link-gateway.js';
 import type {LinkAction, Pair} from '../pair.js';
 import {defaults} from '../settings.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
+import {BatchDispatcher, minimumRequestWindowMs, type DispatchStats, type RunContext, type Sent} from './batch-dispatcher.js';
+import {childSignal} from './child-signal.js';
 import type {ThrottleStore} from './shared-throttle.js';
 import {ThrottleGate} from './throttle-gate.js';
 import {ThrottleSync} from './throttle-sync.js';
@@ -72,43 +73,8 @@ export interface RunOptions {
 	signal?: AbortSignal;
 }
 
-export interface EngineStats {
-	/** HTTP requests sent to Graph. */
-	requests: number;
-	/** Operations carried by them. */
-	operations: number;
-	/** Operations answered 429. */
-	throttled: number;
-	/** Requests that found Graph unreachable (no connection could be made). */
-	unreachable: number;
-}
-
-/** Once paced, a request carries about this much of the pace (see `#operationsPerRequest`). */
-const pacedRequestSeconds = 0.05;
-
-/** The least time worth starting a request in; closer to the deadline, the pair is deferred instead. */
-const minimumRequestWindowMs = 1000;
-
-type Sent<T> = CallResult<T> | {deferred: true; delayMs: number; throttled?: GraphFailure};
-
-/** Failures that say "wait", not "this request failed": they shut the gate for everyone. */
-function meansWait(result: CallResult<unknown>): result is {ok: false; failure: GraphFailure} {
-	return !result.ok && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
-}
-
-interface RunContext {
-	deadline: number;
-	signal: AbortSignal;
-}
-
-/** What the dispatcher hands back for one operation. */
-type Dispatched = CallResult<unknown> | {gateClosed: true; throttled?: GraphFailure} | {deferred: true};
-
-interface PendingOperation {
-	operation: LinkOperation;
-	context: RunContext;
-	resolve: (result: Dispatched) => void;
-}
+/** What the engine counts: its dispatcher's requests, operations, 429s and unreachable requests. */
+export type EngineStats = DispatchStats;
 
 /**
  * @example
@@ -116,19 +82,12 @@ interface PendingOperation {
  * const outcomes = await engine.run(pairs, 'add', {deadline: Date.now() + 60_000});
  */
 export class LinkEngine {
-	readonly #gateway: LinkGateway;
 	readonly #control: ThroughputControl;
-	readonly #batchSize: number;
 	readonly #gate: ThrottleGate;
 	readonly #policy: RetryPolicy;
 	readonly #clock: Clock;
 	readonly #random: () => number;
-	readonly #requestTimeoutMs: number;
-	/** Operations waiting for a request, oldest first; `#pendingHead` skips those already taken (no O(n) shifts). */
-	#pending: PendingOperation[] = [];
-	#pendingHead = 0;
-	#active = 0;
-	#drainScheduled = false;
+	readonly #dispatcher: BatchDispatcher;
 	/** Pairs (and page walks) this engine holds now, across every run: what admission weighs against the pace. */
 	#held = 0;
 	readonly #sync: ThrottleSync | undefined;
@@ -145,14 +104,11 @@ export class LinkEngine {
 			throw new TypeError(`Expected batchSize to be a whole number from 1 to ${maximumBatchSize}, got ${batchSize}`);
 		}
 
-		this.#gateway = options.gateway;
-		this.#batchSize = batchSize;
 		this.#clock = options.clock ?? systemClock;
 		this.#random = options.random ?? Math.random;
 		this.#control = new ThroughputControl({maxConcurrency, clock: this.#clock});
 		this.#gate = options.gate ?? new ThrottleGate({clock: this.#clock, random: this.#random});
 		this.#policy = options.retryPolicy ?? defaultRetryPolicy;
-		this.#requestTimeoutMs = options.requestTimeoutMs ?? defaults.graphRequestTimeoutSeconds * 1000;
 		this.#sync = options.throttleStore
 			? new ThrottleSync({
 					store: options.throttleStore,
@@ -162,6 +118,16 @@ export class LinkEngine {
 					onWarning: options.onWarning ?? (message => console.warn(message)),
 				})
 			: undefined;
+		this.#dispatcher = new BatchDispatcher({
+			gateway: options.gateway,
+			control: this.#control,
+			gate: this.#gate,
+			clock: this.#clock,
+			batchSize,
+			requestTimeoutMs: options.requestTimeoutMs ?? defaults.graphRequestTimeoutSeconds * 1000,
+			sync: this.#sync,
+			stats: this.stats,
+		});
 	}
 
 	/** The link to the other instances, when the throttle state is shared. */
@@ -225,10 +191,10 @@ export class LinkEngine {
 		const context: RunContext = {deadline: options.deadline, signal: run.signal};
 		// At the deadline, what still waits for a request slot is deferred at once, not when its turn comes.
 		const purge = setTimeout(() => {
-			this.#purge(context);
+			this.#dispatcher.purge(context);
 		}, Math.max(0, options.deadline - minimumRequestWindowMs - this.#clock.now()));
 		purge.unref();
-		run.signal.addEventListener('abort', () => this.#purge(context), {once: true});
+		run.signal.addEventListener('abort', () => this.#dispatcher.purge(context), {once: true});
 		const settled = await Promise.allSettled(
 			pairs.map(async pair => {
 				try {
@@ -279,7 +245,7 @@ export class LinkEngine {
 		let nextLink: string | undefined;
 		for (;;) {
 			// eslint-disable-next-line no-await-in-loop
-			const page = await this.#send({...operation, nextLink}, context);
+			const page = await this.#dispatcher.send({...operation, nextLink}, context);
 			if ('deferred' in page) {
 				return {ok: false, failure: page.throttled ?? {kind: 'timeout', code: 'TimeBudget', message: 'not read within the time budget'}};
 			}
@@ -349,7 +315,7 @@ export class LinkEngine {
 				failure = listed.failure;
 			} else {
 				// eslint-disable-next-line no-await-in-loop
-				const written = await this.#send({kind: action, pair}, context);
+				const written = await this.#dispatcher.send({kind: action, pair}, context);
 				if ('deferred' in written) {
 					return deferred(written.delayMs, false, written.throttled);
 				}
@@ -417,7 +383,7 @@ export class LinkEngine {
 		let nextLink: string | undefined;
 		do {
 			// eslint-disable-next-line no-await-in-loop
-			const page = await this.#send({kind: 'list', accessPackageId: pair.accessPackageId, nextLink}, context);
+			const page = await this.#dispatcher.send({kind: 'list', accessPackageId: pair.accessPackageId, nextLink}, context);
 			if ('deferred' in page || !page.ok) {
 				return page;
 			}
@@ -433,244 +399,5 @@ export class LinkEngine {
 		return {ok: true, value: false};
 	}
 
-	/**
-	 * Sends one operation once the gate is open, through the dispatcher. A 429 closes the gate and the operation waits
-	 * for it again (holding no concurrency slot); past the deadline, or on shutdown, the pair is deferred instead.
-	 */
-	async #send(operation: LinkOperation, context: RunContext): Promise<Sent<unknown>> {
-		let throttled: GraphFailure | undefined;
-		for (;;) {
-			const waitMs = Math.max(0, this.#gate.reopenAt - this.#clock.now());
-			if (context.signal.aborted || this.#clock.now() + waitMs + minimumRequestWindowMs > context.deadline) {
-				return {deferred: true, delayMs: waitMs, throttled};
-			}
-
-			if (!this.#gate.isOpen()) {
-				try {
-					// eslint-disable-next-line no-await-in-loop
-					await this.#gate.whenOpen(context.signal);
-				} catch {
-					return {deferred: true, delayMs: 0, throttled};
-				}
-			}
-
-			// eslint-disable-next-line no-await-in-loop
-			const result = await new Promise<Dispatched>(resolve => {
-				this.#pending.push({operation, context, resolve});
-				this.#scheduleDrain();
-			});
-			if ('gateClosed' in result) {
-				throttled = result.throttled ?? throttled;
-				continue;
-			}
-
-			if ('deferred' in result) {
-				return {deferred: true, delayMs: 0, throttled};
-			}
-
-			return result;
-		}
-	}
-
-	/** Waits one turn of the event loop, so that the operations submitted together leave together. */
-	#scheduleDrain(): void {
-		if (!this.#drainScheduled) {
-			this.#drainScheduled = true;
-			setImmediate(() => {
-				this.#drainScheduled = false;
-				this.#drain();
-			});
-		}
-	}
-
-	/** Starts requests while slots are free: each takes up to `batchSize` pending operations. */
-	#drain(): void {
-		while (this.#pendingHead < this.#pending.length && this.#active < this.#control.concurrency) {
-			if (!this.#gate.isOpen()) {
-				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.
-				for (const entry of this.#take(Number.POSITIVE_INFINITY)) {
-					entry.resolve({gateClosed: true});
-				}
-
-				return;
-			}
-
-			const group = this.#take(this.#operationsPerRequest());
-			this.#active++;
-			this.#request(group)
-				.catch((error: unknown) => {
-					// A request that could not even be made is a failure of its operations, never a crash of the process.
-					const failure: GraphFailure = {kind: 'bad-request', code: 'RequestFailed', message: `the request failed before an answer: ${(error as Error)?.message ?? String(error)}`};
-					for (const entry of group) {
-						entry.resolve({ok: false, failure});
-					}
-				})
-				.finally(() => {
-					this.#active--;
-					this.#drain();
-				});
-		}
-	}
-
-	/**
-	 * Operations per request: `batchSize` while unpaced; once paced, about 50 ms of the pace (at least one). A `$batch` of
-	 * 20 at a share of 60 operations/s would spend a third of a second's budget in one go, and every operation in a
-	 * request that meets an empty bucket is refused: finer requests keep the pace smooth and a throttle event small.
-	 */
-	#operationsPerRequest(): number {
-		const rate = this.#control.rate;
-		return Number.isFinite(rate) ? Math.max(1, Math.min(this.#batchSize, Math.round(rate * pacedRequestSeconds))) : this.#batchSize;
-	}
-
-	/** Defers every waiting operation of `context` (its deadline came) and keeps the others in order. */
-	#purge(context: RunContext): void {
-		const kept: PendingOperation[] = [];
-		for (let index = this.#pendingHead; index < this.#pending.length; index++) {
-			const entry = this.#pending[index]!;
-			if (entry.context === context) {
-				entry.resolve({deferred: true});
-			} else {
-				kept.push(entry);
-			}
-		}
-
-		this.#pending = kept;
-		this.#pendingHead = 0;
-	}
-
-	/** The oldest `count` pending operations, removed. */
-	#take(count: number): PendingOperation[] {
-		const end = Math.min(this.#pending.length, this.#pendingHead + count);
-		const taken = this.#pending.slice(this.#pendingHead, end);
-		this.#pendingHead = end;
-		if (this.#pendingHead === this.#pending.length) {
-			this.#pending = [];
-			this.#pendingHead = 0;
-		} else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
-			this.#pending = this.#pending.slice(this.#pendingHead);
-			this.#pendingHead = 0;
-		}
-
-		return taken;
-	}
-
-	async #request(group: PendingOperation[]): Promise<void> {
-		// Late operations leave before they are paced: a deferred pair must not spend the budget or wait for a turn.
-		const timely = dropLate(group, this.#clock.now());
-		if (timely.length === 0) {
-			return;
-		}
-
-		const paceMs = this.#control.reserve(timely.length);
-		if (paceMs > 0) {
-			await this.#clock.sleep(paceMs);
-		}
-
-		const now = this.#clock.now();
-		const live = dropLate(timely, now);
-		if (live.length === 0) {
-			return;
-		}
-
-		if (!this.#gate.isOpen()) {
-			for (const entry of live) {
-				entry.resolve({gateClosed: true});
-			}
-
-			return;
-		}
-
-		const timeoutMs = Math.min(this.#requestTimeoutMs, ...live.map(entry => entry.context.deadline - now));
-		const timeout = childSignal(undefined, timeoutMs);
-		const operations = live.map(entry => entry.operation);
-		this.stats.requests++;
-		this.stats.operations += operations.length;
-		const results =
-			operations.length === 1
-				? [await this.#gateway.execute(operations[0]!, timeout.signal)]
-				: await this.#gateway.executeBatch(operations, timeout.signal);
-		timeout.dispose();
-		// Accepted operations are counted before any 429 of the same answer, so that the rate estimate includes them.
-		const accepted = results.filter(result => !meansWait(result)).length;
-		if (accepted > 0) {
-			this.#gate.recordSuccess();
-			this.#control.recordAccepted(accepted);
-		}
-
-		let unreachable = false;
-		for (const [index, entry] of live.entries()) {
-			const result = results[index]!;
-			if (!meansWait(result)) {
-				entry.resolve(result);
-				continue;
-			}
-
-			if (result.failure.kind === 'unreachable') {
-				// The request never left: Graph (or the way to it) is down. Everyone waits, backing off, and no pair is
-				// charged for it; one gate close per request, however many operations it carried.
-				unreachable = true;
-			} else {
-				this.stats.throttled++;
-				if (this.#gate.close(result.failure.retryAfterMs, now)) {
-					const reopenAt = this.#gate.reopenAt;
-					const pace = this.#control.recordThrottle(Math.max(0, reopenAt - this.#clock.now()));
-					this.#sync?.publish({reopenAt, sentAt: now, closedAt: this.#clock.now(), pace});
-				}
-			}
-
-			entry.resolve({gateClosed: true, throttled: result.failure});
-		}
-
-		if (unreachable) {
-			this.stats.unreachable++;
-			if (this.#gate.close(undefined, now)) {
-				this.#sync?.publish({reopenAt: this.#gate.reopenAt, sentAt: now, closedAt: this.#clock.now(), pace: undefined});
-			}
-		}
-	}
 }
 
-/** Resolves as deferred the operations whose run has no time left (or stopped); returns the others. */
-function dropLate(group: PendingOperation[], now: number): PendingOperation[] {
-	return group.filter(entry => {
-		const late = entry.context.signal.aborted || entry.context.deadline - now < minimumRequestWindowMs;
-		if (late) {
-			entry.resolve({deferred: true});
-		}
-
-		return !late;
-	});
-}
-
-/**
- * An abort signal that follows `parent` (and fires a `TimeoutError` after `timeoutMs`, if given), with a `dispose` that
- * unhooks it from the parent. Used instead of `AbortSignal.any` so that a long-lived parent (the host's shutdown signal)
- * does not collect a listener per request.
- */
-function childSignal(parent: AbortSignal | undefined, timeoutMs?: number): {signal: AbortSignal; abort(): void; dispose(): void} {
-	const controller = new AbortController();
-	const abort = () => {
-		controller.abort(new DOMException('The operation was aborted.', 'AbortError'));
-	};
-
-	const timer =
-		timeoutMs === undefined
-			? undefined
-			: setTimeout(() => {
-					controller.abort(new DOMException('The operation timed out.', 'TimeoutError'));
-				}, timeoutMs);
-	if (parent?.aborted) {
-		abort();
-	} else {
-		parent?.addEventListener('abort', abort, {once: true});
-	}
-
-	return {
-		signal: controller.signal,
-		abort,
-		dispose() {
-			clearTimeout(timer);
-			parent?.removeEventListener('abort', abort);
-		},
-	};
-}

@@ -1,0 +1,298 @@
+// The `$batch` dispatcher: every operation of every run in the process waits here for a request slot; up to `batchSize`
+// of them leave together in one request, paced, under the concurrency the throughput control allows and only while
+// the throttle gate is open. Each answer goes back to its operation; a 429 or an unreachable Graph shuts the gate for
+// everyone (and, through the sync, for every instance).
+
+import type {GraphFailure} from '../graph/graph-failure.js';
+import type {CallResult, LinkGateway, LinkOperation} from '../graph/link-gateway.js';
+import {childSignal} from './child-signal.js';
+import type {Clock} from './clock.js';
+import type {ThrottleGate} from './throttle-gate.js';
+import type {ThrottleSync} from './throttle-sync.js';
+import type {ThroughputControl} from './throughput-control.js';
+
+/** Once paced, a request carries about this much of the pace (see `#operationsPerRequest`). */
+const pacedRequestSeconds = 0.05;
+
+/** The least time worth starting a request in; closer to the deadline, the pair is deferred instead. */
+export const minimumRequestWindowMs = 1000;
+
+export type Sent<T> = CallResult<T> | {deferred: true; delayMs: number; throttled?: GraphFailure};
+
+/** Failures that say "wait", not "this request failed": they shut the gate for everyone. */
+function meansWait(result: CallResult<unknown>): result is {ok: false; failure: GraphFailure} {
+	return !result.ok && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
+}
+
+export interface RunContext {
+	deadline: number;
+	signal: AbortSignal;
+}
+
+/** What the dispatcher hands back for one operation. */
+type Dispatched = CallResult<unknown> | {gateClosed: true; throttled?: GraphFailure} | {deferred: true};
+
+interface PendingOperation {
+	operation: LinkOperation;
+	context: RunContext;
+	resolve: (result: Dispatched) => void;
+}
+
+/** What a dispatcher counts, for `sod-sync run`'s report and the bench. */
+export interface DispatchStats {
+	/** HTTP requests sent to Graph. */
+	requests: number;
+	/** Operations carried by them. */
+	operations: number;
+	/** Operations answered 429. */
+	throttled: number;
+	/** Requests that found Graph unreachable (no connection could be made). */
+	unreachable: number;
+}
+
+export interface BatchDispatcherOptions {
+	gateway: LinkGateway;
+	control: ThroughputControl;
+	gate: ThrottleGate;
+	clock: Clock;
+	batchSize: number;
+	requestTimeoutMs: number;
+	sync: ThrottleSync | undefined;
+	stats: DispatchStats;
+}
+
+export class BatchDispatcher {
+	readonly #gateway: LinkGateway;
+	readonly #control: ThroughputControl;
+	readonly #gate: ThrottleGate;
+	readonly #clock: Clock;
+	readonly #batchSize: number;
+	readonly #requestTimeoutMs: number;
+	readonly #sync: ThrottleSync | undefined;
+	readonly stats: DispatchStats;
+	/** Operations waiting for a request, oldest first; `#pendingHead` skips those already taken (no O(n) shifts). */
+	#pending: PendingOperation[] = [];
+	#pendingHead = 0;
+	#active = 0;
+	#drainScheduled = false;
+
+	constructor(options: BatchDispatcherOptions) {
+		this.#gateway = options.gateway;
+		this.#control = options.control;
+		this.#gate = options.gate;
+		this.#clock = options.clock;
+		this.#batchSize = options.batchSize;
+		this.#requestTimeoutMs = options.requestTimeoutMs;
+		this.#sync = options.sync;
+		this.stats = options.stats;
+	}
+
+	/**
+	 * Sends one operation once the gate is open, through the dispatcher. A 429 closes the gate and the operation waits
+	 * for it again (holding no concurrency slot); past the deadline, or on shutdown, the pair is deferred instead.
+	 */
+	async send(operation: LinkOperation, context: RunContext): Promise<Sent<unknown>> {
+		let throttled: GraphFailure | undefined;
+		for (;;) {
+			const waitMs = Math.max(0, this.#gate.reopenAt - this.#clock.now());
+			if (context.signal.aborted || this.#clock.now() + waitMs + minimumRequestWindowMs > context.deadline) {
+				return {deferred: true, delayMs: waitMs, throttled};
+			}
+
+			if (!this.#gate.isOpen()) {
+				try {
+					// eslint-disable-next-line no-await-in-loop
+					await this.#gate.whenOpen(context.signal);
+				} catch {
+					return {deferred: true, delayMs: 0, throttled};
+				}
+			}
+
+			// eslint-disable-next-line no-await-in-loop
+			const result = await new Promise<Dispatched>(resolve => {
+				this.#pending.push({operation, context, resolve});
+				this.#scheduleDrain();
+			});
+			if ('gateClosed' in result) {
+				throttled = result.throttled ?? throttled;
+				continue;
+			}
+
+			if ('deferred' in result) {
+				return {deferred: true, delayMs: 0, throttled};
+			}
+
+			return result;
+		}
+	}
+
+	/** Waits one turn of the event loop, so that the operations submitted together leave together. */
+	#scheduleDrain(): void {
+		if (!this.#drainScheduled) {
+			this.#drainScheduled = true;
+			setImmediate(() => {
+				this.#drainScheduled = false;
+				this.#drain();
+			});
+		}
+	}
+
+	/** Starts requests while slots are free: each takes up to `batchSize` pending operations. */
+	#drain(): void {
+		while (this.#pendingHead < this.#pending.length && this.#active < this.#control.concurrency) {
+			if (!this.#gate.isOpen()) {
+				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.
+				for (const entry of this.#take(Number.POSITIVE_INFINITY)) {
+					entry.resolve({gateClosed: true});
+				}
+
+				return;
+			}
+
+			const group = this.#take(this.#operationsPerRequest());
+			this.#active++;
+			this.#request(group)
+				.catch((error: unknown) => {
+					// A request that could not even be made is a failure of its operations, never a crash of the process.
+					const failure: GraphFailure = {kind: 'bad-request', code: 'RequestFailed', message: `the request failed before an answer: ${(error as Error)?.message ?? String(error)}`};
+					for (const entry of group) {
+						entry.resolve({ok: false, failure});
+					}
+				})
+				.finally(() => {
+					this.#active--;
+					this.#drain();
+				});
+		}
+	}
+
+	/**
+	 * Operations per request: `batchSize` while unpaced; once paced, about 50 ms of the pace (at least one). A `$batch` of
+	 * 20 at a share of 60 operations/s would spend a third of a second's budget in one go, and every operation in a
+	 * request that meets an empty bucket is refused: finer requests keep the pace smooth and a throttle event small.
+	 */
+	#operationsPerRequest(): number {
+		const rate = this.#control.rate;
+		return Number.isFinite(rate) ? Math.max(1, Math.min(this.#batchSize, Math.round(rate * pacedRequestSeconds))) : this.#batchSize;
+	}
+
+	/** Defers every waiting operation of `context` (its deadline came) and keeps the others in order. */
+	purge(context: RunContext): void {
+		const kept: PendingOperation[] = [];
+		for (let index = this.#pendingHead; index < this.#pending.length; index++) {
+			const entry = this.#pending[index]!;
+			if (entry.context === context) {
+				entry.resolve({deferred: true});
+			} else {
+				kept.push(entry);
+			}
+		}
+
+		this.#pending = kept;
+		this.#pendingHead = 0;
+	}
+
+	/** The oldest `count` pending operations, removed. */
+	#take(count: number): PendingOperation[] {
+		const end = Math.min(this.#pending.length, this.#pendingHead + count);
+		const taken = this.#pending.slice(this.#pendingHead, end);
+		this.#pendingHead = end;
+		if (this.#pendingHead === this.#pending.length) {
+			this.#pending = [];
+			this.#pendingHead = 0;
+		} else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
+			this.#pending = this.#pending.slice(this.#pendingHead);
+			this.#pendingHead = 0;
+		}
+
+		return taken;
+	}
+
+	async #request(group: PendingOperation[]): Promise<void> {
+		// Late operations leave before they are paced: a deferred pair must not spend the budget or wait for a turn.
+		const timely = dropLate(group, this.#clock.now());
+		if (timely.length === 0) {
+			return;
+		}
+
+		const paceMs = this.#control.reserve(timely.length);
+		if (paceMs > 0) {
+			await this.#clock.sleep(paceMs);
+		}
+
+		const now = this.#clock.now();
+		const live = dropLate(timely, now);
+		if (live.length === 0) {
+			return;
+		}
+
+		if (!this.#gate.isOpen()) {
+			for (const entry of live) {
+				entry.resolve({gateClosed: true});
+			}
+
+			return;
+		}
+
+		const timeoutMs = Math.min(this.#requestTimeoutMs, ...live.map(entry => entry.context.deadline - now));
+		const timeout = childSignal(undefined, timeoutMs);
+		const operations = live.map(entry => entry.operation);
+		this.stats.requests++;
+		this.stats.operations += operations.length;
+		const results =
+			operations.length === 1
+				? [await this.#gateway.execute(operations[0]!, timeout.signal)]
+				: await this.#gateway.executeBatch(operations, timeout.signal);
+		timeout.dispose();
+		// Accepted operations are counted before any 429 of the same answer, so that the rate estimate includes them.
+		const accepted = results.filter(result => !meansWait(result)).length;
+		if (accepted > 0) {
+			this.#gate.recordSuccess();
+			this.#control.recordAccepted(accepted);
+		}
+
+		let unreachable = false;
+		for (const [index, entry] of live.entries()) {
+			const result = results[index]!;
+			if (!meansWait(result)) {
+				entry.resolve(result);
+				continue;
+			}
+
+			if (result.failure.kind === 'unreachable') {
+				// The request never left: Graph (or the way to it) is down. Everyone waits, backing off, and no pair is
+				// charged for it; one gate close per request, however many operations it carried.
+				unreachable = true;
+			} else {
+				this.stats.throttled++;
+				if (this.#gate.close(result.failure.retryAfterMs, now)) {
+					const reopenAt = this.#gate.reopenAt;
+					const pace = this.#control.recordThrottle(Math.max(0, reopenAt - this.#clock.now()));
+					this.#sync?.publish({reopenAt, sentAt: now, closedAt: this.#clock.now(), pace});
+				}
+			}
+
+			entry.resolve({gateClosed: true, throttled: result.failure});
+		}
+
+		if (unreachable) {
+			this.stats.unreachable++;
+			if (this.#gate.close(undefined, now)) {
+				this.#sync?.publish({reopenAt: this.#gate.reopenAt, sentAt: now, closedAt: this.#clock.now(), pace: undefined});
+			}
+		}
+	}
+}
+
+/** Resolves as deferred the operations whose run has no time left (or stopped); returns the others. */
+function dropLate(group: PendingOperation[], now: number): PendingOperation[] {
+	return group.filter(entry => {
+		const late = entry.context.signal.aborted || entry.context.deadline - now < minimumRequestWindowMs;
+		if (late) {
+			entry.resolve({deferred: true});
+		}
+
+		return !late;
+	});
+}
+
