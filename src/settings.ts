@@ -390,12 +390,13 @@ export function readReconcileSettings(environment: Environment): ReconcileSettin
 }
 
 /**
- * Under the Functions host (which sets `FUNCTIONS_WORKER_RUNTIME`), every setting is checked when the app loads, so a
- * bad one stops the app at start (the host reports the error and runs no function; messages wait in the queue)
- * instead of failing each message until it is poisoned. Elsewhere (tests, tooling) importing the app needs no settings.
+ * Under the Functions host (which sets `FUNCTIONS_WORKER_RUNTIME`; on Azure the platform also sets `WEBSITE_SITE_NAME`),
+ * every setting is checked when the app loads, so a bad one stops the app at start (the host reports the error and
+ * runs no function; messages wait in the queue) instead of failing each message until it is poisoned. Elsewhere (tests,
+ * tooling) importing the app needs no settings.
  */
 export function checkSettingsAtStart(environment: Environment): void {
-	if (!environment.FUNCTIONS_WORKER_RUNTIME) {
+	if (!environment.FUNCTIONS_WORKER_RUNTIME && !environment.WEBSITE_SITE_NAME) {
 		return;
 	}
 
