@@ -197,7 +197,7 @@ async function main(): Promise<void> {
 				const measurement = await runScenario(scenario, contender, azurite, work, usage, contender === 'sod-sync before' ? beforeCli! : cli);
 				measurements.push(measurement);
 				process.stdout.write(
-					` ${measurement.pairsPerSecond.toFixed(0)} pairs/s (${measurement.ratio.toFixed(2)} of ceiling), ${(measurement.throttledPer1000 / 10).toFixed(1)}% 429s, ${measurement.lost} not linked, ${measurement.deadLettered} dead-lettered, ${measurement.wallSeconds.toFixed(0)} s\n`,
+					` ${measurement.pairsPerSecond.toFixed(0)} pairs/s (${Number.isFinite(measurement.ratio) ? measurement.ratio.toFixed(2) : '-'} of ceiling), ${(measurement.throttledPer1000 / 10).toFixed(1)}% 429s, ${measurement.lost} not linked, ${measurement.deadLettered} dead-lettered, ${measurement.wallSeconds.toFixed(0)} s\n`,
 				);
 			}
 		}
@@ -356,7 +356,7 @@ function describe(
 	const find = (scenario: string, contender: string) => measurements.find(m => m.scenario === scenario && m.contender === contender);
 	const rows = measurements.map(
 		m =>
-			`| ${m.scenario} | ${m.contender} | ${m.pairsPerSecond.toFixed(0)} | ${m.ratio.toFixed(2)} | ${m.requestsPerPair.toFixed(3)} | ${m.throttledPer1000.toFixed(1)} | ${m.lost} | ${m.deadLettered} | ${m.seconds.toFixed(1)} / ${m.wallSeconds.toFixed(1)} | ${m.cpuMsPer1000.toFixed(0)} / ${m.netCpuMsPer1000.toFixed(0)} | ${m.peakRssMb.toFixed(0)} |`,
+			`| ${m.scenario} | ${m.contender} | ${m.pairsPerSecond.toFixed(0)} | ${Number.isFinite(m.ratio) ? m.ratio.toFixed(2) : '-'} | ${m.requestsPerPair.toFixed(3)} | ${m.throttledPer1000.toFixed(1)} | ${m.lost} | ${m.deadLettered} | ${m.seconds.toFixed(1)} / ${m.wallSeconds.toFixed(1)} | ${m.cpuMsPer1000.toFixed(0)} / ${m.netCpuMsPer1000.toFixed(0)} | ${m.peakRssMb.toFixed(0)} |`,
 	);
 	const verdicts: Array<{target: string; figure: string; met: boolean}> = [];
 	const target = (name: string, measurement: Measurement | undefined, figure: (m: Measurement) => string, met: (m: Measurement) => boolean) => {

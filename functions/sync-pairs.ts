@@ -1,9 +1,9 @@
 // Registration only: the queue trigger hands each pairs message to the worker in src/.
 
 import {app} from '@azure/functions';
-import {readQueueHostConfig} from '../src/host-config.js';
 import {checkSettingsAtStart, readSettings, settingNames} from '../src/settings.js';
 import {createPairsHandler, type WorkerDependencies} from '../src/worker/pairs-handler.js';
+import {openAppStorage} from '../src/storage/app-storage.js';
 import {createWorkerDependencies} from '../src/worker/worker-runtime.js';
 
 checkSettingsAtStart(process.env);
@@ -15,7 +15,11 @@ app.storageQueue('sync-pairs', {
 	queueName: `%${settingNames.queueName}%`,
 	connection: settingNames.storage,
 	handler: createPairsHandler(() => {
-		dependencies ??= createWorkerDependencies(readSettings(process.env), readQueueHostConfig(), process.env);
+		if (!dependencies) {
+			const settings = readSettings(process.env);
+			dependencies = createWorkerDependencies(settings, openAppStorage(settings), process.env);
+		}
+
 		return dependencies;
 	}),
 });

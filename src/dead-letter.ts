@@ -50,7 +50,7 @@ const maximumRawPairLength = 2000;
 /** Up to this many invalid pairs of one message get a record each; more are grouped. Defaults to 20. */
 export const maximumSingleInvalidPairRecords = 20;
 /** Room left under the queue's 64 KiB for what the queue adds. */
-const maximumRecordBytes = maximumEncodedMessageBytes - 1024;
+export const maximumRecordBytes = maximumEncodedMessageBytes - 1024;
 
 export interface RecordContext {
 	action: LinkAction | null;
@@ -119,11 +119,6 @@ export function invalidPairRecords(
 
 	close();
 	return records;
-}
-
-/** Whether a record fits one queue message once encoded (what counts is bytes after encoding, not characters). */
-export function recordFits(record: DeadLetterRecord, encoding: MessageEncoding): boolean {
-	return encodedSize(JSON.stringify(record), encoding) <= maximumRecordBytes;
 }
 
 export function errorFromFailure(failure: GraphFailure): DeadLetterError {

@@ -314,11 +314,11 @@ function parseStateContainer(raw: string): string | undefined {
 		return undefined;
 	}
 
-	if (!containerNamePattern.test(raw)) {
-		throw new Error(`'${raw}' is not a blob container name (3-63 lower-case letters, digits and single hyphens) or 'off'`);
+	try {
+		return parseContainerName(raw);
+	} catch (error) {
+		throw new Error(`${(error as Error).message} or 'off'`);
 	}
-
-	return raw;
 }
 
 function parseContainerName(raw: string): string {

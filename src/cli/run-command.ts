@@ -63,11 +63,10 @@ export async function runQueueHost(
 ): Promise<RunResult & {elapsedMs: number}> {
 	const {settings, environment} = settingsFrom(flagValues, options.environment ?? io.environment);
 	const storage = openAppStorage(settings);
-	const config = storage.hostConfig;
 	const totals = new OutcomeTotals();
 	const progress = new ProgressLine(io.stderr);
 	const startedAt = Date.now();
-	const dependencies = createWorkerDependencies(settings, config, environment, {
+	const dependencies = createWorkerDependencies(settings, storage, environment, {
 		signal: io.signal,
 		onSummary(summary) {
 			totals.add(summary);
@@ -78,7 +77,7 @@ export async function runQueueHost(
 	const host = new QueueHost({
 		queue: storage.queue(settings.queueName),
 		poisonQueue: storage.queue(`${settings.queueName}-poison`),
-		config,
+		config: storage.hostConfig,
 		handler: createPairsHandler(dependencies),
 		leaseSeconds: options.leaseSeconds,
 		log(level, message) {

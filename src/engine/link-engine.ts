@@ -135,11 +135,6 @@ export class LinkEngine {
 		return this.#sync;
 	}
 
-	/** Pairs held now, across every run. */
-	get held(): number {
-		return this.#held;
-	}
-
 	/**
 	 * How many of `count` more pairs this process can send before `deadline` at its current pace, after the pairs it
 	 * already holds (every run counts). All of them while unpaced. The caller runs the admitted pairs at once (no await

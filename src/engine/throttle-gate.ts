@@ -87,11 +87,6 @@ export class ThrottleGate {
 		}
 	}
 
-	/** When the last throttle event closed the gate (epoch ms). */
-	get closedAt(): number {
-		return this.#closedAt;
-	}
-
 	/** A request went through: the next 429 without Retry-After starts the backoff afresh. */
 	recordSuccess(): void {
 		this.#consecutiveCloses = 0;

@@ -41,8 +41,6 @@ export class ThrottleSync {
 	#warned = false;
 	/** The next exchange tells the others this instance has no work left. */
 	#leaving = false;
-	/** Exchanges that reached the store, for tests and `sod-sync run`'s report. */
-	exchanges = 0;
 
 	constructor(options: ThrottleSyncOptions) {
 		this.#options = {intervalMs: 1000, retryAfterFailureMs: 30_000, ...options};
@@ -115,7 +113,6 @@ export class ThrottleSync {
 			.exchange(this.instanceId, news, now, leaving)
 			.then(
 				snapshot => {
-					this.exchanges++;
 					this.#failedUntil = 0;
 					this.#apply(snapshot);
 				},

@@ -24,7 +24,6 @@ export class BlobThrottleStore implements ThrottleStore {
 	readonly #container: ContainerClient;
 	readonly #blobName: string;
 	#containerReady: Promise<unknown> | undefined;
-	#lastWriteAt = Number.NEGATIVE_INFINITY;
 
 	/** `blobName` is per pairs queue: instances on different queues (different apps) do not share. */
 	constructor(container: ContainerClient, blobName: string) {
@@ -39,7 +38,7 @@ export class BlobThrottleStore implements ThrottleStore {
 			const stored = await this.#read();
 			const merged = mergeThrottleRecord(stored.record, instanceId, news, now, leaving);
 			const heartbeatStale = (stored.record.instances[instanceId] ?? Number.NEGATIVE_INFINITY) < now - heartbeatWriteMs;
-			if (!news && !leaving && !heartbeatStale && now - this.#lastWriteAt < heartbeatWriteMs) {
+			if (!news && !leaving && !heartbeatStale) {
 				return snapshotOf(merged, now);
 			}
 
@@ -50,7 +49,6 @@ export class BlobThrottleStore implements ThrottleStore {
 					conditions: stored.etag ? {ifMatch: stored.etag} : {ifNoneMatch: '*'},
 					blobHTTPHeaders: {blobContentType: 'application/json'},
 				});
-				this.#lastWriteAt = now;
 				return snapshotOf(merged, now);
 			} catch (error) {
 				const status = (error as {statusCode?: number}).statusCode;

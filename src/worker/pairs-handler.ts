@@ -9,7 +9,7 @@ import {
 	failureRecord,
 	invalidMessageRecord,
 	invalidPairRecords,
-	recordFits,
+	maximumRecordBytes,
 	type DeadLetterReason,
 	type DeadLetterRecord,
 	type RecordContext,
@@ -17,7 +17,7 @@ import {
 import type {Clock} from '../engine/clock.js';
 import {systemClock} from '../engine/clock.js';
 import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} from '../engine/link-engine.js';
-import {packPairs, parseMessage, type MessageEncoding} from '../message.js';
+import {encodedSize, packPairs, parseMessage, type MessageEncoding} from '../message.js';
 import type {Pair} from '../pair.js';
 import type {MessageSink} from '../queue/storage-queue.js';
 import {settingNames} from '../settings.js';
@@ -115,6 +115,7 @@ export async function handlePairsMessage(
 	});
 
 	const requeues: Array<{pairs: Pair[]; delayMs: number; attempt: number}> = [];
+	const firstEnqueuedAt = (parsed.kind === 'pairs' ? parsed.firstEnqueuedAt : undefined) ?? insertionTime(context) ?? startedAt;
 	if (parsed.kind === 'invalid-message') {
 		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
 	} else {
@@ -161,7 +162,7 @@ export async function handlePairsMessage(
 				notAdmitted,
 				admissionDelayMs,
 				attempt: parsed.attempt,
-				firstEnqueuedAt: parsed.firstEnqueuedAt ?? insertionTime(context) ?? startedAt,
+				firstEnqueuedAt,
 				now,
 			},
 			{maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs},
@@ -182,12 +183,16 @@ export async function handlePairsMessage(
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
 	const limit = pLimit(outputConcurrency);
 	const writes = deadLetters.map(async record =>
-		limit(async () => dependencies.deadLetterQueue.send(JSON.stringify(await fitRecord(record, dependencies)))),
+		limit(async () => dependencies.deadLetterQueue.send(await recordText(record, dependencies))),
 	);
 	if (parsed.kind === 'pairs') {
-		const firstEnqueuedAt = new Date(parsed.firstEnqueuedAt ?? insertionTime(context) ?? startedAt).toISOString();
 		for (const requeue of requeues) {
-			const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt, firstEnqueuedAt};
+			const envelope = {
+				action: parsed.action,
+				correlationId: parsed.correlationId,
+				attempt: requeue.attempt,
+				firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString(),
+			};
 			const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
 			for (const text of packPairs(requeue.pairs, envelope, dependencies.encoding)) {
 				writes.push(limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds})));
@@ -212,13 +217,14 @@ export async function handlePairsMessage(
 }
 
 /**
- * The record as it can be written: whole when it fits a queue message once encoded; an unreadable message too large to
- * sit inline goes to a blob first, named in the record. Anything else too large cannot happen (pairs and errors are
+ * The record's text as it is written: whole when it fits a queue message once encoded; an unreadable message too large
+ * to sit inline goes to a blob first, named in the record. Anything else too large cannot happen (pairs and errors are
  * bounded), but would fail the invocation rather than be cut.
  */
-async function fitRecord(record: DeadLetterRecord, dependencies: WorkerDependencies): Promise<DeadLetterRecord> {
-	if (recordFits(record, dependencies.encoding)) {
-		return record;
+async function recordText(record: DeadLetterRecord, dependencies: WorkerDependencies): Promise<string> {
+	const text = JSON.stringify(record);
+	if (encodedSize(text, dependencies.encoding) <= maximumRecordBytes) {
+		return text;
 	}
 
 	if (record.reason !== 'invalid-message' || record.message === null || !dependencies.rawMessages) {
@@ -226,7 +232,7 @@ async function fitRecord(record: DeadLetterRecord, dependencies: WorkerDependenc
 	}
 
 	const messageBlob = await dependencies.rawMessages.save(record.message, record.sourceMessageId ?? undefined);
-	return {...record, message: null, messageBlob};
+	return JSON.stringify({...record, message: null, messageBlob});
 }
 
 /** The one log line per message. */

@@ -6,14 +6,13 @@ import {LinkEngine, type LinkEngineOptions} from '../engine/link-engine.js';
 import {retryPolicyFor, type RetryPolicy} from '../engine/retry-decision.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenSource} from '../graph/graph-client.js';
 import {GraphLinkGateway} from '../graph/link-gateway.js';
-import type {QueueHostConfig} from '../host-config.js';
 import type {Environment, Settings} from '../settings.js';
 import type {ThrottleStore} from '../engine/shared-throttle.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
 import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
-import {openAppStorage} from '../storage/app-storage.js';
+import type {AppStorage} from '../storage/app-storage.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
 
@@ -110,19 +109,18 @@ export function rawMessageStoreFor(settings: Settings): RawMessageStore | undefi
 	}
 }
 
+/** The handler's dependencies on the app's storage (see `openAppStorage`), opened once by the caller. */
 export function createWorkerDependencies(
 	settings: Settings,
-	hostConfig: QueueHostConfig,
+	storage: AppStorage,
 	environment: Environment,
 	overrides: Partial<WorkerDependencies> = {},
 ): WorkerDependencies {
-	const storage = openAppStorage(settings, hostConfig);
-	const {encoding} = storage;
 	return {
 		engine: overrides.engine ?? sharedLinkEngine(settings, environment),
 		pairsQueue: storage.pairs,
 		deadLetterQueue: storage.deadLetters,
-		encoding,
+		encoding: storage.encoding,
 		invocationBudgetMs: settings.invocationBudgetMs,
 		maxAttempts: settings.maxAttempts,
 		maxPairAgeMs: settings.maxPairAgeMs,

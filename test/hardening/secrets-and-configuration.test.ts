@@ -16,6 +16,7 @@ import {createPairsHandler, handlePairsMessage} from '../../src/worker/pairs-han
 import {createLinkEngine, createTokenSource, createWorkerDependencies} from '../../src/worker/worker-runtime.js';
 import {runCli, runInProcess} from '../support/cli.js';
 import {drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
+import {openAppStorage} from '../../src/storage/app-storage.js';
 
 const secret = 'eyJ0eXAiOiJKV1Qi.secret-token-value.Zm9vYmFy';
 
@@ -72,7 +73,7 @@ describe('the bearer token', () => {
 				GRAPH_BASE_URL: scenario.baseUrl,
 				SOD_RETRY_BASE_MS: '10',
 			});
-			const dependencies = createWorkerDependencies(settings, queueHostConfigFrom({}), {}, {
+			const dependencies = createWorkerDependencies(settings, openAppStorage(settings, queueHostConfigFrom({})), {}, {
 				engine: createLinkEngine(settings, scenario.tokenSource),
 				invocationBudgetMs: 3000,
 				maxAttempts: 1,
@@ -115,7 +116,7 @@ describe('the bearer token', () => {
 		const settings = readSettings(environment);
 		const logs: string[] = [];
 		const context = new functions.InvocationContext({invocationId: 'x', functionName: 'sync-pairs', logHandler: (_level, ...args) => logs.push(args.join(' '))});
-		const dependencies = createWorkerDependencies(settings, queueHostConfigFrom({}), environment, {
+		const dependencies = createWorkerDependencies(settings, openAppStorage(settings, queueHostConfigFrom({})), environment, {
 			engine: createLinkEngine(settings, createTokenSource(environment, settings)),
 		});
 		await expect(handlePairsMessage({accessPackageId: a, incompatibleAccessPackageId: b}, context, dependencies)).rejects.toThrow(/401/);

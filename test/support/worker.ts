@@ -8,6 +8,7 @@ import type {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {handlePairsMessage, type WorkerDependencies} from '../../src/worker/pairs-handler.js';
 import {createLinkEngine, createWorkerDependencies} from '../../src/worker/worker-runtime.js';
 import {queueService, uniqueQueueName} from './queues.js';
+import {openAppStorage} from '../../src/storage/app-storage.js';
 
 export interface TestWorker {
 	settings: Settings;
@@ -44,7 +45,7 @@ export function createTestWorker(
 		GRAPH_BATCH_SIZE: String(options.batchSize ?? 20),
 	});
 	const engine = createLinkEngine(settings, staticTokenSource(settings.graphAccessToken!));
-	const dependencies = createWorkerDependencies(settings, queueHostConfigFrom({}), {}, {
+	const dependencies = createWorkerDependencies(settings, openAppStorage(settings, queueHostConfigFrom({})), {}, {
 		engine,
 		invocationBudgetMs: options.invocationBudgetMs ?? 20_000,
 		maxAttempts: options.maxAttempts ?? 5,
