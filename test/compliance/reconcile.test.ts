@@ -2,8 +2,11 @@
 
 import functions from '@azure/functions';
 import {BlobServiceClient} from '@azure/storage-blob';
-import {beforeAll, describe, expect, it} from 'vitest';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {readFileSync} from 'node:fs';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import {createReconcileTimerHandler, manifestBlobReader, reconcileTimerDependencies} from '../../src/compliance/reconcile-timer.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
@@ -26,11 +29,15 @@ async function stack(options: SimulatorOptions = {}) {
 const manifest = (rows: Array<[string, string, boolean?]>) =>
 	`accessPackageId,incompatibleAccessPackageId,symmetric\n${rows.map(([a, b, symmetric]) => `${a},${b},${symmetric ? 'true' : ''}`).join('\n')}\n`;
 
+const manifestDirectories: string[] = [];
+afterAll(async () => {
+	await Promise.all(manifestDirectories.map(async directory => rm(directory, {recursive: true, force: true})));
+});
+
 async function writeManifest(text: string): Promise<string> {
-	const {mkdtemp, writeFile} = await import('node:fs/promises');
-	const {join} = await import('node:path');
-	const {tmpdir} = await import('node:os');
-	const path = join(await mkdtemp(join(tmpdir(), 'sod-manifest-')), 'rules.csv');
+	const directory = await mkdtemp(join(tmpdir(), 'sod-manifest-'));
+	manifestDirectories.push(directory);
+	const path = join(directory, 'rules.csv');
 	await writeFile(path, text);
 	return path;
 }
