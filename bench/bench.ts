@@ -13,7 +13,7 @@ import {QueueServiceClient} from '@azure/storage-queue';
 import {startAzurite, type RunningAzurite} from '../src/local/azurite.js';
 import {MessagePacker} from '../src/message.js';
 import {encodeMessage} from '../src/queue/storage-queue.js';
-import type {SimulatorStats} from '../src/simulator/graph-simulator.js';
+import {timelineBinMs, type SimulatorStats} from '../src/simulator/graph-simulator.js';
 import {defaults, readSettings} from '../src/settings.js';
 import {staticTokenSource} from '../src/graph/graph-client.js';
 import {createLinkEngine} from '../src/worker/worker-runtime.js';
@@ -259,6 +259,10 @@ async function runScenario(
 		const links = new Set(await simulator.links());
 		const linked = pairs.filter(pair => links.has(`${pair.accessPackageId}/${pair.incompatibleAccessPackageId}`)).length;
 		const seconds = Math.max(0.001, (stats.lastWriteAt - stats.firstRequestAt) / 1000);
+		if (logDirectory) {
+			await writeFile(join(logDirectory, `${scenario.name}-${contender.replaceAll(' ', '-')}-timeline.txt`), timelineText(stats));
+		}
+
 		const cpuMs = usages.reduce((sum, usage) => sum + usage.cpuMs, 0);
 		return {
 			scenario: scenario.name,
@@ -457,7 +461,13 @@ async function enqueuePairs(queue: ReturnType<QueueServiceClient['getQueueClient
 	await Promise.all(texts.map(async text => queue.sendMessage(encodeMessage(text, 'base64'))));
 }
 
-/** With --logs DIR, every measured process's output is kept there (one file per process). */
+/** Graph's answers over the run, one line per `timelineBinMs`: seconds since the first request, 2xx, 429, other. */
+function timelineText(stats: SimulatorStats): string {
+	const lines = stats.timeline.map(([accepted, throttled, other], bin) => `${((bin * timelineBinMs) / 1000).toFixed(2)}\t${accepted}\t${throttled}\t${other}`);
+	return `seconds\t2xx\t429\tother\n${lines.join('\n')}\n`;
+}
+
+/** With --logs DIR, every measured process's output is kept there (one file per process), and each run's timeline. */
 let logDirectory: string | undefined;
 
 async function measureProcess(args: string[], environment: Record<string, string>, work: string): Promise<{usage: Usage; output: string}> {

@@ -3,12 +3,16 @@
 // - Concurrency (HTTP requests in flight) starts at half the maximum, grows by one per window of successes (additive)
 //   and halves on each throttle event (multiplicative), never above the maximum nor below one.
 // - Pacing (operations per second) is off until the first throttle event. Then the rate is set to what Graph actually
-//   accepted since the gate last opened, spread over that time plus the Retry-After wait: a token-bucket throttle
+//   accepted since the first request, spread over that time plus the Retry-After wait: a token-bucket throttle
 //   refills during the wait, so this is its sustained rate, not the burst it allowed. That first estimate is low when
-//   the wait is long (the bucket fills before the wait ends), so the rate then probes upward (`paceAt`).
-// - Once a 429 comes while paced, the rate it came at is the ceiling; the rate drops to a fraction of it and climbs
-//   back as TCP CUBIC does: fast to just below the ceiling, a plateau there, then slowly beyond it, so a ceiling that
-//   rose is found again and one that did not costs one throttle event per cycle.
+//   the wait is long (the bucket fills before the wait ends), so the rate then probes upward (`paceAt`), briskly while
+//   no ceiling is known. What that first burst got through, less the estimate's share of it, is kept as the size of
+//   the bucket.
+// - Once a 429 comes while paced, the rate it came at is an overestimate (the bucket absorbed the excess for a while):
+//   the ceiling is the rate of the token bucket that explains the 429 (`fittedRate`: what was accepted, bin by bin,
+//   emptied a bucket of the size found). The rate drops to a fraction of it and climbs back as TCP CUBIC does: fast to
+//   just below the ceiling, a plateau there, then slowly beyond it, so a ceiling that rose is found again and one that
+//   did not costs one throttle event per cycle.
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
 
 import {systemClock, type Clock} from './clock.js';
@@ -35,10 +39,49 @@ export const paceDecrease = 0.85;
  * second later, 16% beyond it two seconds after that.
  */
 export const paceGrowth = 0.02;
+/**
+ * The same C while no ceiling is known (after the first throttle event, before a paced one): the first estimate is a
+ * floor, so the climb is brisker. Defaults to 0.5: +50% after 1 s, five times the estimate after 2 s (about TCP slow
+ * start's doubling per round trip, in seconds). The bucket absorbs the overshoot until the 429, and the fit then
+ * finds the rate.
+ */
+export const probeGrowth = 0.5;
+/** The accepted-operations history that the ceiling is fitted to: bins of this width... */
+const historyBinMs = 100;
+/** ...and at most this many of them (the last minute). */
+const historyBins = 600;
+/** The fit ignores stretches shorter than this: a bucket's worth spread over a few bins says nothing of the rate. */
+const minimumFitMs = 500;
+
+/**
+ * The refill rate of the token bucket that explains a 429 at the end of `history`: the smallest rate at which a bucket
+ * of `bucket` operations, full at every point where the history leaves it full and holding what it refilled during the
+ * `waitBeforeMs` that preceded the history, is empty after the operations accepted in `history` (bins of `binMs`,
+ * oldest first, the last one ending at `elapsedMs`). For a bucket level L, L(end) = min(min(B, r W) + r T - C(0, T),
+ * min over s of B + r (T - s) - C(s, T)); solving L(end) = 0 for r gives the largest of the per-term solutions.
+ *
+ * @example
+ * // Under the rate for 4 s (the bucket stays full), then 600/s for 2 s: the 400-operation bucket ran out at 400/s.
+ * fittedRate([...Array(40).fill(30), ...Array(20).fill(60)], 100, 6000, 2000, 400) // 400
+ */
+export function fittedRate(history: readonly number[], binMs: number, elapsedMs: number, waitBeforeMs: number, bucket: number): number {
+	const total = history.reduce((sum, accepted) => sum + accepted, 0);
+	let rate = total / ((elapsedMs + waitBeforeMs) / 1000);
+	let suffix = 0;
+	for (let bin = history.length - 1; bin >= 0; bin--) {
+		suffix += history[bin]!;
+		const span = elapsedMs - bin * binMs;
+		if (span >= minimumFitMs) {
+			rate = Math.max(rate, (suffix - bucket) / (span / 1000));
+		}
+	}
+
+	return rate;
+}
 
 /**
  * The rate a pace allows at `now`: its own rate until `setAt`, then the cubic climb towards (and past) its ceiling.
- * With no ceiling known yet, the climb starts at once from the rate itself.
+ * With no ceiling known yet, the climb starts at once from the rate itself, at `probeGrowth`.
  *
  * @example
  * paceAt({rate: 85, ceiling: 100, setAt: 0}, 2000) // ~99.99: back at the ceiling after about 2 s
@@ -49,7 +92,11 @@ export function paceAt(pace: Pace, now: number): number {
 	}
 
 	const seconds = (now - pace.setAt) / 1000;
-	const ceiling = Number.isFinite(pace.ceiling) && pace.ceiling > pace.rate ? pace.ceiling : pace.rate;
+	if (!Number.isFinite(pace.ceiling)) {
+		return pace.rate * (1 + probeGrowth * seconds ** 3);
+	}
+
+	const ceiling = Math.max(pace.ceiling, pace.rate);
 	const regainAt = Math.cbrt((1 - pace.rate / ceiling) / paceGrowth);
 	return ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3);
 }
@@ -64,7 +111,16 @@ export class ThroughputControl {
 	#tokensAt = 0;
 	#accepted = 0;
 	#intervalStart: number;
+	/** How long the gate was shut just before the interval started (the bucket refilled meanwhile). */
+	#waitBeforeMs = 0;
+	/** Operations accepted per `historyBinMs` since `#historyStart`, for `fittedRate`. */
+	#history: number[] = [];
+	#historyStart: number;
+	/** The token bucket's size as this instance's first throttle event showed it; undefined before. */
+	#bucket: number | undefined;
 	#throttleEvents = 0;
+	/** No request sent yet: the first interval starts with the first request, not with the process. */
+	#unstarted = true;
 
 	constructor(options: ThroughputControlOptions) {
 		if (!Number.isInteger(options.maxConcurrency) || options.maxConcurrency < 1) {
@@ -75,6 +131,7 @@ export class ThroughputControl {
 		this.#clock = options.clock ?? systemClock;
 		this.#concurrency = Math.min(this.#maximum, Math.max(1, options.initialConcurrency ?? Math.ceil(this.#maximum / 2)));
 		this.#intervalStart = this.#clock.now();
+		this.#historyStart = this.#intervalStart;
 	}
 
 	/** Requests allowed in flight now. */
@@ -101,6 +158,11 @@ export class ThroughputControl {
 	 * when the budget holds them. The budget holds at most a tenth of a second's worth (or one request's operations).
 	 */
 	reserve(operations: number): number {
+		if (this.#unstarted) {
+			this.#unstarted = false;
+			this.#restartInterval(this.#clock.now(), 0);
+		}
+
 		const rate = this.rate;
 		if (!Number.isFinite(rate)) {
 			return 0;
@@ -117,6 +179,18 @@ export class ThroughputControl {
 	/** A request came back without throttling, carrying `operations` accepted operations. */
 	recordAccepted(operations: number): void {
 		this.#accepted += operations;
+		const bin = Math.max(0, Math.floor((this.#clock.now() - this.#historyStart) / historyBinMs));
+		while (this.#history.length <= bin) {
+			this.#history.push(0);
+		}
+
+		this.#history[bin]! += operations;
+		if (this.#history.length > historyBins) {
+			const dropped = this.#history.length - historyBins;
+			this.#history.splice(0, dropped);
+			this.#historyStart += dropped * historyBinMs;
+		}
+
 		this.#concurrency = Math.min(this.#maximum, this.#concurrency + 1 / Math.max(1, Math.floor(this.#concurrency)));
 	}
 
@@ -133,21 +207,34 @@ export class ThroughputControl {
 		const interval = (now - this.#intervalStart) / 1000;
 		const evidence = this.#accepted >= minimumEvidence && interval > 0;
 		if (Number.isFinite(current)) {
-			// Paced, and still too fast: the 429 came at `current`, or at what Graph accepted since the gate last
-			// opened if that was less (the pace was not reached, or another client shares the budget). Remember it,
-			// drop below it, climb back.
-			const ceiling = evidence ? Math.min(current, this.#accepted / interval) : current;
+			// Paced, and still too fast: the 429 came at `current`, or below it if the pace was not reached or another
+			// client shares the budget. Remember the rate that explains it, drop below it, climb back.
+			const ceiling = evidence ? Math.min(current, this.#fit(now, interval)) : current;
 			this.#pace = {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling: Math.max(minimumRate, ceiling), setAt};
 		} else if (evidence || (this.#accepted >= minimumEvidence && retryAfterMs > 0)) {
 			// The first throttle: what was accepted, spread over that time and the wait (the bucket refills during it).
+			// The rest of what got through was the bucket.
 			const seconds = interval + retryAfterMs / 1000;
-			this.#pace = {rate: Math.max(minimumRate, this.#accepted / seconds), ceiling: Number.POSITIVE_INFINITY, setAt};
+			const rate = Math.max(minimumRate, this.#accepted / seconds);
+			this.#bucket ??= Math.max(minimumEvidence, this.#accepted - rate * Math.max(0, interval));
+			this.#pace = {rate, ceiling: Number.POSITIVE_INFINITY, setAt};
 		}
 
 		// Too few accepted operations say nothing of the ceiling (another client may have spent it): stay unpaced, and
 		// let the halved concurrency and the gate do the backing off.
-		this.#restartInterval(setAt);
+		this.#restartInterval(setAt, retryAfterMs);
 		return this.#pace;
+	}
+
+	/** The ceiling a paced 429 shows: the fitted bucket rate, or (no bucket size known) what was accepted per second. */
+	#fit(now: number, intervalSeconds: number): number {
+		if (this.#bucket === undefined) {
+			return this.#accepted / intervalSeconds;
+		}
+
+		// Past a minute the oldest bins are gone, and with them the wait that preceded them.
+		const waitBeforeMs = this.#historyStart === this.#intervalStart ? this.#waitBeforeMs : 0;
+		return fittedRate(this.#history, historyBinMs, now - this.#historyStart, waitBeforeMs, this.#bucket);
 	}
 
 	/**
@@ -158,14 +245,19 @@ export class ThroughputControl {
 		const changed = this.#pace?.setAt !== pace.setAt;
 		this.#pace = pace;
 		if (changed) {
-			this.#restartInterval(Math.max(this.#clock.now(), pace.setAt));
+			const now = this.#clock.now();
+			this.#restartInterval(Math.max(now, pace.setAt), Math.max(0, pace.setAt - now));
 		}
 	}
 
-	#restartInterval(at: number): void {
+	#restartInterval(at: number, waitBeforeMs: number): void {
+		this.#unstarted = false;
 		this.#tokens = 0;
 		this.#tokensAt = at;
 		this.#accepted = 0;
 		this.#intervalStart = at;
+		this.#waitBeforeMs = waitBeforeMs;
+		this.#history = [];
+		this.#historyStart = at;
 	}
 }

@@ -85,7 +85,15 @@ export interface SimulatorStats {
 	/** When the first Graph request arrived and the last write was applied (epoch ms; 0 before). */
 	firstRequestAt: number;
 	lastWriteAt: number;
+	/**
+	 * Operations answered per `timelineBinMs` since the first request: `[2xx, 429, other]` for each bin, so that a
+	 * client's pacing can be read after the fact (the bench writes it with `--logs`).
+	 */
+	timeline: Array<[number, number, number]>;
 }
+
+/** The width of one `SimulatorStats.timeline` bin. */
+export const timelineBinMs = 250;
 
 /** A one-off answer for the next requests that match, ahead of everything else (tests use it to script a story). */
 export interface ScriptedFault {
@@ -507,6 +515,13 @@ export class GraphSimulator {
 
 	#count(status: number): void {
 		this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+		const bin = Math.max(0, Math.floor((Date.now() - (this.stats.firstRequestAt || Date.now())) / timelineBinMs));
+		const {timeline} = this.stats;
+		while (timeline.length <= bin) {
+			timeline.push([0, 0, 0]);
+		}
+
+		timeline[bin]![status < 300 ? 0 : status === 429 ? 1 : 2]++;
 	}
 
 	#route(name: RouteName): void {
@@ -536,6 +551,7 @@ function emptyStats(): SimulatorStats {
 		log: [],
 		firstRequestAt: 0,
 		lastWriteAt: 0,
+		timeline: [],
 	};
 }
 

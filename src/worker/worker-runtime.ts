@@ -8,7 +8,7 @@ import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenS
 import {GraphLinkGateway} from '../graph/link-gateway.js';
 import type {Environment, Settings} from '../settings.js';
 import type {ThrottleStore} from '../engine/shared-throttle.js';
-import {createBlobServiceClient} from '../storage/blob-service.js';
+import {createBlobServiceClient, throttleStateRetryOptions} from '../storage/blob-service.js';
 import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
@@ -92,7 +92,7 @@ export function throttleStoreFor(settings: Settings, onWarning: (message: string
 	}
 
 	try {
-		const container = createBlobServiceClient(settings.storage).getContainerClient(settings.throttleStateContainer);
+		const container = createBlobServiceClient(settings.storage, throttleStateRetryOptions).getContainerClient(settings.throttleStateContainer);
 		return new BlobThrottleStore(container, `${settings.queueName}.json`);
 	} catch (error) {
 		onWarning(`sod-sync: the shared throttle state is off (${(error as Error).message}); this instance paces on its own.`);

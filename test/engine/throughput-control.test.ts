@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest';
 import type {Clock} from '../../src/engine/clock.js';
-import {paceAt, paceDecrease, paceGrowth, ThroughputControl} from '../../src/engine/throughput-control.js';
+import {fittedRate, paceAt, paceDecrease, paceGrowth, probeGrowth, ThroughputControl} from '../../src/engine/throughput-control.js';
 
 function fakeClock(start = 1_000_000): Clock & {advance(ms: number): void} {
 	let now = start;
@@ -14,6 +14,23 @@ function fakeClock(start = 1_000_000): Clock & {advance(ms: number): void} {
 		},
 	};
 }
+
+describe('fittedRate', () => {
+	it('finds the refill rate of a bucket emptied by the end of the history', () => {
+		// Under the rate for 4 s (the bucket stays full, whatever it refills is lost), then 600/s for 2 s.
+		expect(fittedRate([...Array.from({length: 40}, () => 30), ...Array.from({length: 20}, () => 60)], 100, 6000, 2000, 400)).toBeCloseTo(400, 5);
+	});
+
+	it('counts what the bucket refilled during the wait before the history, when that was less than the bucket', () => {
+		// 500/s for 2 s after a 0.1 s wait: the bucket held only 0.1 s worth, so r (0.1 + 2) = 1,000.
+		expect(fittedRate(Array.from({length: 20}, () => 50), 100, 2000, 100, 400)).toBeCloseTo(1000 / 2.1, 5);
+	});
+
+	it('ignores stretches too short to say anything (a bucket spent in a few bins)', () => {
+		// 400 in the last 100 ms: a 400-operation bucket spent at once says nothing of the rate.
+		expect(fittedRate([0, 0, 0, 0, 0, 0, 0, 0, 0, 400], 100, 1000, 1000, 400)).toBeCloseTo(200, 5);
+	});
+});
 
 describe('ThroughputControl', () => {
 	it('starts at half the maximum concurrency, grows by about one per window of successes, never past the maximum', () => {
@@ -70,7 +87,7 @@ describe('ThroughputControl', () => {
 		expect(waits).toEqual([200, 400, 600, 800, 1000]);
 	});
 
-	it('probes upward from a first estimate at once, slowly at first: the cubic climb with the estimate as its base', () => {
+	it('probes upward from a first estimate at once and briskly: the cubic climb with the estimate as its base', () => {
 		const clock = fakeClock();
 		const control = new ThroughputControl({maxConcurrency: 8, clock});
 		clock.advance(100);
@@ -79,9 +96,48 @@ describe('ThroughputControl', () => {
 		clock.advance(1000);
 		const settled = control.rate;
 		clock.advance(1000);
-		expect(control.rate / settled).toBeCloseTo(1 + paceGrowth, 5);
+		expect(control.rate / settled).toBeCloseTo(1 + probeGrowth, 5);
 		clock.advance(1000);
-		expect(control.rate / settled).toBeCloseTo(1 + paceGrowth * 8, 5);
+		expect(control.rate / settled).toBeCloseTo(1 + probeGrowth * 8, 5);
+	});
+
+	it('measures the first interval from the first request, not from when the process started', () => {
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		clock.advance(5000); // Start-up, reading the queue.
+		expect(control.reserve(20)).toBe(0);
+		clock.advance(100);
+		control.recordAccepted(440);
+		control.recordThrottle(1000);
+		expect(control.rate).toBeCloseTo(400, 5); // 440 over 0.1 s + 1 s, not over 5.1 s + 1 s.
+	});
+
+	it('after a paced 429, takes as ceiling the rate of the bucket that explains it, not the rate it came at', () => {
+		// A 400-operation bucket refilling at 400/s. The first burst: 440 in 0.1 s, then 429 with Retry-After: 1, so the
+		// first estimate is 400/s and the bucket 400. The pace probes upward; this instance sends 200/s for 4 s (under
+		// the rate: the bucket stays full, the surplus is lost), then 600/s for 2 s, which empties it.
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		control.reserve(20);
+		clock.advance(100);
+		control.recordAccepted(440);
+		control.recordThrottle(1000);
+		clock.advance(1000);
+		for (const [bins, perBin] of [[40, 20], [20, 60]] as const) {
+			for (let bin = 0; bin < bins; bin++) {
+				clock.advance(50);
+				control.recordAccepted(perBin);
+				clock.advance(50);
+			}
+		}
+
+		const before = control.rate;
+		expect(before).toBeGreaterThan(1000); // Probing, far past the ceiling.
+		control.recordThrottle(1000);
+		// What was accepted per second over the interval (2,000 / 6 s = 333) would be too low, the rate it came at far
+		// too high.
+		expect(control.pace?.ceiling).toBeCloseTo(400, 5);
+		expect(control.pace?.rate).toBeCloseTo(400 * paceDecrease, 5);
 	});
 
 	it('remembers the rate a paced 429 came at: drops below it, regains it fast, lingers there, then probes past it', () => {
