@@ -75,6 +75,8 @@ export class BatchDispatcher {
 	#pendingHead = 0;
 	#active = 0;
 	#drainScheduled = false;
+	/** Waiting for the first exchange with the other instances before the first request. */
+	#joining = false;
 
 	constructor(options: BatchDispatcherOptions) {
 		this.#gateway = options.gateway;
@@ -139,6 +141,18 @@ export class BatchDispatcher {
 
 	/** Starts requests while slots are free: each takes up to `batchSize` pending operations. */
 	#drain(): void {
+		if (this.#sync && !this.#sync.joined) {
+			if (!this.#joining) {
+				this.#joining = true;
+				void this.#sync.whenJoined().then(() => {
+					this.#joining = false;
+					this.#drain();
+				});
+			}
+
+			return;
+		}
+
 		while (this.#pendingHead < this.#pending.length && this.#active < this.#control.concurrency) {
 			if (!this.#gate.isOpen()) {
 				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.

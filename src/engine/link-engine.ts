@@ -156,14 +156,21 @@ export class LinkEngine {
 		return Math.max(0, Math.min(count, Math.floor(rate * window) - this.#held));
 	}
 
-	/** When pairs not admitted now could be served, about: once what this process holds has been sent at its pace. */
-	admissionDelayMs(): number {
+	/**
+	 * When pairs not admitted now could be served, about: once what this process holds has been sent at its pace, and no
+	 * later than `deadline` (the deadline of the run that could not take them): by then every run it holds has ended,
+	 * and what it could not send is back on the queue too. Without that bound, work admitted before the pace was known
+	 * (or when this process's share was larger) would hide pairs for minutes at the end of an import.
+	 */
+	admissionDelayMs(deadline: number): number {
 		const rate = this.#control.rate;
 		if (!Number.isFinite(rate)) {
 			return 0;
 		}
 
-		return Math.max(0, this.#gate.reopenAt - this.#clock.now()) + Math.ceil((this.#held / rate) * 1000);
+		const now = this.#clock.now();
+		const served = Math.max(0, this.#gate.reopenAt - now) + Math.ceil((this.#held / rate) * 1000);
+		return Math.min(served, Math.max(0, deadline - now));
 	}
 
 	get gate(): ThrottleGate {
@@ -230,6 +237,7 @@ export class LinkEngine {
 
 	#hold(change: number): void {
 		this.#held += change;
+		this.#control.setBusy(this.#held > 0);
 		this.#sync?.setBusy(this.#held > 0);
 	}
 

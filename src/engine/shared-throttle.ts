@@ -19,17 +19,23 @@ export interface ThrottleRecord {
 	readonly closedAt: number;
 	/** The app's pace; null until the first throttle event. */
 	readonly pace: Pace | null;
+	/** How many instances' estimates of the last burst `pace` averages (0 without a pace). */
+	readonly estimates: number;
 	/** Instance id -> last heartbeat (epoch ms), for instances working now. */
 	readonly instances: Readonly<Record<string, number>>;
 }
 
-/** A throttle event one instance saw, in the app's units. */
+/** A throttle event one instance saw. */
 export interface ThrottleNews {
 	readonly reopenAt: number;
 	/** When the throttled request was sent. */
 	readonly sentAt: number;
 	readonly closedAt: number;
-	/** The new pace, for every instance together; undefined when the event says nothing about the pace. */
+	/**
+	 * The instance's new pace: its own share, which the merge scales by the instances working as the record counts
+	 * them when it is written (an instance's own count may be a second old); undefined when the event says nothing
+	 * about the pace.
+	 */
 	readonly pace: Pace | undefined;
 }
 
@@ -47,15 +53,17 @@ export interface ThrottleStore {
 	exchange(instanceId: string, news: ThrottleNews | undefined, now: number, leaving?: boolean): Promise<ThrottleSnapshot>;
 }
 
-export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pace: null, instances: {}};
+export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pace: null, estimates: 0, instances: {}};
 
 /** An instance whose last heartbeat is older than this is no longer counted as working. Defaults to 6 s. */
 export const instanceTimeoutMs = 6000;
 
 /**
  * Merges one instance's heartbeat and news into the record: a pure function, so that two writers racing on an ETag
- * converge whatever order they land in. The gate only ever lengthens; a pace is replaced only by news of a new burst
- * (a 429 for a request sent after the last recorded event), so one burst seen by six instances lowers the pace once.
+ * converge whatever order they land in. The gate only ever lengthens. A pace is replaced by news of a new burst (a
+ * 429 for a request sent after the last recorded event); the estimates other instances make of the same burst are
+ * averaged into it, so that one burst seen by six instances lowers the pace once, and no single instance's view of
+ * its own share (the one that happened to send most, or to count the fewest instances) decides the app's pace.
  *
  * @example
  * mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000)
@@ -86,11 +94,35 @@ export function mergeThrottleRecord(
 		return {...record, instances};
 	}
 
-	const newBurst = news.sentAt >= record.closedAt;
+	const working = Math.max(1, Object.keys(instances).length);
+	const estimate = news.pace && {rate: news.pace.rate * working, ceiling: news.pace.ceiling * working, setAt: news.pace.setAt};
+	const reopenAt = Math.max(record.reopenAt, news.reopenAt);
+	if (news.sentAt >= record.closedAt) {
+		return {
+			reopenAt,
+			closedAt: Math.max(record.closedAt, news.closedAt),
+			pace: estimate ?? record.pace,
+			estimates: estimate ? 1 : record.estimates,
+			instances,
+		};
+	}
+
+	if (!estimate || !record.pace) {
+		return {...record, reopenAt, pace: record.pace ?? estimate ?? null, estimates: record.pace ? record.estimates : estimate ? 1 : 0, instances};
+	}
+
+	const count = Math.max(1, record.estimates);
+	const mean = (stored: number, added: number) => (stored * count + added) / (count + 1);
+	const ceilings = [record.pace.ceiling, estimate.ceiling].filter(ceiling => Number.isFinite(ceiling));
 	return {
-		reopenAt: Math.max(record.reopenAt, news.reopenAt),
-		closedAt: newBurst ? Math.max(record.closedAt, news.closedAt) : record.closedAt,
-		pace: newBurst && news.pace ? news.pace : record.pace,
+		...record,
+		reopenAt,
+		pace: {
+			rate: mean(record.pace.rate, estimate.rate),
+			ceiling: ceilings.length === 2 ? mean(ceilings[0]!, ceilings[1]!) : (ceilings[0] ?? Number.POSITIVE_INFINITY),
+			setAt: record.pace.setAt,
+		},
+		estimates: count + 1,
 		instances,
 	};
 }
@@ -118,13 +150,15 @@ export function parseThrottleRecord(text: string): ThrottleRecord {
 			}
 		}
 
+		const parsedPace =
+			pace && typeof pace.rate === 'number' && pace.rate > 0 && typeof pace.setAt === 'number'
+				? {rate: pace.rate, ceiling: typeof pace.ceiling === 'number' && pace.ceiling > 0 ? pace.ceiling : Number.POSITIVE_INFINITY, setAt: pace.setAt}
+				: null;
 		return {
 			reopenAt: finite(value.reopenAt),
 			closedAt: finite(value.closedAt),
-			pace:
-				pace && typeof pace.rate === 'number' && pace.rate > 0 && typeof pace.setAt === 'number'
-					? {rate: pace.rate, ceiling: typeof pace.ceiling === 'number' && pace.ceiling > 0 ? pace.ceiling : Number.POSITIVE_INFINITY, setAt: pace.setAt}
-					: null,
+			pace: parsedPace,
+			estimates: parsedPace ? Math.max(1, Math.floor(finite(value.estimates))) : 0,
 			instances,
 		};
 	} catch {

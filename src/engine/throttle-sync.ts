@@ -21,14 +21,6 @@ export interface ThrottleSyncOptions {
 	onWarning?: (message: string) => void;
 }
 
-/** Per-instance view of the local throttle event, before it is put in the app's units. */
-export interface LocalThrottleEvent {
-	reopenAt: number;
-	sentAt: number;
-	closedAt: number;
-	pace: Pace | undefined;
-}
-
 export class ThrottleSync {
 	readonly instanceId = randomUUID();
 	readonly #options: Required<Omit<ThrottleSyncOptions, 'onWarning'>> & Pick<ThrottleSyncOptions, 'onWarning'>;
@@ -41,6 +33,13 @@ export class ThrottleSync {
 	#warned = false;
 	/** The next exchange tells the others this instance has no work left. */
 	#leaving = false;
+	/** An exchange just before the gate reopens, so that no instance reopens on a pace older than the burst. */
+	#beforeReopen: NodeJS.Timeout | undefined;
+	#beforeReopenAt = 0;
+	/** Settles when the first exchange has (read or failed), or after `joinTimeoutMs`; undefined before it starts. */
+	#joined: Promise<void> | undefined;
+	#isJoined = false;
+	#onFirstExchange: (() => void) | undefined;
 
 	constructor(options: ThrottleSyncOptions) {
 		this.#options = {intervalMs: 1000, retryAfterFailureMs: 30_000, ...options};
@@ -56,8 +55,34 @@ export class ThrottleSync {
 		return this.#failedUntil > 0;
 	}
 
+	/**
+	 * Whether this instance may send: true once its first exchange has settled (or could not, within
+	 * `joinTimeoutMs`), and while it has not started one. Its first requests wait for it, so that it starts knowing how
+	 * many instances work and the pace they found, rather than adding a burst of its own to theirs.
+	 */
+	get joined(): boolean {
+		return this.#isJoined || !this.#joined;
+	}
+
+	async whenJoined(): Promise<void> {
+		return this.#joined;
+	}
+
 	/** Starts (or stops) the heartbeat: only an instance with work reads the state and counts as working. */
 	setBusy(busy: boolean): void {
+		if (busy && !this.#joined) {
+			this.#joined = new Promise<void>(resolve => {
+				const timer = setTimeout(resolve, joinTimeoutMs);
+				timer.unref();
+				this.#onFirstExchange = () => {
+					clearTimeout(timer);
+					resolve();
+				};
+			}).then(() => {
+				this.#isJoined = true;
+			});
+		}
+
 		if (busy && !this.#timer) {
 			this.#timer = setInterval(() => {
 				this.#exchange();
@@ -66,6 +91,7 @@ export class ThrottleSync {
 			this.#exchange();
 		} else if (!busy && this.#timer) {
 			clearInterval(this.#timer);
+			clearTimeout(this.#beforeReopen);
 			this.#timer = undefined;
 			this.#leaving = true;
 			this.#exchange();
@@ -73,15 +99,13 @@ export class ThrottleSync {
 	}
 
 	/** Tells every instance about a throttle event this one saw, at once. */
-	publish(event: LocalThrottleEvent): void {
-		const scale = this.#instances;
-		const pace = event.pace && {rate: event.pace.rate * scale, ceiling: event.pace.ceiling * scale, setAt: event.pace.setAt};
+	publish(event: ThrottleNews): void {
 		const previous = this.#news;
 		this.#news = {
 			reopenAt: Math.max(event.reopenAt, previous?.reopenAt ?? 0),
 			sentAt: event.sentAt,
 			closedAt: event.closedAt,
-			pace: pace ?? previous?.pace,
+			pace: event.pace ?? previous?.pace,
 		};
 		this.#exchange();
 	}
@@ -133,6 +157,8 @@ export class ThrottleSync {
 			)
 			.finally(() => {
 				this.#running = undefined;
+				this.#onFirstExchange?.();
+				this.#onFirstExchange = undefined;
 				if (this.#again) {
 					this.#again = false;
 					this.#exchange();
@@ -140,10 +166,32 @@ export class ThrottleSync {
 			});
 	}
 
+	/**
+	 * The instances that saw a burst publish their estimates of it within a round trip of each other; the others learn
+	 * them at their next read, up to a second later. Reading once more just before the gate reopens means every
+	 * instance starts again from the averaged pace, and none of them unpaced.
+	 */
+	#exchangeBeforeReopen(reopenAt: number): void {
+		const at = reopenAt - beforeReopenMs;
+		const wait = at - this.#options.clock.now();
+		if (!this.#timer || wait <= 0 || at === this.#beforeReopenAt) {
+			return;
+		}
+
+		clearTimeout(this.#beforeReopen);
+		this.#beforeReopenAt = at;
+		this.#beforeReopen = setTimeout(() => {
+			this.#exchange();
+		}, wait);
+		this.#beforeReopen.unref();
+	}
+
 	#apply(snapshot: ThrottleSnapshot): void {
 		const {record, instances} = snapshot;
 		this.#instances = instances;
+		this.#options.control.setInstances(instances);
 		this.#options.gate.holdUntil(record.reopenAt);
+		this.#exchangeBeforeReopen(record.reopenAt);
 		if (record.pace) {
 			this.#options.control.adopt({
 				rate: record.pace.rate / instances,
@@ -153,6 +201,12 @@ export class ThrottleSync {
 		}
 	}
 }
+
+/** The first requests wait at most this long for the first exchange: the storage account may be slow or gone. */
+const joinTimeoutMs = 1000;
+
+/** How long before the gate reopens the last exchange of a wait happens: about one storage round trip. */
+const beforeReopenMs = 150;
 
 function firstLine(error: unknown): string {
 	const value = error as {statusCode?: number; code?: string; message?: string};

@@ -1,7 +1,9 @@
 // Adaptive concurrency and pacing: discovers how fast Graph will take work instead of being told.
 //
 // - Concurrency (HTTP requests in flight) starts at half the maximum, grows by one per window of successes (additive)
-//   and halves on each throttle event (multiplicative), never above the maximum nor below one.
+//   and halves on each throttle event (multiplicative), never above the maximum nor below one. With several instances
+//   working, each starts at its share of that and grows that much slower, so that together they ramp up as one client
+//   does: every request in flight when the bucket first runs dry is refused.
 // - Pacing (operations per second) is off until the first throttle event. Then the rate is set to what Graph actually
 //   accepted since the first request, spread over that time plus the Retry-After wait: a token-bucket throttle
 //   refills during the wait, so this is its sustained rate, not the burst it allowed. That first estimate is low when
@@ -13,6 +15,8 @@
 //   emptied a bucket of the size found). The rate drops to a fraction of it and climbs back as TCP CUBIC does: fast to
 //   just below the ceiling, a plateau there, then slowly beyond it, so a ceiling that rose is found again and one that
 //   did not costs one throttle event per cycle.
+// - The climb's clock runs only while the process holds work (RFC 7661's rule for an idle TCP window): a pace that
+//   was not used while its messages sat invisible on the queue is no evidence that Graph would take more.
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
 
 import {systemClock, type Clock} from './clock.js';
@@ -103,8 +107,11 @@ export function paceAt(pace: Pace, now: number): number {
 
 export class ThroughputControl {
 	readonly #maximum: number;
+	readonly #initial: number;
 	readonly #clock: Clock;
 	#concurrency: number;
+	/** Instances working, this one included (`ThrottleSync` tells). */
+	#instances = 1;
 	/** This instance's pace; undefined until the first throttle event with evidence (or a shared pace) sets one. */
 	#pace: Pace | undefined;
 	#tokens = 0;
@@ -121,6 +128,10 @@ export class ThroughputControl {
 	#throttleEvents = 0;
 	/** No request sent yet: the first interval starts with the first request, not with the process. */
 	#unstarted = true;
+	/** Time spent holding no work since the pace was set: the climb does not count it. */
+	#idleMs = 0;
+	/** When the process last ran out of work; undefined while it holds some. */
+	#idleSince: number | undefined;
 
 	constructor(options: ThroughputControlOptions) {
 		if (!Number.isInteger(options.maxConcurrency) || options.maxConcurrency < 1) {
@@ -129,7 +140,8 @@ export class ThroughputControl {
 
 		this.#maximum = options.maxConcurrency;
 		this.#clock = options.clock ?? systemClock;
-		this.#concurrency = Math.min(this.#maximum, Math.max(1, options.initialConcurrency ?? Math.ceil(this.#maximum / 2)));
+		this.#initial = Math.min(this.#maximum, Math.max(1, options.initialConcurrency ?? Math.ceil(this.#maximum / 2)));
+		this.#concurrency = this.#initial;
 		this.#intervalStart = this.#clock.now();
 		this.#historyStart = this.#intervalStart;
 	}
@@ -141,7 +153,24 @@ export class ThroughputControl {
 
 	/** Operations per second allowed now; Infinity until the first throttle event. */
 	get rate(): number {
-		return this.#pace ? Math.max(minimumRate, paceAt(this.#pace, this.#clock.now())) : Number.POSITIVE_INFINITY;
+		if (!this.#pace) {
+			return Number.POSITIVE_INFINITY;
+		}
+
+		const now = this.#clock.now();
+		const idle = this.#idleMs + (this.#idleSince === undefined ? 0 : now - Math.max(this.#idleSince, this.#pace.setAt));
+		return Math.max(minimumRate, paceAt(this.#pace, now - Math.max(0, idle)));
+	}
+
+	/** Whether the process holds work: the pace climbs only while it does. */
+	setBusy(busy: boolean): void {
+		const now = this.#clock.now();
+		if (busy && this.#idleSince !== undefined) {
+			this.#idleMs += Math.max(0, now - Math.max(this.#idleSince, this.#pace?.setAt ?? 0));
+			this.#idleSince = undefined;
+		} else if (!busy && this.#idleSince === undefined) {
+			this.#idleSince = now;
+		}
 	}
 
 	/** This instance's pace, for sharing; undefined while unpaced. */
@@ -191,7 +220,15 @@ export class ThroughputControl {
 			this.#historyStart += dropped * historyBinMs;
 		}
 
-		this.#concurrency = Math.min(this.#maximum, this.#concurrency + 1 / Math.max(1, Math.floor(this.#concurrency)));
+		this.#concurrency = Math.min(this.#maximum, this.#concurrency + 1 / (Math.max(1, Math.floor(this.#concurrency)) * this.#instances));
+	}
+
+	/** How many instances work now (this one included). Before the first request, the starting concurrency is shared. */
+	setInstances(instances: number): void {
+		this.#instances = Math.max(1, Math.floor(instances));
+		if (this.#unstarted) {
+			this.#concurrency = Math.max(1, Math.ceil(this.#initial / this.#instances));
+		}
 	}
 
 	/**
@@ -252,6 +289,11 @@ export class ThroughputControl {
 
 	#restartInterval(at: number, waitBeforeMs: number): void {
 		this.#unstarted = false;
+		this.#idleMs = 0;
+		if (this.#idleSince !== undefined) {
+			this.#idleSince = at;
+		}
+
 		this.#tokens = 0;
 		this.#tokensAt = at;
 		this.#accepted = 0;

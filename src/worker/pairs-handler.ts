@@ -128,7 +128,7 @@ export async function handlePairsMessage(
 		const deadline = startedAt + dependencies.invocationBudgetMs;
 		const admitted = dependencies.engine.admit(parsed.pairs.length, deadline);
 		const notAdmitted = parsed.pairs.slice(admitted);
-		const admissionDelayMs = notAdmitted.length > 0 ? dependencies.engine.admissionDelayMs() : 0;
+		const admissionDelayMs = notAdmitted.length > 0 ? dependencies.engine.admissionDelayMs(deadline) : 0;
 		let outcomes: PairOutcome[];
 		try {
 			outcomes = await dependencies.engine.run(parsed.pairs.slice(0, admitted), parsed.action, {deadline, signal: dependencies.signal});

@@ -16,19 +16,28 @@ const pace = {rate: 300, ceiling: Number.POSITIVE_INFINITY, setAt: 2000};
 describe('mergeThrottleRecord', () => {
 	it('lengthens the shared gate, never shortens it, and takes the pace of a new burst', () => {
 		const first = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000);
-		expect(first).toEqual({reopenAt: 2000, closedAt: 1000, pace, instances: {a: 1000}});
+		expect(first).toEqual({reopenAt: 2000, closedAt: 1000, pace, estimates: 1, instances: {a: 1000}});
 		const shorter = mergeThrottleRecord(first, 'b', {reopenAt: 1500, sentAt: 1200, closedAt: 1300, pace: undefined}, 1300);
 		expect(shorter.reopenAt).toBe(2000);
-		expect(shorter.pace).toBe(pace);
+		expect(shorter.pace).toEqual(pace);
 	});
 
-	it('lowers the pace once for one burst seen by many instances', () => {
-		const first = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000);
-		const sameBurst = mergeThrottleRecord(first, 'b', {reopenAt: 2100, sentAt: 950, closedAt: 1010, pace: {...pace, rate: 150}}, 1010);
-		expect(sameBurst.pace).toBe(pace);
+	it('lowers the pace once for one burst seen by many instances: their estimates are averaged, not applied in turn', () => {
+		const working = ['a', 'b', 'c'].reduce((record, id) => mergeThrottleRecord(record, id, undefined, 900), emptyThrottleRecord);
+		// Each instance's news carries its own share; the record scales it by the three instances working.
+		const first = mergeThrottleRecord(working, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace: {rate: 100, ceiling: Number.POSITIVE_INFINITY, setAt: 2000}}, 1000);
+		expect(first.pace).toEqual({rate: 300, ceiling: Number.POSITIVE_INFINITY, setAt: 2000});
+		const sameBurst = mergeThrottleRecord(first, 'b', {reopenAt: 2100, sentAt: 950, closedAt: 1010, pace: {rate: 50, ceiling: 100, setAt: 2100}}, 1010);
+		expect(sameBurst.pace).toEqual({rate: 225, ceiling: 300, setAt: 2000});
 		expect(sameBurst.reopenAt).toBe(2100);
-		const nextBurst = mergeThrottleRecord(sameBurst, 'b', {reopenAt: 5000, sentAt: 3000, closedAt: 3100, pace: {...pace, rate: 250}}, 3100);
-		expect(nextBurst.pace?.rate).toBe(250);
+		const third = mergeThrottleRecord(sameBurst, 'c', {reopenAt: 2000, sentAt: 990, closedAt: 1020, pace: {rate: 75, ceiling: 80, setAt: 2000}}, 1020);
+		expect(third.pace?.rate).toBeCloseTo((300 + 150 + 225) / 3, 9);
+		// The first estimate had no ceiling: the second's stood for both.
+		expect(third.pace?.ceiling).toBeCloseTo((300 * 2 + 240) / 3, 9);
+		expect(third.estimates).toBe(3);
+		const nextBurst = mergeThrottleRecord(third, 'b', {reopenAt: 5000, sentAt: 3000, closedAt: 3100, pace: {rate: 80, ceiling: 100, setAt: 5000}}, 3100);
+		expect(nextBurst.pace?.rate).toBe(240);
+		expect(nextBurst.estimates).toBe(1);
 	});
 
 	it('counts only instances with a fresh heartbeat', () => {

@@ -156,6 +156,24 @@ describe('ThroughputControl', () => {
 		expect(paceAt({rate: 340, ceiling: 400, setAt: 0}, 0)).toBe(340);
 	});
 
+	it('climbs only while the process holds work: time idle is no evidence that Graph would take more', () => {
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		const pace = {rate: 85, ceiling: 100, setAt: clock.now()};
+		control.setBusy(true);
+		control.adopt(pace);
+		clock.advance(1000);
+		control.setBusy(false);
+		const atRest = control.rate;
+		expect(atRest).toBeCloseTo(paceAt(pace, pace.setAt + 1000), 5);
+		clock.advance(60_000); // Its messages invisible on the queue for a minute.
+		expect(control.rate).toBeCloseTo(atRest, 5);
+		control.setBusy(true);
+		clock.advance(1000);
+		expect(control.rate).toBeCloseTo(paceAt(pace, pace.setAt + 2000), 5);
+		expect(control.rate).toBeLessThan(paceAt(pace, clock.now()));
+	});
+
 	it('keeps its rate when a throttle event comes with too little evidence (another client may have spent the budget)', () => {
 		const clock = fakeClock();
 		const control = new ThroughputControl({maxConcurrency: 8, clock});

@@ -1,0 +1,136 @@
+// ThrottleSync on fake timers: when it reads the shared state, and what it takes from it.
+
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest';
+import {systemClock} from '../../src/engine/clock.js';
+import {InProcessThrottleStore, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from '../../src/engine/shared-throttle.js';
+import {ThrottleGate} from '../../src/engine/throttle-gate.js';
+import {ThrottleSync} from '../../src/engine/throttle-sync.js';
+import {ThroughputControl} from '../../src/engine/throughput-control.js';
+import {LinkEngine} from '../../src/engine/link-engine.js';
+import {emptyThrottleRecord} from '../../src/engine/shared-throttle.js';
+
+/** The in-process store, noting when each exchange happened. */
+class WatchedStore implements ThrottleStore {
+	readonly inner = new InProcessThrottleStore();
+	readonly exchanges: number[] = [];
+
+	async exchange(instanceId: string, news: ThrottleNews | undefined, now: number, leaving?: boolean): Promise<ThrottleSnapshot> {
+		this.exchanges.push(now);
+		return this.inner.exchange(instanceId, news, now, leaving);
+	}
+}
+
+function instance(store: ThrottleStore) {
+	const gate = new ThrottleGate();
+	const control = new ThroughputControl({maxConcurrency: 8});
+	const sync = new ThrottleSync({store, gate, control, clock: systemClock});
+	return {gate, control, sync};
+}
+
+describe('ThrottleSync', () => {
+	beforeEach(() => {
+		vi.useFakeTimers({now: 1_000_000});
+	});
+
+	afterEach(() => {
+		vi.useRealTimers();
+	});
+
+	it('reads the shared state each second while busy, and once more just before the gate reopens', async () => {
+		const store = new WatchedStore();
+		const {sync} = instance(store);
+		sync.setBusy(true);
+		await vi.advanceTimersByTimeAsync(0);
+		const start = Date.now();
+		sync.publish({reopenAt: start + 2500, sentAt: start, closedAt: start, pace: {rate: 100, ceiling: Number.POSITIVE_INFINITY, setAt: start + 2500}});
+		await vi.advanceTimersByTimeAsync(3000);
+		sync.setBusy(false);
+		await vi.advanceTimersByTimeAsync(0);
+		const offsets = store.exchanges.map(at => at - start);
+		// Start, the publish, each second, 150 ms before the reopening, and leaving.
+		expect(offsets).toEqual([0, 0, 1000, 2000, 2350, 3000, 3000]);
+	});
+
+	it('gives a second instance the averaged pace of a burst both saw, before its gate reopens', async () => {
+		const store = new InProcessThrottleStore();
+		const a = instance(store);
+		const b = instance(store);
+		a.sync.setBusy(true);
+		b.sync.setBusy(true);
+		await vi.advanceTimersByTimeAsync(0);
+		const now = Date.now();
+		const reopenAt = now + 1500;
+		// Each saw the same burst and estimated its own share differently (per instance: 2 instances working).
+		a.sync.publish({reopenAt, sentAt: now, closedAt: now, pace: {rate: 150, ceiling: Number.POSITIVE_INFINITY, setAt: reopenAt}});
+		await vi.advanceTimersByTimeAsync(10);
+		b.sync.publish({reopenAt, sentAt: now - 5, closedAt: now + 10, pace: {rate: 50, ceiling: Number.POSITIVE_INFINITY, setAt: reopenAt}});
+		await vi.advanceTimersByTimeAsync(1400);
+		// The app's pace is the mean of 300/s and 100/s; each paces at half of it.
+		expect(a.control.pace?.rate).toBeCloseTo(100, 9);
+		expect(b.control.pace?.rate).toBeCloseTo(100, 9);
+		expect(a.gate.reopenAt).toBe(reopenAt);
+		expect(b.gate.reopenAt).toBe(reopenAt);
+		a.sync.setBusy(false);
+		b.sync.setBusy(false);
+		await vi.advanceTimersByTimeAsync(0);
+	});
+
+	it('holds the first request until the first exchange, then starts at its share of the concurrency', async () => {
+		// A slow storage account, and three other instances already working.
+		const others = {a: 0, b: 0, c: 0};
+		const store: ThrottleStore = {
+			async exchange(instanceId, _news, now) {
+				await new Promise(resolve => setTimeout(resolve, 300));
+				const record = {...emptyThrottleRecord, instances: {...Object.fromEntries(Object.keys(others).map(id => [id, now])), [instanceId]: now}};
+				return {record, instances: 4};
+			},
+		};
+		const starts: number[] = [];
+		const engine = new LinkEngine({
+			gateway: {
+				execute: async () => ({ok: true, value: undefined}),
+				executeBatch: async operations => {
+					starts.push(Date.now());
+					return operations.map(() => ({ok: true as const, value: undefined}));
+				},
+			},
+			maxConcurrency: 8,
+			throttleStore: store,
+		});
+		const begun = Date.now();
+		const pairs = Array.from({length: 40}, (_, index) => ({
+			accessPackageId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`,
+			incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(index + 100).padStart(12, '0')}`,
+		}));
+		const running = engine.run(pairs, 'add', {deadline: begun + 60_000});
+		await vi.advanceTimersByTimeAsync(299);
+		expect(starts).toEqual([]);
+		expect(engine.control.concurrency).toBe(4);
+		await vi.advanceTimersByTimeAsync(1);
+		expect(engine.control.concurrency).toBe(1); // Half of 8, among 4 instances.
+		await vi.advanceTimersByTimeAsync(1000);
+		const outcomes = await running;
+		expect(outcomes.every(outcome => outcome.status === 'linked')).toBe(true);
+		expect(starts[0]! - begun).toBeGreaterThanOrEqual(300);
+	});
+
+	it('does not wait longer than a second for a storage account that does not answer', async () => {
+		const store: ThrottleStore = {exchange: async () => new Promise(() => undefined)};
+		const starts: number[] = [];
+		const engine = new LinkEngine({
+			gateway: {
+				execute: async () => ({ok: true, value: undefined}),
+				executeBatch: async operations => {
+					starts.push(Date.now());
+					return operations.map(() => ({ok: true as const, value: undefined}));
+				},
+			},
+			throttleStore: store,
+		});
+		const begun = Date.now();
+		const running = engine.run([{accessPackageId: '00000000-0000-4000-8000-000000000001', incompatibleAccessPackageId: '00000000-0000-4000-8000-000000000002'}, {accessPackageId: '00000000-0000-4000-8000-000000000003', incompatibleAccessPackageId: '00000000-0000-4000-8000-000000000004'}], 'add', {deadline: begun + 60_000});
+		await vi.advanceTimersByTimeAsync(2000);
+		expect((await running).map(outcome => outcome.status)).toEqual(['linked', 'linked']);
+		expect(starts[0]! - begun).toBe(1000);
+	});
+});
