@@ -80,7 +80,7 @@ export function parseMessage(item: unknown): ParsedMessage {
 	let value: unknown = item;
 	if (isText) {
 		const parsed = parseJson(text);
-		if (!parsed.ok) {
+		if (parsed.kind === 'invalid') {
 			return invalid(parsed.reason);
 		}
 
@@ -88,7 +88,7 @@ export function parseMessage(item: unknown): ParsedMessage {
 	}
 
 	const unwrapped = unwrapEvent(value);
-	if (!unwrapped.ok) {
+	if (unwrapped.kind === 'invalid') {
 		return invalid(unwrapped.reason);
 	}
 
@@ -114,7 +114,7 @@ export function parseMessage(item: unknown): ParsedMessage {
 		}
 
 		const envelope = readEnvelope(record);
-		return envelope.ok ? readPairs(pairs, envelope.value) : invalid(envelope.reason);
+		return envelope.kind === 'ok' ? readPairs(pairs, envelope.value) : invalid(envelope.reason);
 	}
 
 	if (Object.hasOwn(record, 'accessPackageId') || Object.hasOwn(record, 'incompatibleAccessPackageId')) {
@@ -127,7 +127,7 @@ export function parseMessage(item: unknown): ParsedMessage {
 	);
 }
 
-type Read<T> = {ok: true; value: T} | {ok: false; reason: string};
+type Read<T> = {kind: 'ok'; value: T} | {kind: 'invalid'; reason: string};
 
 interface EnvelopeFields {
 	action?: LinkAction;
@@ -148,7 +148,7 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	]);
 	if (action !== undefined) {
 		if (!linkActions.includes(action as LinkAction)) {
-			return {ok: false, reason: `"action" must be "add" or "remove", got ${describeJson(action)}`};
+			return {kind: 'invalid', reason: `"action" must be "add" or "remove", got ${describeJson(action)}`};
 		}
 
 		fields.action = action as LinkAction;
@@ -156,7 +156,7 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 
 	if (symmetric !== undefined) {
 		if (typeof symmetric !== 'boolean') {
-			return {ok: false, reason: `"symmetric" must be true or false, got ${describeJson(symmetric)}`};
+			return {kind: 'invalid', reason: `"symmetric" must be true or false, got ${describeJson(symmetric)}`};
 		}
 
 		fields.symmetric = symmetric;
@@ -165,7 +165,7 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	if (correlationId !== undefined && correlationId !== null) {
 		const problem = correlationIdProblem(correlationId);
 		if (problem) {
-			return {ok: false, reason: `"correlationId" ${problem}`};
+			return {kind: 'invalid', reason: `"correlationId" ${problem}`};
 		}
 
 		fields.correlationId = correlationId as string;
@@ -173,7 +173,7 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 
 	if (attempt !== undefined) {
 		if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 0 || attempt > maximumAttempt) {
-			return {ok: false, reason: `"attempt" must be a whole number from 0 to ${maximumAttempt}, got ${describeJson(attempt)}`};
+			return {kind: 'invalid', reason: `"attempt" must be a whole number from 0 to ${maximumAttempt}, got ${describeJson(attempt)}`};
 		}
 
 		fields.attempt = attempt;
@@ -182,13 +182,13 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	if (firstEnqueuedAt !== undefined && firstEnqueuedAt !== null) {
 		const at = typeof firstEnqueuedAt === 'string' && isoTimestamp.test(firstEnqueuedAt) ? Date.parse(firstEnqueuedAt) : Number.NaN;
 		if (!Number.isFinite(at)) {
-			return {ok: false, reason: `"firstEnqueuedAt" must be an ISO 8601 UTC time such as "2026-11-30T12:00:00.000Z", got ${describeJson(firstEnqueuedAt)}`};
+			return {kind: 'invalid', reason: `"firstEnqueuedAt" must be an ISO 8601 UTC time such as "2026-11-30T12:00:00.000Z", got ${describeJson(firstEnqueuedAt)}`};
 		}
 
 		fields.firstEnqueuedAt = at;
 	}
 
-	return {ok: true, value: fields};
+	return {kind: 'ok', value: fields};
 }
 
 /**
@@ -214,7 +214,7 @@ function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
 	const keep = (pair: Pair) => pairs.set(pairKey(pair), pair);
 	for (const raw of rawPairs) {
 		const checked = checkPair(raw);
-		if (!checked.ok) {
+		if (checked.kind === 'invalid') {
 			invalidPairs.push({raw, reason: checked.reason});
 			continue;
 		}
@@ -242,33 +242,33 @@ function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
  */
 function unwrapEvent(value: unknown): Read<unknown> {
 	if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-		return {ok: true, value};
+		return {kind: 'ok', value};
 	}
 
 	const record = value as Record<string, unknown>;
 	const isCloudEvent = Object.hasOwn(record, 'specversion');
 	const isEventGridEvent = Object.hasOwn(record, 'eventType') && Object.hasOwn(record, 'dataVersion');
 	if (!isCloudEvent && !isEventGridEvent) {
-		return {ok: true, value};
+		return {kind: 'ok', value};
 	}
 
 	const kind = isCloudEvent ? 'CloudEvent' : 'Event Grid event';
 	const {data, data_base64: dataBase64, datacontenttype: contentType} = ownFields(record, ['data', 'data_base64', 'datacontenttype']);
 	if (isCloudEvent && dataBase64 !== undefined) {
 		if (data !== undefined) {
-			return {ok: false, reason: 'CloudEvent has both data and data_base64 (the spec allows one)'};
+			return {kind: 'invalid', reason: 'CloudEvent has both data and data_base64 (the spec allows one)'};
 		}
 
 		if (typeof dataBase64 !== 'string') {
-			return {ok: false, reason: 'CloudEvent data_base64 must be a base64 string'};
+			return {kind: 'invalid', reason: 'CloudEvent data_base64 must be a base64 string'};
 		}
 
 		const parsed = parseJson(Buffer.from(dataBase64, 'base64').toString('utf8'));
-		return parsed.ok ? {ok: true, value: parsed.value} : {ok: false, reason: `CloudEvent data_base64: ${parsed.reason}`};
+		return parsed.kind === 'ok' ? {kind: 'ok', value: parsed.value} : {kind: 'invalid', reason: `CloudEvent data_base64: ${parsed.reason}`};
 	}
 
 	if (data === undefined || data === null) {
-		return {ok: false, reason: `${kind} has no data`};
+		return {kind: 'invalid', reason: `${kind} has no data`};
 	}
 
 	if (typeof data === 'string') {
@@ -277,32 +277,32 @@ function unwrapEvent(value: unknown): Read<unknown> {
 			// MUST NOT be parsed again. The pairs belong in `data` as an object or array.
 			const type = typeof contentType === 'string' ? contentType : 'none';
 			return {
-				ok: false,
+				kind: 'invalid',
 				reason: `CloudEvent data is a string (datacontenttype ${quote(type, 60)}); send the pairs message as a JSON object or array in "data", or as bytes in "data_base64"`,
 			};
 		}
 
 		const parsed = parseJson(data);
-		return parsed.ok ? {ok: true, value: parsed.value} : {ok: false, reason: `${kind} data: ${parsed.reason}`};
+		return parsed.kind === 'ok' ? {kind: 'ok', value: parsed.value} : {kind: 'invalid', reason: `${kind} data: ${parsed.reason}`};
 	}
 
-	return {ok: true, value: data};
+	return {kind: 'ok', value: data};
 }
 
 function parseJson(text: string): Read<unknown> {
 	if (text.trim() === '') {
-		return {ok: false, reason: 'the message is empty'};
+		return {kind: 'invalid', reason: 'the message is empty'};
 	}
 
 	if (jsonTextTooDeep(text)) {
-		return {ok: false, reason: tooDeep};
+		return {kind: 'invalid', reason: tooDeep};
 	}
 
 	try {
 		// A byte-order mark is how some Windows tools start UTF-8 text; JSON.parse would refuse it.
-		return {ok: true, value: JSON.parse(text.replace(/^\uFEFF/, ''))};
+		return {kind: 'ok', value: JSON.parse(text.replace(/^\uFEFF/, ''))};
 	} catch (error) {
-		return {ok: false, reason: `not valid JSON (${(error as Error).message})`};
+		return {kind: 'invalid', reason: `not valid JSON (${(error as Error).message})`};
 	}
 }
 

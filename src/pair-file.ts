@@ -10,8 +10,8 @@ import {checkPair, type Pair} from './pair.js';
 export type PairFileFormat = 'csv' | 'jsonl';
 
 export type PairRow =
-	| {line: number; ok: true; pair: Pair; symmetric: boolean}
-	| {line: number; ok: false; error: string};
+	| {kind: 'pair'; line: number; pair: Pair; symmetric: boolean}
+	| {kind: 'invalid'; line: number; reason: string};
 
 /** A problem with the file as a whole (no header, a broken quote): reading stops here. */
 export class PairFileError extends Error {
@@ -43,7 +43,7 @@ export function formatFromPath(path: string): PairFileFormat | undefined {
  * With `format` undefined, a first non-blank line starting with `{` means JSON Lines, anything else CSV.
  *
  * @example
- * for await (const row of readPairRows(createReadStream('pairs.csv'), 'csv')) if (!row.ok) console.error(row.line, row.error);
+ * for await (const row of readPairRows(createReadStream('pairs.csv'), 'csv')) if (row.kind === 'invalid') console.error(row.line, row.reason);
  */
 /** The longest line read; a longer one is a row error, and is skipped without being held. Defaults to 64 Ki characters. */
 export const maximumLineLength = 65_536;
@@ -103,7 +103,7 @@ export async function* readPairRows(input: Readable, format?: PairFileFormat): A
 				throw new PairFileError(lineNumber, `the header is longer than ${maximumLineLength.toLocaleString('en-US')} characters`);
 			}
 
-			yield {line: lineNumber, ok: false, error: `the line is longer than ${maximumLineLength.toLocaleString('en-US')} characters`};
+			yield {kind: 'invalid', line: lineNumber, reason: `the line is longer than ${maximumLineLength.toLocaleString('en-US')} characters`};
 			continue;
 		}
 
@@ -156,41 +156,41 @@ function readHeader(fields: string[], line: number): CsvColumns {
 function readCsvRow(fields: string[], columns: CsvColumns, line: number): PairRow {
 	const needed = Math.max(columns.accessPackageId, columns.incompatibleAccessPackageId) + 1;
 	if (fields.length < needed) {
-		return {line, ok: false, error: `expected at least ${needed} fields, found ${fields.length}`};
+		return {kind: 'invalid', line, reason: `expected at least ${needed} fields, found ${fields.length}`};
 	}
 
 	const symmetric = readSymmetric(columns.symmetric === undefined ? undefined : fields[columns.symmetric]);
 	if (typeof symmetric === 'string') {
-		return {line, ok: false, error: symmetric};
+		return {kind: 'invalid', line, reason: symmetric};
 	}
 
 	const checked = checkPair({
 		accessPackageId: fields[columns.accessPackageId],
 		incompatibleAccessPackageId: fields[columns.incompatibleAccessPackageId],
 	});
-	return checked.ok ? {line, ok: true, pair: checked.pair, symmetric} : {line, ok: false, error: checked.reason};
+	return checked.kind === 'valid' ? {kind: 'pair', line, pair: checked.pair, symmetric} : {kind: 'invalid', line, reason: checked.reason};
 }
 
 function readJsonLine(text: string, line: number): PairRow {
 	if (jsonTextTooDeep(text)) {
-		return {line, ok: false, error: `JSON nested deeper than ${maximumJsonDepth} levels`};
+		return {kind: 'invalid', line, reason: `JSON nested deeper than ${maximumJsonDepth} levels`};
 	}
 
 	let value: unknown;
 	try {
 		value = JSON.parse(text);
 	} catch (error) {
-		return {line, ok: false, error: `not valid JSON (${(error as Error).message})`};
+		return {kind: 'invalid', line, reason: `not valid JSON (${(error as Error).message})`};
 	}
 
 	const symmetricValue =
 		typeof value === 'object' && value !== null && Object.hasOwn(value, 'symmetric') ? (value as {symmetric: unknown}).symmetric : undefined;
 	if (symmetricValue !== undefined && typeof symmetricValue !== 'boolean') {
-		return {line, ok: false, error: `"symmetric" must be true or false, got ${JSON.stringify(symmetricValue)?.slice(0, 40)}`};
+		return {kind: 'invalid', line, reason: `"symmetric" must be true or false, got ${JSON.stringify(symmetricValue)?.slice(0, 40)}`};
 	}
 
 	const checked = checkPair(value);
-	return checked.ok ? {line, ok: true, pair: checked.pair, symmetric: symmetricValue === true} : {line, ok: false, error: checked.reason};
+	return checked.kind === 'valid' ? {kind: 'pair', line, pair: checked.pair, symmetric: symmetricValue === true} : {kind: 'invalid', line, reason: checked.reason};
 }
 
 function readSymmetric(value: string | undefined): boolean | string {

@@ -38,7 +38,7 @@ export function isCanonicalGuid(value: string): boolean {
 	return guidPattern.test(value);
 }
 
-export type PairCheck = {ok: true; pair: Pair} | {ok: false; reason: string};
+export type PairCheck = {kind: 'valid'; pair: Pair} | {kind: 'invalid'; reason: string};
 
 const fieldNames = ['accessPackageId', 'incompatibleAccessPackageId'] as const;
 
@@ -48,23 +48,23 @@ const fieldNames = ['accessPackageId', 'incompatibleAccessPackageId'] as const;
  */
 export function checkPair(raw: unknown): PairCheck {
 	if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-		return {ok: false, reason: `a pair must be an object with ${fieldNames.join(' and ')}, got ${describe(raw)}`};
+		return {kind: 'invalid', reason: `a pair must be an object with ${fieldNames.join(' and ')}, got ${describe(raw)}`};
 	}
 
 	const ids: string[] = [];
 	for (const name of fieldNames) {
 		const value = Object.hasOwn(raw, name) ? (raw as Record<string, unknown>)[name] : undefined;
 		if (value === undefined || value === null || value === '') {
-			return {ok: false, reason: `${name} is missing`};
+			return {kind: 'invalid', reason: `${name} is missing`};
 		}
 
 		if (typeof value !== 'string') {
-			return {ok: false, reason: `${name} must be a string, got ${describe(value)}`};
+			return {kind: 'invalid', reason: `${name} must be a string, got ${describe(value)}`};
 		}
 
 		const guid = normalizeGuid(value);
 		if (guid === undefined) {
-			return {ok: false, reason: `${name} ${quote(value)} is not a GUID`};
+			return {kind: 'invalid', reason: `${name} ${quote(value)} is not a GUID`};
 		}
 
 		ids.push(guid);
@@ -72,10 +72,10 @@ export function checkPair(raw: unknown): PairCheck {
 
 	const [accessPackageId, incompatibleAccessPackageId] = ids as [string, string];
 	if (accessPackageId === incompatibleAccessPackageId) {
-		return {ok: false, reason: `an access package cannot be incompatible with itself (${accessPackageId})`};
+		return {kind: 'invalid', reason: `an access package cannot be incompatible with itself (${accessPackageId})`};
 	}
 
-	return {ok: true, pair: {accessPackageId, incompatibleAccessPackageId}};
+	return {kind: 'valid', pair: {accessPackageId, incompatibleAccessPackageId}};
 }
 
 export function pairKey(pair: Pair): string {

@@ -91,8 +91,8 @@ describe('parseMessage, for any input', () => {
 				}
 
 				const checks = pairs.map(raw => checkPair(raw));
-				const validKeys = new Set(checks.flatMap(check => (check.ok ? [pairKey(check.pair)] : [])));
-				expect(parsed.invalidPairs.map(invalid => invalid.raw)).toEqual(pairs.filter((_, index) => !checks[index]!.ok));
+				const validKeys = new Set(checks.flatMap(check => (check.kind === 'valid' ? [pairKey(check.pair)] : [])));
+				expect(parsed.invalidPairs.map(invalid => invalid.raw)).toEqual(pairs.filter((_, index) => checks[index]!.kind === 'invalid'));
 				expect(new Set(parsed.pairs.map(pair => pairKey(pair)))).toEqual(validKeys);
 			}),
 			{numRuns: 300},

@@ -20,17 +20,17 @@ describe('readPairRows', () => {
 	it('reads CSV by its header, in any column order, with CRLF, a BOM, quotes and blank lines', async () => {
 		const text = `\uFEFFnote,incompatibleAccessPackageId,accessPackageId,symmetric\r\n"a, quoted ""note""",${b},${a},true\r\n\r\nx,${a},${b},\r\n`;
 		expect(await rows(text)).toEqual([
-			{line: 2, ok: true, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: true},
-			{line: 4, ok: true, pair: {accessPackageId: b, incompatibleAccessPackageId: a}, symmetric: false},
+			{kind: 'pair', line: 2, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: true},
+			{kind: 'pair', line: 4, pair: {accessPackageId: b, incompatibleAccessPackageId: a}, symmetric: false},
 		]);
 	});
 
 	it('numbers each bad row by its line and says what is wrong', async () => {
 		const read = await rows(`accessPackageId,incompatibleAccessPackageId\n${a}\nnot-a-guid,${b}\n${a},${a}\n`);
 		expect(read).toEqual([
-			{line: 2, ok: false, error: 'expected at least 2 fields, found 1'},
-			{line: 3, ok: false, error: expect.stringMatching(/accessPackageId "not-a-guid" is not a GUID/)},
-			{line: 4, ok: false, error: expect.stringMatching(/cannot be incompatible with itself/)},
+			{kind: 'invalid', line: 2, reason: 'expected at least 2 fields, found 1'},
+			{kind: 'invalid', line: 3, reason: expect.stringMatching(/accessPackageId "not-a-guid" is not a GUID/)},
+			{kind: 'invalid', line: 4, reason: expect.stringMatching(/cannot be incompatible with itself/)},
 		]);
 	});
 
@@ -38,17 +38,17 @@ describe('readPairRows', () => {
 		const text = `{"accessPackageId":"${a}","incompatibleAccessPackageId":"${b}","symmetric":true}\n{"accessPackageId":"${b}","incompatibleAccessPackageId":"${a}"}\n{bad json\n`;
 		const read = await rows(text);
 		expect(read.slice(0, 2)).toEqual([
-			{line: 1, ok: true, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: true},
-			{line: 2, ok: true, pair: {accessPackageId: b, incompatibleAccessPackageId: a}, symmetric: false},
+			{kind: 'pair', line: 1, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: true},
+			{kind: 'pair', line: 2, pair: {accessPackageId: b, incompatibleAccessPackageId: a}, symmetric: false},
 		]);
-		expect(read[2]).toMatchObject({line: 3, ok: false, error: expect.stringMatching(/^not valid JSON/)});
+		expect(read[2]).toMatchObject({kind: 'invalid', line: 3, reason: expect.stringMatching(/^not valid JSON/)});
 	});
 
 	it('joins lines split across chunks, including a multi-byte character cut in two', async () => {
 		const text = Buffer.from(`accessPackageId,incompatibleAccessPackageId,note\n${a},${b},café\n`);
 		const cut = text.indexOf(Buffer.from('é')) + 1;
 		expect(await rows([text.subarray(0, 20), text.subarray(20, cut), text.subarray(cut)])).toEqual([
-			{line: 2, ok: true, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: false},
+			{kind: 'pair', line: 2, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: false},
 		]);
 	});
 

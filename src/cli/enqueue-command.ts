@@ -78,12 +78,12 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 		let invalid = 0;
 		try {
 			for await (const row of readPairRows(createReadStream(path), resolvedFormat)) {
-				if (row.ok) {
+				if (row.kind === 'pair') {
 					valid++;
 				} else {
 					invalid++;
 					progress.clear();
-					io.stderr.write(`${source === '-' ? 'stdin' : source}: line ${row.line}: ${row.error}\n`);
+					io.stderr.write(`${source === '-' ? 'stdin' : source}: line ${row.line}: ${row.reason}\n`);
 				}
 
 				progress.update(`validating: ${formatCount(valid + invalid)} rows`);

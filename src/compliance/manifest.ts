@@ -21,10 +21,10 @@ export async function readManifest(input: Readable, format?: PairFileFormat): Pr
 	const manifest: Manifest = {rules: [], errors: []};
 	try {
 		for await (const row of readPairRows(input, format)) {
-			if (row.ok) {
+			if (row.kind === 'pair') {
 				manifest.rules.push({line: row.line, pair: row.pair, symmetric: row.symmetric});
 			} else {
-				manifest.errors.push({line: row.line, error: row.error});
+				manifest.errors.push({line: row.line, error: row.reason});
 			}
 		}
 	} catch (error) {

@@ -39,7 +39,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 	let scope = namedPackages(options.rules);
 	if (options.scope === 'all') {
 		const listed = await options.engine.readAll({kind: 'list-packages', nextLink: undefined}, run);
-		if (!listed.ok) {
+		if (listed.kind === 'failed') {
 			throw new Error(`could not list the tenant's access packages: ${listed.failure.status ?? ''} ${listed.failure.code ?? ''} ${listed.failure.message}`);
 		}
 
@@ -50,7 +50,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 	await Promise.all(
 		scope.map(async accessPackageId => {
 			const read = await options.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, run);
-			if (read.ok) {
+			if (read.kind === 'ok') {
 				current.set(accessPackageId, packageIds(read.value));
 			} else {
 				readFailures.push({accessPackageId, failure: read.failure});

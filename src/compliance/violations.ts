@@ -37,8 +37,13 @@ export async function findViolations(engine: LinkEngine, rules: readonly Manifes
 					{deadline},
 				),
 			]);
-			if (!forward.ok || !backward.ok) {
-				report.readFailures.push({rule, failure: forward.ok ? (backward as {failure: GraphFailure}).failure : forward.failure});
+			if (forward.kind === 'failed') {
+				report.readFailures.push({rule, failure: forward.failure});
+				return;
+			}
+
+			if (backward.kind === 'failed') {
+				report.readFailures.push({rule, failure: backward.failure});
 				return;
 			}
 

@@ -3,7 +3,7 @@
 // hard-coded), and assign it unless it is assigned already.
 
 import type {Client} from '@microsoft/microsoft-graph-client';
-import {classifyError, type GraphFailure} from '../graph/graph-failure.js';
+import {classifyAnswer, readSdkError, type GraphFailure} from '../graph/graph-failure.js';
 import {normalizeGuid} from '../pair.js';
 
 /** Microsoft Graph's application id, the same in every tenant. */
@@ -80,7 +80,7 @@ export async function applyGrant(client: Client, plan: GrantPlan): Promise<void>
 			.version('v1.0')
 			.post({principalId: plan.identity.id, resourceId: plan.graph.id, appRoleId: plan.role.id});
 	} catch (error) {
-		throw explain(classifyError(error, Date.now()), 'assigning the app role');
+		throw explain(classifyAnswer(readSdkError(error), Date.now()), 'assigning the app role');
 	}
 }
 
@@ -88,7 +88,7 @@ async function read(client: Client, path: string): Promise<Record<string, unknow
 	try {
 		return (await client.api(path).version('v1.0').get()) as Record<string, unknown>;
 	} catch (error) {
-		throw explain(classifyError(error, Date.now()), `reading ${path.split('?')[0]}`);
+		throw explain(classifyAnswer(readSdkError(error), Date.now()), `reading ${path.split('?')[0]}`);
 	}
 }
 
@@ -96,7 +96,7 @@ async function readOptional(client: Client, path: string): Promise<Record<string
 	try {
 		return (await client.api(path).version('v1.0').get()) as Record<string, unknown>;
 	} catch (error) {
-		const failure = classifyError(error, Date.now());
+		const failure = classifyAnswer(readSdkError(error), Date.now());
 		if (failure.kind === 'not-found') {
 			return undefined;
 		}

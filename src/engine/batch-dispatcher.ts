@@ -17,11 +17,11 @@ const pacedRequestSeconds = 0.05;
 /** The least time worth starting a request in; closer to the deadline, the pair is deferred instead. */
 export const minimumRequestWindowMs = 1000;
 
-export type Sent<T> = CallResult<T> | {deferred: true; delayMs: number; throttled?: GraphFailure};
+export type Sent<T> = CallResult<T> | {kind: 'deferred'; delayMs: number; throttled?: GraphFailure};
 
 /** Failures that say "wait", not "this request failed": they shut the gate for everyone. */
-function meansWait(result: CallResult<unknown>): result is {ok: false; failure: GraphFailure} {
-	return !result.ok && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
+function meansWait(result: CallResult<unknown>): result is {kind: 'failed'; failure: GraphFailure} {
+	return result.kind === 'failed' && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
 }
 
 export interface RunContext {
@@ -30,7 +30,7 @@ export interface RunContext {
 }
 
 /** What the dispatcher hands back for one operation. */
-type Dispatched = CallResult<unknown> | {gateClosed: true; throttled?: GraphFailure} | {deferred: true};
+type Dispatched = CallResult<unknown> | {kind: 'gate-closed'; throttled?: GraphFailure} | {kind: 'deferred'};
 
 interface PendingOperation {
 	operation: LinkOperation;
@@ -98,7 +98,7 @@ export class BatchDispatcher {
 		for (;;) {
 			const waitMs = Math.max(0, this.#gate.reopenAt - this.#clock.now());
 			if (context.signal.aborted || this.#clock.now() + waitMs + minimumRequestWindowMs > context.deadline) {
-				return {deferred: true, delayMs: waitMs, throttled};
+				return {kind: 'deferred', delayMs: waitMs, throttled};
 			}
 
 			if (!this.#gate.isOpen()) {
@@ -106,7 +106,7 @@ export class BatchDispatcher {
 					// eslint-disable-next-line no-await-in-loop
 					await this.#gate.whenOpen(context.signal);
 				} catch {
-					return {deferred: true, delayMs: 0, throttled};
+					return {kind: 'deferred', delayMs: 0, throttled};
 				}
 			}
 
@@ -115,13 +115,13 @@ export class BatchDispatcher {
 				this.#pending.push({operation, context, resolve});
 				this.#scheduleDrain();
 			});
-			if ('gateClosed' in result) {
+			if (result.kind === 'gate-closed') {
 				throttled = result.throttled ?? throttled;
 				continue;
 			}
 
-			if ('deferred' in result) {
-				return {deferred: true, delayMs: 0, throttled};
+			if (result.kind === 'deferred') {
+				return {kind: 'deferred', delayMs: 0, throttled};
 			}
 
 			return result;
@@ -157,7 +157,7 @@ export class BatchDispatcher {
 			if (!this.#gate.isOpen()) {
 				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.
 				for (const entry of this.#take(Number.POSITIVE_INFINITY)) {
-					entry.resolve({gateClosed: true});
+					entry.resolve({kind: 'gate-closed'});
 				}
 
 				return;
@@ -170,7 +170,7 @@ export class BatchDispatcher {
 					// A request that could not even be made is a failure of its operations, never a crash of the process.
 					const failure: GraphFailure = {kind: 'bad-request', code: 'RequestFailed', message: `the request failed before an answer: ${(error as Error)?.message ?? String(error)}`};
 					for (const entry of group) {
-						entry.resolve({ok: false, failure});
+						entry.resolve({kind: 'failed', failure});
 					}
 				})
 				.finally(() => {
@@ -196,7 +196,7 @@ export class BatchDispatcher {
 		for (let index = this.#pendingHead; index < this.#pending.length; index++) {
 			const entry = this.#pending[index]!;
 			if (entry.context === context) {
-				entry.resolve({deferred: true});
+				entry.resolve({kind: 'deferred'});
 			} else {
 				kept.push(entry);
 			}
@@ -242,7 +242,7 @@ export class BatchDispatcher {
 
 		if (!this.#gate.isOpen()) {
 			for (const entry of live) {
-				entry.resolve({gateClosed: true});
+				entry.resolve({kind: 'gate-closed'});
 			}
 
 			return;
@@ -286,7 +286,7 @@ export class BatchDispatcher {
 				}
 			}
 
-			entry.resolve({gateClosed: true, throttled: result.failure});
+			entry.resolve({kind: 'gate-closed', throttled: result.failure});
 		}
 
 		if (unreachable) {
@@ -303,7 +303,7 @@ function dropLate(group: PendingOperation[], now: number): PendingOperation[] {
 	return group.filter(entry => {
 		const late = entry.context.signal.aborted || entry.context.deadline - now < minimumRequestWindowMs;
 		if (late) {
-			entry.resolve({deferred: true});
+			entry.resolve({kind: 'deferred'});
 		}
 
 		return !late;

@@ -249,15 +249,15 @@ export class LinkEngine {
 		for (;;) {
 			// eslint-disable-next-line no-await-in-loop
 			const page = await this.#dispatcher.send({...operation, nextLink}, context);
-			if ('deferred' in page) {
-				return {ok: false, failure: page.throttled ?? {kind: 'timeout', code: 'TimeBudget', message: 'not read within the time budget'}};
+			if (page.kind === 'deferred') {
+				return {kind: 'failed', failure: page.throttled ?? {kind: 'timeout', code: 'TimeBudget', message: 'not read within the time budget'}};
 			}
 
-			if (page.ok) {
+			if (page.kind === 'ok') {
 				const read = readPage(page.value);
 				items.push(...read.items);
 				if (read.nextLink === undefined) {
-					return {ok: true, value: items};
+					return {kind: 'ok', value: items};
 				}
 
 				nextLink = read.nextLink;
@@ -265,12 +265,12 @@ export class LinkEngine {
 			}
 
 			const decision = decideRetry('list', page.failure, history, this.#policy, this.#random);
-			if (decision.type === 'systemic') {
+			if (decision.kind === 'systemic') {
 				throw new SystemicFailure(page.failure);
 			}
 
-			if (decision.type !== 'retry' || this.#clock.now() + decision.delayMs + minimumRequestWindowMs > context.deadline) {
-				return {ok: false, failure: page.failure};
+			if (decision.kind !== 'retry' || this.#clock.now() + decision.delayMs + minimumRequestWindowMs > context.deadline) {
+				return {kind: 'failed', failure: page.failure};
 			}
 
 			history = decision.history;
@@ -298,11 +298,11 @@ export class LinkEngine {
 			if (step === 'verify') {
 				// eslint-disable-next-line no-await-in-loop
 				const listed = await this.#isLinked(pair, context);
-				if ('deferred' in listed) {
+				if (listed.kind === 'deferred') {
 					return deferred(listed.delayMs, false, listed.throttled);
 				}
 
-				if (listed.ok) {
+				if (listed.kind === 'ok') {
 					if (listed.value) {
 						return {pair, status: 'already-linked'};
 					}
@@ -319,11 +319,11 @@ export class LinkEngine {
 			} else {
 				// eslint-disable-next-line no-await-in-loop
 				const written = await this.#dispatcher.send({kind: action, pair}, context);
-				if ('deferred' in written) {
+				if (written.kind === 'deferred') {
 					return deferred(written.delayMs, false, written.throttled);
 				}
 
-				if (written.ok) {
+				if (written.kind === 'ok') {
 					return {pair, status: action === 'add' ? 'linked' : 'removed'};
 				}
 
@@ -332,7 +332,7 @@ export class LinkEngine {
 
 			lastFailure = failure;
 			const decision = decideRetry(step === 'verify' ? 'list' : action, failure, history, this.#policy, this.#random);
-			switch (decision.type) {
+			switch (decision.kind) {
 				case 'systemic': {
 					throw new SystemicFailure(failure);
 				}
@@ -387,19 +387,19 @@ export class LinkEngine {
 		do {
 			// eslint-disable-next-line no-await-in-loop
 			const page = await this.#dispatcher.send({kind: 'list', accessPackageId: pair.accessPackageId, nextLink}, context);
-			if ('deferred' in page || !page.ok) {
+			if (page.kind !== 'ok') {
 				return page;
 			}
 
 			const {ids, nextLink: next} = readLinksPage(page.value);
 			if (ids.includes(pair.incompatibleAccessPackageId)) {
-				return {ok: true, value: true};
+				return {kind: 'ok', value: true};
 			}
 
 			nextLink = next;
 		} while (nextLink !== undefined);
 
-		return {ok: true, value: false};
+		return {kind: 'ok', value: false};
 	}
 
 }

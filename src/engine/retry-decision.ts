@@ -65,20 +65,20 @@ export const freshHistory: RetryHistory = {transientFailures: 0, notFoundFailure
 
 export type RetryDecision =
 	/** Try the same request again after `delayMs` (429s never get here: the gate absorbs them). */
-	| {type: 'retry'; delayMs: number; history: RetryHistory}
+	| {kind: 'retry'; delayMs: number; history: RetryHistory}
 	/** An add that may have failed because the link exists: read the list before judging. */
-	| {type: 'verify'}
+	| {kind: 'verify'}
 	/** The failure means the goal is already met (a DELETE that finds nothing). */
-	| {type: 'already-done'}
+	| {kind: 'already-done'}
 	/** Out of retries for this invocation: hand the pair to the next attempt via the queue. */
-	| {type: 'requeue'}
-	| {type: 'dead-letter'; reason: DeadLetterReason}
+	| {kind: 'requeue'}
+	| {kind: 'dead-letter'; reason: DeadLetterReason}
 	/** Not the pair's fault and not fixable by retrying it now (401, no token): fail the whole invocation. */
-	| {type: 'systemic'};
+	| {kind: 'systemic'};
 
 /**
  * @example
- * decideRetry('add', {kind: 'conflict', status: 409, message: '...'}, freshHistory) //=> {type: 'verify'}
+ * decideRetry('add', {kind: 'conflict', status: 409, message: '...'}, freshHistory) //=> {kind: 'verify'}
  */
 export function decideRetry(
 	operation: Operation,
@@ -89,28 +89,28 @@ export function decideRetry(
 ): RetryDecision {
 	switch (failure.kind) {
 		case 'unauthorized': {
-			return {type: 'systemic'};
+			return {kind: 'systemic'};
 		}
 
 		case 'aborted': {
-			return {type: 'requeue'};
+			return {kind: 'requeue'};
 		}
 
 		case 'forbidden': {
-			return {type: 'dead-letter', reason: 'forbidden'};
+			return {kind: 'dead-letter', reason: 'forbidden'};
 		}
 
 		case 'not-found': {
 			if (operation === 'remove') {
-				return {type: 'already-done'};
+				return {kind: 'already-done'};
 			}
 
 			if (history.notFoundFailures >= policy.notFoundRetries) {
-				return {type: 'dead-letter', reason: 'not-found'};
+				return {kind: 'dead-letter', reason: 'not-found'};
 			}
 
 			return {
-				type: 'retry',
+				kind: 'retry',
 				delayMs: backoffDelay(history.notFoundFailures, policy.notFoundBackoff, random),
 				history: {...history, notFoundFailures: history.notFoundFailures + 1},
 			};
@@ -119,7 +119,7 @@ export function decideRetry(
 		case 'bad-request':
 		case 'conflict': {
 			// What Graph answers to a duplicate add is undocumented (400 or 409 are likely): only the list can tell.
-			return operation === 'add' ? {type: 'verify'} : {type: 'dead-letter', reason: failure.kind};
+			return operation === 'add' ? {kind: 'verify'} : {kind: 'dead-letter', reason: failure.kind};
 		}
 
 		case 'throttled':
@@ -128,11 +128,11 @@ export function decideRetry(
 		case 'network':
 		case 'timeout': {
 			if (history.transientFailures >= policy.transientRetries) {
-				return {type: 'requeue'};
+				return {kind: 'requeue'};
 			}
 
 			return {
-				type: 'retry',
+				kind: 'retry',
 				delayMs: failure.retryAfterMs ?? backoffDelay(history.transientFailures, policy.transientBackoff, random),
 				history: {...history, transientFailures: history.transientFailures + 1},
 			};

@@ -1,4 +1,5 @@
-// Turns whatever a Graph call threw into a typed failure, once, at the edge where the response arrives.
+// Turns what Graph answered (a response, a `$batch` item, or the transport's error when nothing came back) into a typed
+// failure, once, at the edge where it arrives: two readers put each source in one shape, one classifier decides.
 // Everything past this point branches on `kind` and `status`, never on a message's words.
 
 import {parseRetryAfter} from './retry-after.js';
@@ -28,29 +29,63 @@ export interface GraphFailure {
 	readonly retryAfterMs?: number;
 }
 
-export interface ResponseDetails {
-	code?: string | null | undefined;
-	message?: string | null | undefined;
-	requestId?: string | null | undefined;
-	retryAfter?: string | null | undefined;
-}
+/**
+ * What came back for one request, read from wherever it arrived (`readSdkError`, `readBatchItem`): an HTTP answer, or
+ * the transport's error when none came. `classifyAnswer` is the one place that decides what it means.
+ */
+export type GraphAnswer =
+	| {
+			kind: 'response';
+			status: number;
+			code?: string | undefined;
+			message?: string | undefined;
+			requestId?: string | undefined;
+			retryAfter?: string | undefined;
+	  }
+	| {kind: 'no-response'; name: string | undefined; message: string};
 
-/** Classifies an HTTP error status (also used for the inner responses of a `$batch`). */
-export function classifyStatus(status: number, details: ResponseDetails, now: number): GraphFailure {
-	const failure: {-readonly [K in keyof GraphFailure]: GraphFailure[K]} = {
-		kind: kindOfStatus(status),
-		status,
-		message: truncate(details.message || `HTTP ${status}`),
-	};
-	if (details.code) {
-		failure.code = truncate(details.code, 100);
+/** Names the transport gives the errors it throws, so they survive the SDK's re-wrapping (which keeps only name and message). */
+export const transportErrorNames = {
+	network: 'NetworkError',
+	unreachable: 'UnreachableError',
+	untrustedOrigin: 'UntrustedOriginError',
+	timeout: 'RequestTimeoutError',
+	aborted: 'AbortError',
+	token: 'TokenAcquisitionError',
+} as const;
+
+/** What each transport error means; any other error without a response is a dropped connection. */
+const kindOfTransportError: Readonly<Record<string, GraphFailureKind>> = {
+	[transportErrorNames.token]: 'unauthorized',
+	[transportErrorNames.timeout]: 'timeout',
+	[transportErrorNames.unreachable]: 'unreachable',
+	[transportErrorNames.untrustedOrigin]: 'bad-request',
+	[transportErrorNames.aborted]: 'aborted',
+};
+
+/**
+ * The one classifier of a Graph answer, for a plain request's and a `$batch` item's alike.
+ *
+ * @example
+ * classifyAnswer({kind: 'response', status: 429, retryAfter: '2'}, Date.now()) // {kind: 'throttled', status: 429, retryAfterMs: 2000, ...}
+ */
+export function classifyAnswer(answer: GraphAnswer, now: number): GraphFailure {
+	if (answer.kind === 'no-response') {
+		const kind = (answer.name !== undefined && Object.hasOwn(kindOfTransportError, answer.name) ? kindOfTransportError[answer.name] : undefined) ?? 'network';
+		return {kind, code: answer.name ?? 'Error', message: truncate(answer.message || 'request failed without a response')};
 	}
 
-	if (details.requestId) {
-		failure.requestId = truncate(details.requestId, 100);
+	const {status} = answer;
+	const failure: {-readonly [K in keyof GraphFailure]: GraphFailure[K]} = {kind: kindOfStatus(status), status, message: truncate(answer.message || `HTTP ${status}`)};
+	if (answer.code) {
+		failure.code = truncate(answer.code, 100);
 	}
 
-	const retryAfterMs = parseRetryAfter(details.retryAfter, now);
+	if (answer.requestId) {
+		failure.requestId = truncate(answer.requestId, 100);
+	}
+
+	const retryAfterMs = parseRetryAfter(answer.retryAfter, now);
 	if (retryAfterMs !== undefined) {
 		failure.retryAfterMs = retryAfterMs;
 	}
@@ -86,16 +121,6 @@ function kindOfStatus(status: number): GraphFailureKind {
 	}
 }
 
-/** Names the transport gives the errors it throws, so they survive the SDK's re-wrapping (which keeps only name and message). */
-export const transportErrorNames = {
-	network: 'NetworkError',
-	unreachable: 'UnreachableError',
-	untrustedOrigin: 'UntrustedOriginError',
-	timeout: 'RequestTimeoutError',
-	aborted: 'AbortError',
-	token: 'TokenAcquisitionError',
-} as const;
-
 interface ErrorLike {
 	statusCode?: unknown;
 	code?: unknown;
@@ -106,41 +131,48 @@ interface ErrorLike {
 }
 
 /**
- * Classifies anything a Graph SDK call threw. `GraphError` carries `statusCode` (-1 without a response), `code`,
- * `requestId` and the response `headers`; other errors are judged by their name.
+ * Reads what a Graph SDK call threw. `GraphError` carries `statusCode` (-1 without a response), `code`, `requestId`
+ * and the response `headers`; an error without a response is known by its name (`transportErrorNames`).
  */
-export function classifyError(error: unknown, now: number): GraphFailure {
+export function readSdkError(error: unknown): GraphAnswer {
 	const value: ErrorLike = typeof error === 'object' && error !== null ? (error as ErrorLike) : {message: String(error)};
-	const status = typeof value.statusCode === 'number' ? value.statusCode : -1;
 	const code = typeof value.code === 'string' ? value.code : typeof value.name === 'string' ? value.name : undefined;
 	const message = typeof value.message === 'string' ? value.message : '';
-	if (status > 0) {
+	if (typeof value.statusCode === 'number' && value.statusCode > 0) {
 		const headers = value.headers as {get?: (name: string) => string | null} | undefined;
-		return classifyStatus(
-			status,
-			{
-				code,
-				message,
-				requestId: typeof value.requestId === 'string' ? value.requestId : undefined,
-				retryAfter: typeof headers?.get === 'function' ? headers.get('retry-after') : undefined,
-			},
-			now,
-		);
+		return {
+			kind: 'response',
+			status: value.statusCode,
+			code,
+			message,
+			requestId: typeof value.requestId === 'string' ? value.requestId : undefined,
+			retryAfter: (typeof headers?.get === 'function' ? headers.get('retry-after') : undefined) ?? undefined,
+		};
 	}
 
-	const kind: GraphFailureKind =
-		code === transportErrorNames.token
-			? 'unauthorized'
-			: code === transportErrorNames.timeout
-				? 'timeout'
-				: code === transportErrorNames.unreachable
-					? 'unreachable'
-					: code === transportErrorNames.untrustedOrigin
-						? 'bad-request'
-				: code === transportErrorNames.aborted
-					? 'aborted'
-					: 'network';
-	return {kind, code: code ?? 'Error', message: truncate(message || 'request failed without a response')};
+	return {kind: 'no-response', name: code, message};
+}
+
+/** One item of a `$batch` answer, as Graph sends it (every field unchecked). */
+export interface BatchItem {
+	id?: unknown;
+	status?: unknown;
+	headers?: Record<string, unknown>;
+	body?: unknown;
+}
+
+/** Reads a `$batch` item's answer: its status, its Graph error body and its own headers (`retry-after`, `request-id`). */
+export function readBatchItem(item: BatchItem): Extract<GraphAnswer, {kind: 'response'}> {
+	const headers = Object.fromEntries(Object.entries(item.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]));
+	const error = (item.body as {error?: {code?: unknown; message?: unknown; innerError?: Record<string, unknown>}} | undefined)?.error;
+	return {
+		kind: 'response',
+		status: typeof item.status === 'number' ? item.status : 0,
+		code: typeof error?.code === 'string' ? error.code : undefined,
+		message: typeof error?.message === 'string' ? error.message : undefined,
+		requestId: typeof error?.innerError?.['request-id'] === 'string' ? error.innerError['request-id'] : headers['request-id'],
+		retryAfter: headers['retry-after'],
+	};
 }
 
 /** Kinds after which a write may or may not have been applied. */

@@ -3,7 +3,7 @@
 
 import type {Client} from '@microsoft/microsoft-graph-client';
 import type {Pair} from '../pair.js';
-import {classifyError, classifyStatus, type GraphFailure} from './graph-failure.js';
+import {classifyAnswer, readBatchItem, readSdkError, type BatchItem, type GraphFailure} from './graph-failure.js';
 import {
 	accessPackageODataId,
 	accessPackagesListPath,
@@ -13,7 +13,7 @@ import {
 	removeLinkPath,
 } from './link-paths.js';
 
-export type CallResult<T = undefined> = {ok: true; value: T} | {ok: false; failure: GraphFailure};
+export type CallResult<T = undefined> = {kind: 'ok'; value: T} | {kind: 'failed'; failure: GraphFailure};
 
 export type LinkOperation =
 	| {kind: 'add'; pair: Pair}
@@ -62,13 +62,6 @@ interface RequestSpec {
 	body?: unknown;
 }
 
-interface BatchResponse {
-	id?: unknown;
-	status?: unknown;
-	headers?: Record<string, unknown>;
-	body?: unknown;
-}
-
 export class GraphLinkGateway implements LinkGateway {
 	readonly #client: Client;
 	readonly #graphBaseUrl: URL;
@@ -84,7 +77,7 @@ export class GraphLinkGateway implements LinkGateway {
 
 	async execute(operation: LinkOperation, signal: AbortSignal): Promise<CallResult<unknown>> {
 		const spec = this.#spec(operation);
-		if (!spec.ok) {
+		if (spec.kind !== 'ok') {
 			return spec;
 		}
 
@@ -92,9 +85,9 @@ export class GraphLinkGateway implements LinkGateway {
 		try {
 			const request = this.#client.api(path).version(version).option('signal', signal);
 			const value: unknown = method === 'GET' ? await request.get() : method === 'POST' ? await request.post(body) : await request.delete();
-			return {ok: true, value};
+			return {kind: 'ok', value};
 		} catch (error) {
-			return {ok: false, failure: classifyError(error, this.#now())};
+			return {kind: 'failed', failure: classifyAnswer(readSdkError(error), this.#now())};
 		}
 	}
 
@@ -108,7 +101,7 @@ export class GraphLinkGateway implements LinkGateway {
 		const single: number[] = [];
 		for (const [index, operation] of operations.entries()) {
 			const spec = this.#spec(operation);
-			if (!spec.ok) {
+			if (spec.kind !== 'ok') {
 				results[index] = spec;
 			} else if (spec.value.version === this.#apiVersion) {
 				const {method, path, body} = spec.value;
@@ -119,20 +112,20 @@ export class GraphLinkGateway implements LinkGateway {
 		}
 
 		if (requests.length > 0) {
-			let responses: BatchResponse[];
+			let responses: BatchItem[];
 			try {
 				const answer = (await this.#client.api('/$batch').version(this.#apiVersion).option('signal', signal).post({requests})) as {
 					responses?: unknown;
 				};
-				responses = Array.isArray(answer?.responses) ? (answer.responses as BatchResponse[]) : [];
+				responses = Array.isArray(answer?.responses) ? (answer.responses as BatchItem[]) : [];
 			} catch (error) {
 				// A non-2xx answer that still carries `responses` (424 when items were throttled, by Microsoft's throttling
 				// page) is read item by item, as a 200 is; only an answer without readable items fails every operation.
 				responses = batchResponsesIn(error);
 				if (responses.length === 0) {
-					const failure = classifyError(error, this.#now());
+					const failure = classifyAnswer(readSdkError(error), this.#now());
 					for (const request of requests) {
-						results[Number(request.id)] = {ok: false, failure};
+						results[Number(request.id)] = {kind: 'failed', failure};
 					}
 				}
 			}
@@ -153,31 +146,17 @@ export class GraphLinkGateway implements LinkGateway {
 
 		return results.map(
 			result =>
-				result ?? {ok: false, failure: {kind: 'server', code: 'MissingBatchResponse', message: 'the $batch answer had no response for this request'}},
+				result ?? {kind: 'failed', failure: {kind: 'server', code: 'MissingBatchResponse', message: 'the $batch answer had no response for this request'}},
 		);
 	}
 
-	#readBatchResponse(response: BatchResponse): CallResult<unknown> {
-		const status = typeof response.status === 'number' ? response.status : 0;
-		if (status >= 200 && status < 300) {
-			return {ok: true, value: response.body};
+	#readBatchResponse(response: BatchItem): CallResult<unknown> {
+		const answer = readBatchItem(response);
+		if (answer.status >= 200 && answer.status < 300) {
+			return {kind: 'ok', value: response.body};
 		}
 
-		const headers = Object.fromEntries(Object.entries(response.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]));
-		const error = (response.body as {error?: {code?: unknown; message?: unknown; innerError?: Record<string, unknown>}} | undefined)?.error;
-		return {
-			ok: false,
-			failure: classifyStatus(
-				status,
-				{
-					code: typeof error?.code === 'string' ? error.code : undefined,
-					message: typeof error?.message === 'string' ? error.message : undefined,
-					requestId: typeof error?.innerError?.['request-id'] === 'string' ? error.innerError['request-id'] : headers['request-id'],
-					retryAfter: headers['retry-after'],
-				},
-				this.#now(),
-			),
-		};
+		return {kind: 'failed', failure: classifyAnswer(answer, this.#now())};
 	}
 
 	/** The request for `operation`, or a failure value when it cannot be built (an id from Graph that is not a GUID). */
@@ -185,7 +164,7 @@ export class GraphLinkGateway implements LinkGateway {
 		try {
 			return this.#build(operation);
 		} catch (error) {
-			return {ok: false, failure: {kind: 'bad-request', code: 'InvalidRequest', message: `the request could not be built: ${(error as Error).message}`}};
+			return {kind: 'failed', failure: {kind: 'bad-request', code: 'InvalidRequest', message: `the request could not be built: ${(error as Error).message}`}};
 		}
 	}
 
@@ -194,25 +173,25 @@ export class GraphLinkGateway implements LinkGateway {
 			case 'add': {
 				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
 				const body = {'@odata.id': accessPackageODataId(this.#graphBaseUrl, this.#apiVersion, incompatibleAccessPackageId)};
-				return {ok: true, value: {method: 'POST', path: addLinkPath(accessPackageId), version: this.#apiVersion, body}};
+				return {kind: 'ok', value: {method: 'POST', path: addLinkPath(accessPackageId), version: this.#apiVersion, body}};
 			}
 
 			case 'remove': {
 				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
-				return {ok: true, value: {method: 'DELETE', path: removeLinkPath(accessPackageId, incompatibleAccessPackageId), version: this.#apiVersion}};
+				return {kind: 'ok', value: {method: 'DELETE', path: removeLinkPath(accessPackageId, incompatibleAccessPackageId), version: this.#apiVersion}};
 			}
 
 			case 'list':
 			case 'list-packages':
 			case 'additional-access': {
 				if (operation.nextLink === undefined) {
-					return {ok: true, value: {method: 'GET', path: firstPagePath(operation, this.#apiVersion), version: this.#apiVersion}};
+					return {kind: 'ok', value: {method: 'GET', path: firstPagePath(operation, this.#apiVersion), version: this.#apiVersion}};
 				}
 
 				const next = splitGraphUrl(operation.nextLink, this.#graphBaseUrl);
 				if (!next) {
 					return {
-						ok: false,
+						kind: 'failed',
 						failure: {
 							kind: 'bad-request',
 							code: 'UntrustedNextLink',
@@ -221,14 +200,14 @@ export class GraphLinkGateway implements LinkGateway {
 					};
 				}
 
-				return {ok: true, value: {method: 'GET', path: next.path, version: next.version}};
+				return {kind: 'ok', value: {method: 'GET', path: next.path, version: next.version}};
 			}
 		}
 	}
 }
 
 /** The `responses` of a `$batch` answer the SDK threw for its status (its `body` is the parsed JSON or the text). */
-function batchResponsesIn(error: unknown): BatchResponse[] {
+function batchResponsesIn(error: unknown): BatchItem[] {
 	let body = (error as {body?: unknown} | null)?.body;
 	if (typeof body === 'string') {
 		try {
@@ -239,7 +218,7 @@ function batchResponsesIn(error: unknown): BatchResponse[] {
 	}
 
 	const responses = (body as {responses?: unknown} | null | undefined)?.responses;
-	return Array.isArray(responses) ? (responses as BatchResponse[]) : [];
+	return Array.isArray(responses) ? (responses as BatchItem[]) : [];
 }
 
 function firstPagePath(operation: PagedOperation, apiVersion: string): string {

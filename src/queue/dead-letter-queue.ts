@@ -141,7 +141,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
 
 		const checked = checkPair(record.pair);
 		const action: LinkAction = record.action === 'remove' ? 'remove' : 'add';
-		if (!checked.ok) {
+		if (checked.kind === 'invalid') {
 			// An invalid pair goes back as it was sent; the worker will dead-letter it again unless the cause was fixed upstream.
 			sendThenDelete(JSON.stringify({pairs: [record.pair], action, correlationId: record.correlationId ?? undefined}), [message], 'redriven');
 			continue;

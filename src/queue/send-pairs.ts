@@ -66,7 +66,7 @@ export async function sendPairRows(
 			break;
 		}
 
-		if (!row.ok) {
+		if (row.kind === 'invalid') {
 			continue;
 		}
 

@@ -29,7 +29,7 @@ export async function readTenantFile(path: string): Promise<Tenant> {
 	});
 	const links = (Array.isArray(json.links) ? json.links : []).map((entry: unknown, index) => {
 		const checked = checkPair(entry);
-		if (!checked.ok) {
+		if (checked.kind === 'invalid') {
 			throw new TypeError(`${path}: links[${index}]: ${checked.reason}`);
 		}
 

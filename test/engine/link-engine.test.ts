@@ -36,8 +36,8 @@ describe('LinkEngine', () => {
 	it('sends nothing while the gate is shut, then everything, never more at once than allowed (fake clock)', async () => {
 		vi.useFakeTimers();
 		try {
-			const throttled: CallResult<unknown> = {ok: false, failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 300}};
-			const fake = fakeGateway(call => (call === 1 ? throttled : {ok: true, value: undefined}));
+			const throttled: CallResult<unknown> = {kind: 'failed', failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 300}};
+			const fake = fakeGateway(call => (call === 1 ? throttled : {kind: 'ok', value: undefined}));
 			const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 4, batchSize: 1});
 			const running = engine.run(pairs, 'add', {deadline: Date.now() + 10_000});
 			await vi.runAllTimersAsync();
@@ -57,7 +57,7 @@ describe('LinkEngine', () => {
 	});
 
 	it('packs operations from concurrent runs into shared $batch requests', async () => {
-		const fake = fakeGateway(() => ({ok: true, value: undefined}));
+		const fake = fakeGateway(() => ({kind: 'ok', value: undefined}));
 		const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 1});
 		const [first, second] = await Promise.all([
 			engine.run(pairs.slice(0, 6), 'add', {deadline: Date.now() + 10_000}),
@@ -68,7 +68,7 @@ describe('LinkEngine', () => {
 	});
 
 	it('defers what it cannot start before the deadline, without sending it', async () => {
-		const fake = fakeGateway(() => ({ok: true, value: undefined}));
+		const fake = fakeGateway(() => ({kind: 'ok', value: undefined}));
 		const engine = new LinkEngine({gateway: fake.gateway});
 		const outcomes = await engine.run(pairs, 'add', {deadline: Date.now() + 500});
 		expect(outcomes.map(outcome => outcome.status)).toEqual(pairs.map(() => 'deferred'));
@@ -76,7 +76,7 @@ describe('LinkEngine', () => {
 	});
 
 	it('admits no more than its pace sends before the deadline, and hands the rest back for no longer than that deadline', async () => {
-		const fake = fakeGateway(() => ({ok: true, value: undefined}));
+		const fake = fakeGateway(() => ({kind: 'ok', value: undefined}));
 		const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 1, batchSize: 1});
 		expect(engine.admit(1000, Date.now() + 5000)).toBe(1000); // Unpaced: no pace to weigh against.
 		engine.control.adopt({rate: 10, ceiling: Number.POSITIVE_INFINITY, setAt: Date.now()});

@@ -22,13 +22,13 @@ describe('decideRetry', () => {
 		['add', 'network', 'retry'],
 		['remove', 'timeout', 'retry'],
 		['add', 'aborted', 'requeue'],
-	])('%s after %s: %s', (operation, kind, type) => {
-		expect(decideRetry(operation, failure(kind), freshHistory, defaultRetryPolicy, half).type).toBe(type);
+	])('%s after %s: %s', (operation, kind, decision) => {
+		expect(decideRetry(operation, failure(kind), freshHistory, defaultRetryPolicy, half).kind).toBe(decision);
 	});
 
 	it('names the dead-letter reason after the failure', () => {
-		expect(decideRetry('add', failure('forbidden'), freshHistory)).toEqual({type: 'dead-letter', reason: 'forbidden'});
-		expect(decideRetry('remove', failure('conflict'), freshHistory)).toEqual({type: 'dead-letter', reason: 'conflict'});
+		expect(decideRetry('add', failure('forbidden'), freshHistory)).toEqual({kind: 'dead-letter', reason: 'forbidden'});
+		expect(decideRetry('remove', failure('conflict'), freshHistory)).toEqual({kind: 'dead-letter', reason: 'conflict'});
 	});
 
 	it('retries a 404 a few times with growing waits, then dead-letters it not-found', () => {
@@ -36,8 +36,8 @@ describe('decideRetry', () => {
 		const delays: number[] = [];
 		for (let retry = 0; retry < defaultRetryPolicy.notFoundRetries; retry++) {
 			const decision = decideRetry('add', failure('not-found'), history, defaultRetryPolicy, half);
-			if (decision.type !== 'retry') {
-				throw new Error(`expected a retry, got ${decision.type}`);
+			if (decision.kind !== 'retry') {
+				throw new Error(`expected a retry, got ${decision.kind}`);
 			}
 
 			delays.push(decision.delayMs);
@@ -45,23 +45,23 @@ describe('decideRetry', () => {
 		}
 
 		expect(delays).toEqual([1500, 3000, 6000]);
-		expect(decideRetry('add', failure('not-found'), history)).toEqual({type: 'dead-letter', reason: 'not-found'});
+		expect(decideRetry('add', failure('not-found'), history)).toEqual({kind: 'dead-letter', reason: 'not-found'});
 	});
 
 	it('retries transient failures, then hands the pair to the next attempt rather than dead-lettering it', () => {
 		let history = freshHistory;
 		for (let retry = 0; retry < defaultRetryPolicy.transientRetries; retry++) {
 			const decision = decideRetry('add', failure('server', {status: 503}), history, defaultRetryPolicy, half);
-			expect(decision.type).toBe('retry');
+			expect(decision.kind).toBe('retry');
 			history = (decision as {history: typeof history}).history;
 		}
 
-		expect(decideRetry('add', failure('server'), history)).toEqual({type: 'requeue'});
+		expect(decideRetry('add', failure('server'), history)).toEqual({kind: 'requeue'});
 	});
 
 	it('honours a Retry-After on a 5xx', () => {
 		expect(decideRetry('add', failure('server', {status: 503, retryAfterMs: 7000}), freshHistory)).toMatchObject({
-			type: 'retry',
+			kind: 'retry',
 			delayMs: 7000,
 		});
 	});

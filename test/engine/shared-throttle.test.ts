@@ -81,12 +81,12 @@ describe('engines sharing one store', () => {
 		const first = gateway(() => {
 			if (throttleNext) {
 				throttleNext = false;
-				return {ok: false, failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 800}};
+				return {kind: 'failed', failure: {kind: 'throttled', status: 429, message: 'slow down', retryAfterMs: 800}};
 			}
 
-			return {ok: true, value: undefined};
+			return {kind: 'ok', value: undefined};
 		});
-		const second = gateway(() => ({ok: true, value: undefined}));
+		const second = gateway(() => ({kind: 'ok', value: undefined}));
 		const one = new LinkEngine({gateway: first.link, batchSize: 1, maxConcurrency: 1, throttleStore: store});
 		const two = new LinkEngine({gateway: second.link, batchSize: 1, maxConcurrency: 1, throttleStore: store});
 		const deadline = Date.now() + 10_000;
@@ -105,7 +105,7 @@ describe('engines sharing one store', () => {
 		const store = new InProcessThrottleStore();
 		const now = Date.now();
 		await store.exchange('other', {reopenAt: now, sentAt: now - 10, closedAt: now, pace: {rate: 200, ceiling: 240, setAt: now}}, now);
-		const fake = gateway(() => ({ok: true, value: undefined}));
+		const fake = gateway(() => ({kind: 'ok', value: undefined}));
 		const engine = new LinkEngine({gateway: fake.link, batchSize: 1, throttleStore: store});
 		expect(engine.control.rate).toBe(Number.POSITIVE_INFINITY);
 		const running = engine.run(pairs(0), 'add', {deadline: Date.now() + 10_000});
@@ -123,7 +123,7 @@ describe('engines sharing one store', () => {
 			},
 		};
 		const warnings: string[] = [];
-		const fake = gateway(() => ({ok: true, value: undefined}));
+		const fake = gateway(() => ({kind: 'ok', value: undefined}));
 		const engine = new LinkEngine({gateway: fake.link, batchSize: 1, throttleStore: broken, onWarning: message => warnings.push(message)});
 		const outcomes = await engine.run(pairs(0), 'add', {deadline: Date.now() + 10_000});
 		await engine.run(pairs(200), 'add', {deadline: Date.now() + 10_000});

@@ -88,10 +88,10 @@ describe('ThrottleSync', () => {
 		const starts: number[] = [];
 		const engine = new LinkEngine({
 			gateway: {
-				execute: async () => ({ok: true, value: undefined}),
+				execute: async () => ({kind: 'ok', value: undefined}),
 				executeBatch: async operations => {
 					starts.push(Date.now());
-					return operations.map(() => ({ok: true as const, value: undefined}));
+					return operations.map(() => ({kind: 'ok' as const, value: undefined}));
 				},
 			},
 			maxConcurrency: 8,
@@ -119,10 +119,10 @@ describe('ThrottleSync', () => {
 		const starts: number[] = [];
 		const engine = new LinkEngine({
 			gateway: {
-				execute: async () => ({ok: true, value: undefined}),
+				execute: async () => ({kind: 'ok', value: undefined}),
 				executeBatch: async operations => {
 					starts.push(Date.now());
-					return operations.map(() => ({ok: true as const, value: undefined}));
+					return operations.map(() => ({kind: 'ok' as const, value: undefined}));
 				},
 			},
 			throttleStore: store,

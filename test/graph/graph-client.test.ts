@@ -3,7 +3,7 @@ import type {AddressInfo} from 'node:net';
 import type {Context, Middleware} from '@microsoft/microsoft-graph-client';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {createGraphClient, OriginBoundAuthentication, staticTokenSource} from '../../src/graph/graph-client.js';
-import {classifyError} from '../../src/graph/graph-failure.js';
+import {classifyAnswer, readBatchItem, readSdkError} from '../../src/graph/graph-failure.js';
 import {GraphLinkGateway, readLinksPage} from '../../src/graph/link-gateway.js';
 import {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {chooseCredential} from '../../src/worker/worker-runtime.js';
@@ -71,13 +71,13 @@ describe('GraphLinkGateway over the real SDK', () => {
 	it('adds a link with the @odata.id built from the configured origin, and pages through the list', async () => {
 		const [a, b, c] = simulator.packageIds as [string, string, string];
 		const signal = new AbortController().signal;
-		expect(await gateway().execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}}, signal)).toEqual({ok: true, value: undefined});
-		expect(await gateway().execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: c}}, signal)).toEqual({ok: true, value: undefined});
+		expect(await gateway().execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}}, signal)).toEqual({kind: 'ok', value: undefined});
+		expect(await gateway().execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: c}}, signal)).toEqual({kind: 'ok', value: undefined});
 		const first = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: undefined}, signal);
-		const firstPage = readLinksPage(first.ok ? first.value : undefined);
+		const firstPage = readLinksPage(first.kind === 'ok' ? first.value : undefined);
 		expect(firstPage.ids).toHaveLength(1);
 		const second = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: firstPage.nextLink}, signal);
-		const secondPage = readLinksPage(second.ok ? second.value : undefined);
+		const secondPage = readLinksPage(second.kind === 'ok' ? second.value : undefined);
 		expect([...firstPage.ids, ...secondPage.ids].sort()).toEqual([b, c].sort());
 		expect(secondPage.nextLink).toBeUndefined();
 	});
@@ -98,11 +98,11 @@ describe('GraphLinkGateway over the real SDK', () => {
 		);
 		expect(simulator.stats.requests - before).toBe(1);
 		expect(results).toEqual([
-			{ok: true, value: undefined},
-			{ok: true, value: undefined},
-			{ok: false, failure: expect.objectContaining({kind: 'not-found', status: 404, code: 'ResourceNotFound', requestId: expect.any(String)})},
-			{ok: true, value: {value: []}},
-			{ok: false, failure: expect.objectContaining({code: 'UntrustedNextLink'})},
+			{kind: 'ok', value: undefined},
+			{kind: 'ok', value: undefined},
+			{kind: 'failed', failure: expect.objectContaining({kind: 'not-found', status: 404, code: 'ResourceNotFound', requestId: expect.any(String)})},
+			{kind: 'ok', value: {value: []}},
+			{kind: 'failed', failure: expect.objectContaining({code: 'UntrustedNextLink'})},
 		]);
 		expect(simulator.linksOf(b)).toEqual([c]);
 	});
@@ -118,8 +118,8 @@ describe('GraphLinkGateway over the real SDK', () => {
 			new AbortController().signal,
 		);
 		expect(results).toEqual([
-			{ok: false, failure: expect.objectContaining({kind: 'server', status: 503, retryAfterMs: 2000})},
-			{ok: false, failure: expect.objectContaining({kind: 'server', status: 503, retryAfterMs: 2000})},
+			{kind: 'failed', failure: expect.objectContaining({kind: 'server', status: 503, retryAfterMs: 2000})},
+			{kind: 'failed', failure: expect.objectContaining({kind: 'server', status: 503, retryAfterMs: 2000})},
 		]);
 	});
 
@@ -137,15 +137,15 @@ describe('GraphLinkGateway over the real SDK', () => {
 		simulator.configure({throttle: {}});
 		expect(simulator.stats.byStatus[424]).toBe(1);
 		expect(results).toEqual([
-			{ok: false, failure: expect.objectContaining({kind: 'throttled', status: 429, retryAfterMs: 3000})},
-			{ok: true, value: expect.objectContaining({value: expect.any(Array)})},
+			{kind: 'failed', failure: expect.objectContaining({kind: 'throttled', status: 429, retryAfterMs: 3000})},
+			{kind: 'ok', value: expect.objectContaining({value: expect.any(Array)})},
 		]);
 	});
 
 	it('refuses an @odata.nextLink on another origin, sending nothing there', async () => {
 		const [a] = simulator.packageIds as [string];
 		const result = await gateway().execute({kind: 'list', accessPackageId: a, nextLink: `${foreignOrigin}/v1.0/steal?$skiptoken=1`}, new AbortController().signal);
-		expect(result).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
+		expect(result).toMatchObject({kind: 'failed', failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
 		expect(foreignHits).toEqual([]);
 	});
 
@@ -160,7 +160,7 @@ describe('GraphLinkGateway over the real SDK', () => {
 		]) {
 			// eslint-disable-next-line no-await-in-loop
 			const result = await gateway().execute({kind: 'list', accessPackageId: a, nextLink}, new AbortController().signal);
-			expect(result, nextLink).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
+			expect(result, nextLink).toMatchObject({kind: 'failed', failure: {kind: 'bad-request', code: 'UntrustedNextLink'}});
 		}
 
 		expect(simulator.stats.requests).toBe(before);
@@ -174,7 +174,7 @@ describe('GraphLinkGateway over the real SDK', () => {
 		for (const url of [`https://${foreignOrigin.replace('http://', '')}/v1.0/x`, 'https://graph.microsoft.com/v1.0/x', `/x?y=https://${foreignOrigin.replace('http://', '')}/z`]) {
 			// eslint-disable-next-line no-await-in-loop
 			const error = await client.api(url).get().catch((thrown: unknown) => thrown);
-			expect(classifyError(error, Date.now()), url).toMatchObject({kind: 'bad-request', code: 'UntrustedOriginError'});
+			expect(classifyAnswer(readSdkError(error), Date.now()), url).toMatchObject({kind: 'bad-request', code: 'UntrustedOriginError'});
 		}
 
 		expect(foreignHits).toEqual([]);
@@ -182,15 +182,15 @@ describe('GraphLinkGateway over the real SDK', () => {
 
 	it('answers a request it cannot build (an id from Graph that is not a GUID) with a failure value, not a throw', async () => {
 		const result = await gateway().execute({kind: 'list', accessPackageId: 'not-a-guid', nextLink: undefined}, new AbortController().signal);
-		expect(result).toMatchObject({ok: false, failure: {kind: 'bad-request', code: 'InvalidRequest', message: expect.stringContaining('not-a-guid')}});
+		expect(result).toMatchObject({kind: 'failed', failure: {kind: 'bad-request', code: 'InvalidRequest', message: expect.stringContaining('not-a-guid')}});
 		const batch = await gateway().executeBatch([{kind: 'add', pair: {accessPackageId: 'x', incompatibleAccessPackageId: 'y'}}], new AbortController().signal);
-		expect(batch).toEqual([{ok: false, failure: expect.objectContaining({code: 'InvalidRequest'})}]);
+		expect(batch).toEqual([{kind: 'failed', failure: expect.objectContaining({code: 'InvalidRequest'})}]);
 	});
 
 	it('classifies a wrong token as unauthorized, with Graph\'s code', async () => {
 		const [a, b] = simulator.packageIds as [string, string];
 		const result = await gateway('wrong').execute({kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}}, new AbortController().signal);
-		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', status: 401, code: 'InvalidAuthenticationToken'}});
+		expect(result).toMatchObject({kind: 'failed', failure: {kind: 'unauthorized', status: 401, code: 'InvalidAuthenticationToken'}});
 	});
 
 	it('classifies a refused connection as Graph unreachable (nothing was sent), naming the cause', async () => {
@@ -205,7 +205,7 @@ describe('GraphLinkGateway over the real SDK', () => {
 			{kind: 'list', accessPackageId: simulator.packageIds[0]!, nextLink: undefined},
 			new AbortController().signal,
 		);
-		expect(result).toMatchObject({ok: false, failure: {kind: 'unreachable', code: 'UnreachableError', message: expect.stringContaining('ECONNREFUSED')}});
+		expect(result).toMatchObject({kind: 'failed', failure: {kind: 'unreachable', code: 'UnreachableError', message: expect.stringContaining('ECONNREFUSED')}});
 	});
 
 	it('classifies a credential that cannot give a token as unauthorized', async () => {
@@ -223,19 +223,36 @@ describe('GraphLinkGateway over the real SDK', () => {
 			{kind: 'list', accessPackageId: simulator.packageIds[0]!, nextLink: undefined},
 			new AbortController().signal,
 		);
-		expect(result).toMatchObject({ok: false, failure: {kind: 'unauthorized', message: expect.stringContaining('no managed identity endpoint')}});
+		expect(result).toMatchObject({kind: 'failed', failure: {kind: 'unauthorized', message: expect.stringContaining('no managed identity endpoint')}});
 	});
 });
 
-describe('classifyError', () => {
+describe('classifyAnswer', () => {
+	const classifyThrown = (error: unknown) => classifyAnswer(readSdkError(error), 0);
+
 	it('turns anything thrown into a typed failure', () => {
-		expect(classifyError('a string', 0)).toMatchObject({kind: 'network', message: 'a string'});
-		expect(classifyError(undefined, 0)).toMatchObject({kind: 'network'});
-		expect(classifyError({statusCode: 503, code: 'x', message: 'm', headers: new Headers({'retry-after': '4'})}, 0)).toMatchObject({
+		expect(classifyThrown('a string')).toMatchObject({kind: 'network', message: 'a string'});
+		expect(classifyThrown(undefined)).toMatchObject({kind: 'network'});
+		expect(classifyThrown({statusCode: 503, code: 'x', message: 'm', headers: new Headers({'retry-after': '4'})})).toMatchObject({
 			kind: 'server',
 			status: 503,
 			retryAfterMs: 4000,
 		});
+		expect(classifyThrown({statusCode: -1, name: 'RequestTimeoutError', message: 'no answer in 30 s'})).toMatchObject({kind: 'timeout', code: 'RequestTimeoutError'});
+		expect(classifyThrown({name: 'toString', message: 'an error named after a prototype member'})).toMatchObject({kind: 'network'});
+	});
+
+	it('classifies a $batch item as it classifies the same answer to a plain request', () => {
+		const item = {
+			id: '3',
+			status: 429,
+			headers: {'Retry-After': '2', 'Request-Id': 'from-header'},
+			body: {error: {code: 'TooManyRequests', message: 'slow down', innerError: {'request-id': 'from-body'}}},
+		};
+		const thrown = {statusCode: 429, code: 'TooManyRequests', message: 'slow down', requestId: 'from-body', headers: new Headers({'retry-after': '2'})};
+		expect(classifyAnswer(readBatchItem(item), 0)).toEqual(classifyThrown(thrown));
+		expect(classifyAnswer(readBatchItem(item), 0)).toEqual({kind: 'throttled', status: 429, code: 'TooManyRequests', message: 'slow down', requestId: 'from-body', retryAfterMs: 2000});
+		expect(classifyAnswer(readBatchItem({id: '4', status: 404, headers: {'request-id': 'r'}}), 0)).toMatchObject({kind: 'not-found', requestId: 'r', message: 'HTTP 404'});
 	});
 });
 

@@ -49,7 +49,7 @@ describe('sendPairRows', () => {
 			for (let index = 0; index < 20_000; index++) {
 				read++;
 				readAheadPeak = Math.max(readAheadPeak, read - sent.length * 400);
-				yield index % 1000 === 0 ? {line: index + 1, ok: false as const, error: 'bad'} : {line: index + 1, ok: true as const, pair: pair(index), symmetric: index === 1};
+				yield index % 1000 === 0 ? {kind: 'invalid' as const, line: index + 1, reason: 'bad'} : {kind: 'pair' as const, line: index + 1, pair: pair(index), symmetric: index === 1};
 			}
 		}
 
