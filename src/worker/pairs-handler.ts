@@ -181,39 +181,46 @@ export async function handlePairsMessage(
 	}
 
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
-	const limit = pLimit(outputConcurrency);
-	const writes = deadLetters.map(async record =>
-		limit(async () => dependencies.deadLetterQueue.send(await recordText(record, dependencies))),
-	);
-	if (parsed.kind === 'pairs') {
-		for (const requeue of requeues) {
-			const envelope = {
-				action: parsed.action,
-				correlationId: parsed.correlationId,
-				attempt: requeue.attempt,
-				firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString(),
-			};
-			const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
-			for (const text of packPairs(requeue.pairs, envelope, dependencies.encoding)) {
-				writes.push(limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds})));
-			}
-		}
-	}
-
-	const written = await Promise.allSettled(writes);
-	const failed = written.filter(result => result.status === 'rejected');
-	if (failed.length > 0) {
-		const reason = (failed[0] as PromiseRejectedResult).reason as Error;
+	const requeueMessages =
+		parsed.kind === 'pairs'
+			? requeues.flatMap(requeue => {
+					const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt, firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString()};
+					const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
+					return [...packPairs(requeue.pairs, envelope, dependencies.encoding)].map(text => ({text, visibilityTimeoutSeconds}));
+				})
+			: [];
+	const failedWrites = await writeResults(deadLetters, requeueMessages, dependencies);
+	if (failedWrites) {
 		context.error(
-			`sod-sync message ${messageId ?? '?'}: ${failed.length} of ${written.length} dead-letter/re-queue writes failed (${reason?.message}); the message will be retried`,
+			`sod-sync message ${messageId ?? '?'}: ${failedWrites.failed} of ${failedWrites.total} dead-letter/re-queue writes failed (${failedWrites.error.message}); the message will be retried`,
 		);
-		throw reason;
+		throw failedWrites.error;
 	}
 
 	summary.durationMs = clock.now() - startedAt;
 	context.log(describeSummary(summary));
 	dependencies.onSummary?.(summary);
 	return summary;
+}
+
+/**
+ * Writes the dead letters and the re-queue messages, at most `outputConcurrency` at once. Every write settles before
+ * it returns; undefined when all succeeded.
+ */
+async function writeResults(
+	deadLetters: readonly DeadLetterRecord[],
+	requeueMessages: ReadonlyArray<{text: string; visibilityTimeoutSeconds: number}>,
+	dependencies: WorkerDependencies,
+): Promise<{failed: number; total: number; error: Error} | undefined> {
+	const limit = pLimit(outputConcurrency);
+	const writes = [
+		...deadLetters.map(async record => limit(async () => dependencies.deadLetterQueue.send(await recordText(record, dependencies)))),
+		...requeueMessages.map(async ({text, visibilityTimeoutSeconds}) => limit(async () => dependencies.pairsQueue.send(text, {visibilityTimeoutSeconds}))),
+	];
+
+	const written = await Promise.allSettled(writes);
+	const failed = written.filter(result => result.status === 'rejected');
+	return failed.length > 0 ? {failed: failed.length, total: written.length, error: (failed[0] as PromiseRejectedResult).reason as Error} : undefined;
 }
 
 /**
