@@ -10,9 +10,11 @@ import {AppRoleGrants} from './app-role-grants.js';
 import {graphError, type Reply} from './graph-reply.js';
 import {SimulatedTenant, type RouteName, type SimulatedAssignment} from './tenant.js';
 import {ThrottleModel, type ThrottleOptions} from './throttle-model.js';
+import {countAnswer, emptyStats, type SimulatorStats} from './simulator-stats.js';
 
 export type {RetryAfterFormat, ThrottleOptions} from './throttle-model.js';
 export type {SimulatedAssignment} from './tenant.js';
+export {timelineBinMs, type SimulatorStats} from './simulator-stats.js';
 import {seededRandom} from './seeded-random.js';
 
 
@@ -63,37 +65,6 @@ export interface SimulatorOptions {
 	/** Defaults to 127.0.0.1. */
 	host?: string;
 }
-
-export interface SimulatorStats {
-	/** HTTP requests received (a `$batch` counts one). */
-	requests: number;
-	/** Operations attempted (each `$batch` item counts one). */
-	operations: number;
-	/** Answers by status, batch items included. */
-	byStatus: Record<number, number>;
-	/** Answers by route, e.g. `POST link` (see `RouteName`). */
-	byRoute: Record<string, number>;
-	peakConcurrency: number;
-	/** `METHOD path` of every request that matched no route. */
-	unmatched: string[];
-	/** Requests that carried no valid token. */
-	unauthorized: number;
-	/** Connections dropped after a write was applied. */
-	resets: number;
-	/** `METHOD /version/path?query` of every Graph operation, with `logRequests`. */
-	log: string[];
-	/** When the first Graph request arrived and the last write was applied (epoch ms; 0 before). */
-	firstRequestAt: number;
-	lastWriteAt: number;
-	/**
-	 * Operations answered per `timelineBinMs` since the first request: `[2xx, 429, other]` for each bin, so that a
-	 * client's pacing can be read after the fact (the bench writes it with `--logs`).
-	 */
-	timeline: Array<[number, number, number]>;
-}
-
-/** The width of one `SimulatorStats.timeline` bin. */
-export const timelineBinMs = 250;
 
 /** A one-off answer for the next requests that match, ahead of everything else (tests use it to script a story). */
 export interface ScriptedFault {
@@ -514,14 +485,7 @@ export class GraphSimulator {
 	}
 
 	#count(status: number): void {
-		this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
-		const bin = Math.max(0, Math.floor((Date.now() - (this.stats.firstRequestAt || Date.now())) / timelineBinMs));
-		const {timeline} = this.stats;
-		while (timeline.length <= bin) {
-			timeline.push([0, 0, 0]);
-		}
-
-		timeline[bin]![status < 300 ? 0 : status === 429 ? 1 : 2]++;
+		countAnswer(this.stats, status, Date.now());
 	}
 
 	#route(name: RouteName): void {
@@ -536,23 +500,6 @@ export class GraphSimulator {
 
 function throttledReply(headers: Record<string, string>): Reply {
 	return {...graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time in the Retry-After header.'), headers};
-}
-
-function emptyStats(): SimulatorStats {
-	return {
-		requests: 0,
-		operations: 0,
-		byStatus: {},
-		byRoute: {},
-		peakConcurrency: 0,
-		unmatched: [],
-		unauthorized: 0,
-		resets: 0,
-		log: [],
-		firstRequestAt: 0,
-		lastWriteAt: 0,
-		timeline: [],
-	};
 }
 
 function withInnerError(body: unknown, clientRequestId: string, requestId = randomUUID()): unknown {
