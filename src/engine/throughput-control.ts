@@ -44,10 +44,11 @@ export const paceDecrease = 0.85;
  */
 export const paceGrowth = 0.02;
 /**
- * The same C while no ceiling is known (after the first throttle event, before a paced one): the first estimate is a
- * floor, so the climb is brisker. Defaults to 0.5: +50% after 1 s, five times the estimate after 2 s (about TCP slow
- * start's doubling per round trip, in seconds). The bucket absorbs the overshoot until the 429, and the fit then
- * finds the rate.
+ * While no ceiling is known (after the first throttle event, before a paced one) the first estimate is a floor, and
+ * the rate climbs from it in a straight line: this share of the estimate per second. Defaults to 0.5: +50% after 1 s,
+ * double after 2 s. A straight line rather than a curve because the bucket hides any overshoot until it is empty:
+ * the steeper the climb at that moment, the more requests are in flight to be refused (a cubic that climbs as far in
+ * the first seconds meets the 429 at about half again the pace).
  */
 export const probeGrowth = 0.5;
 /** The accepted-operations history that the ceiling is fitted to: bins of this width... */
@@ -85,7 +86,7 @@ export function fittedRate(history: readonly number[], binMs: number, elapsedMs:
 
 /**
  * The rate a pace allows at `now`: its own rate until `setAt`, then the cubic climb towards (and past) its ceiling.
- * With no ceiling known yet, the climb starts at once from the rate itself, at `probeGrowth`.
+ * With no ceiling known yet, the rate climbs at once, in a straight line, by `probeGrowth` of itself per second.
  *
  * @example
  * paceAt({rate: 85, ceiling: 100, setAt: 0}, 2000) // ~99.99: back at the ceiling after about 2 s
@@ -97,7 +98,7 @@ export function paceAt(pace: Pace, now: number): number {
 
 	const seconds = (now - pace.setAt) / 1000;
 	if (!Number.isFinite(pace.ceiling)) {
-		return pace.rate * (1 + probeGrowth * seconds ** 3);
+		return pace.rate * (1 + probeGrowth * seconds);
 	}
 
 	const ceiling = Math.max(pace.ceiling, pace.rate);
