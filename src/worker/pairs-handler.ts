@@ -23,7 +23,7 @@ import type {MessageSink} from '../queue/storage-queue.js';
 import {settingNames} from '../settings.js';
 import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {printable} from '../untrusted-text.js';
-import {decideRequeue, type DeferredPair} from './requeue-decision.js';
+import {decideRequeue, type DeferredPair, type RequeueAction} from './requeue-decision.js';
 
 export interface WorkerDependencies {
 	engine: LinkEngine;
@@ -123,16 +123,46 @@ export async function handlePairsMessage(
 			addDeadLetter(record, record.invalidPairs?.length ?? 1);
 		}
 
-		// Admission by pace: take no more than this process can send before the deadline; the rest goes back at once, for
-		// an instance or an invocation with room. Nothing may await between `admit` and `run`.
+		const policy = {maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs};
+		const take = (actions: RequeueAction[]) => {
+			for (const action of actions) {
+				if (action.kind === 'requeue') {
+					requeues.push(action);
+					summary.outcomes.requeued += action.pairs.length;
+					summary.requeueDelaySeconds = Math.max(summary.requeueDelaySeconds ?? 0, Math.ceil(action.delayMs / 1000));
+				} else {
+					const error = action.lastFailure ? errorFromFailure(action.lastFailure) : errorInWords(action.detail);
+					const message = action.lastFailure ? `${action.detail}; last failure: ${error.message}` : action.detail;
+					addDeadLetter(failureRecord(action.reason, action.pair, {...error, message}, recordContext()));
+				}
+			}
+		};
+
+		// Admission by pace: take no more than this process can send before the deadline. `run` counts what it holds
+		// before it first awaits, so that two messages arriving together are weighed one after the other.
 		const deadline = startedAt + dependencies.invocationBudgetMs;
 		const admitted = dependencies.engine.admit(parsed.pairs.length, deadline);
 		const notAdmitted = parsed.pairs.slice(admitted);
-		const admissionDelayMs = notAdmitted.length > 0 ? dependencies.engine.admissionDelayMs(deadline) : 0;
+		const running = dependencies.engine.run(parsed.pairs.slice(0, admitted), parsed.action, {deadline, signal: dependencies.signal});
+		// The rest goes back on the queue at once, while the admitted pairs run, for an instance or an invocation with
+		// room: held until this invocation ends, it would wait as long again before anyone could take it.
+		let handedBack: Promise<Awaited<ReturnType<typeof writeResults>>> = Promise.resolve(undefined);
+		if (notAdmitted.length > 0) {
+			take(
+				decideRequeue(
+					{deferred: [], notAdmitted, admissionDelayMs: dependencies.engine.admissionDelayMs(deadline), attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()},
+					policy,
+				),
+			);
+			const handBack = requeues.splice(0); // Written now; what the run leaves is written with the dead letters at the end.
+			handedBack = writeResults([], requeueMessagesFor(handBack, parsed, firstEnqueuedAt, dependencies), dependencies);
+		}
+
 		let outcomes: PairOutcome[];
 		try {
-			outcomes = await dependencies.engine.run(parsed.pairs.slice(0, admitted), parsed.action, {deadline, signal: dependencies.signal});
+			outcomes = await running;
 		} catch (error) {
+			await handedBack; // Settled, whatever it did: the message comes back whole, and re-adding is harmless.
 			if (error instanceof SystemicFailure) {
 				// Not the pairs' fault: no dead letters. Failing the invocation hands the message back to the host, which
 				// retries it after visibilityTimeout and moves it to the poison queue after maxDequeueCount tries.
@@ -142,6 +172,14 @@ export async function handlePairsMessage(
 			}
 
 			throw error;
+		}
+
+		const failedHandBack = await handedBack;
+		if (failedHandBack) {
+			context.error(
+				`sod-sync message ${messageId ?? '?'}: handing ${notAdmitted.length} pairs back to the queue failed (${failedHandBack.error.message}); the message will be retried`,
+			);
+			throw failedHandBack.error;
 		}
 
 		const deferred: DeferredPair[] = [];
@@ -155,40 +193,11 @@ export async function handlePairsMessage(
 			}
 		}
 
-		const now = clock.now();
-		const actions = decideRequeue(
-			{
-				deferred,
-				notAdmitted,
-				admissionDelayMs,
-				attempt: parsed.attempt,
-				firstEnqueuedAt,
-				now,
-			},
-			{maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs},
-		);
-		for (const action of actions) {
-			if (action.kind === 'requeue') {
-				requeues.push(action);
-				summary.outcomes.requeued += action.pairs.length;
-				summary.requeueDelaySeconds = Math.max(summary.requeueDelaySeconds ?? 0, Math.ceil(action.delayMs / 1000));
-			} else {
-				const error = action.lastFailure ? errorFromFailure(action.lastFailure) : errorInWords(action.detail);
-				const message = action.lastFailure ? `${action.detail}; last failure: ${error.message}` : action.detail;
-				addDeadLetter(failureRecord(action.reason, action.pair, {...error, message}, recordContext()));
-			}
-		}
+		take(decideRequeue({deferred, notAdmitted: [], admissionDelayMs: 0, attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()}, policy));
 	}
 
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
-	const requeueMessages =
-		parsed.kind === 'pairs'
-			? requeues.flatMap(requeue => {
-					const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt, firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString()};
-					const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
-					return [...packPairs(requeue.pairs, envelope, dependencies.encoding)].map(text => ({text, visibilityTimeoutSeconds}));
-				})
-			: [];
+	const requeueMessages = parsed.kind === 'pairs' ? requeueMessagesFor(requeues, parsed, firstEnqueuedAt, dependencies) : [];
 	const failedWrites = await writeResults(deadLetters, requeueMessages, dependencies);
 	if (failedWrites) {
 		context.error(
@@ -201,6 +210,20 @@ export async function handlePairsMessage(
 	context.log(describeSummary(summary));
 	dependencies.onSummary?.(summary);
 	return summary;
+}
+
+/** The re-queued pairs packed into messages with the message's envelope, each invisible for its delay. */
+function requeueMessagesFor(
+	requeues: ReadonlyArray<{pairs: Pair[]; delayMs: number; attempt: number}>,
+	parsed: Extract<ReturnType<typeof parseMessage>, {kind: 'pairs'}>,
+	firstEnqueuedAt: number,
+	dependencies: WorkerDependencies,
+): Array<{text: string; visibilityTimeoutSeconds: number}> {
+	return requeues.flatMap(requeue => {
+		const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt, firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString()};
+		const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
+		return [...packPairs(requeue.pairs, envelope, dependencies.encoding)].map(text => ({text, visibilityTimeoutSeconds}));
+	});
 }
 
 /**

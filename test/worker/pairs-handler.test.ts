@@ -7,6 +7,7 @@ import {SystemicFailure} from '../../src/engine/link-engine.js';
 import {parseMessage} from '../../src/message.js';
 import {failureRequeueDelayMs} from '../../src/worker/requeue-decision.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
+import {waitFor} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainJson, drainQueue} from '../support/queues.js';
 import {createTestWorker} from '../support/worker.js';
@@ -193,6 +194,29 @@ describe.each([20, 1])('pairs handler, GRAPH_BATCH_SIZE=%i', size => {
 		expect(await countMessages(worker.pairsQueue)).toBe(1);
 		expect(await drainQueue(worker.pairsQueue)).toEqual([]); // Not visible yet.
 		expect(simulator.allLinks()).toEqual([]);
+	});
+
+	it('hands the pairs its pace cannot send in time back to the queue at once, while the admitted ones run', async () => {
+		const {simulator, ids, worker} = await stack({}, {invocationBudgetMs: 5000});
+		const engine = worker.dependencies.engine;
+		engine.control.adopt({rate: 4, ceiling: Number.POSITIVE_INFINITY, setAt: Date.now()}); // Graph took 4/s.
+		const pairs = ids.flatMap(a => ids.filter(b => b !== a).map(b => pair(a, b))).slice(0, 40);
+		let finished = false;
+		const invocation = worker.invoke({pairs, correlationId: 'admission'}).finally(() => {
+			finished = true;
+		});
+		await waitFor(() => worker.requeued.length > 0, 4000, 'the pairs not admitted to be re-queued');
+		expect(finished).toBe(false);
+		const handedBack = worker.requeued.flatMap(({text}) => {
+			const parsed = parseMessage(text);
+			return parsed.kind === 'pairs' ? parsed.pairs.map(item => ({...item, attempt: parsed.attempt})) : [];
+		});
+		// 4/s for the 5 s budget less the last second: 16 admitted, 24 handed back with their attempt unspent.
+		expect(handedBack).toHaveLength(24);
+		expect(handedBack.every(item => item.attempt === 0)).toBe(true);
+		const summary = await invocation;
+		expect(summary.outcomes.requeued).toBeGreaterThanOrEqual(24);
+		expect(simulator.allLinks().length + summary.outcomes.requeued).toBe(40);
 	});
 
 	it('writes the re-queued pairs in the contract\'s own form, a failure spending an attempt and coming back later', async () => {
