@@ -159,15 +159,19 @@ export class ThroughputControl {
 		}
 
 		const now = this.#clock.now();
-		const idle = this.#idleMs + (this.#idleSince === undefined ? 0 : now - Math.max(this.#idleSince, this.#pace.setAt));
-		return Math.max(minimumRate, paceAt(this.#pace, now - Math.max(0, idle)));
+		return Math.max(minimumRate, paceAt(this.#pace, now - this.#idleMs - this.#idleSpell(now)));
+	}
+
+	/** How long the process has been out of work since the pace was set (0 while it holds some). */
+	#idleSpell(now: number): number {
+		return this.#idleSince === undefined ? 0 : Math.max(0, now - Math.max(this.#idleSince, this.#pace?.setAt ?? 0));
 	}
 
 	/** Whether the process holds work: the pace climbs only while it does. */
 	setBusy(busy: boolean): void {
 		const now = this.#clock.now();
 		if (busy && this.#idleSince !== undefined) {
-			this.#idleMs += Math.max(0, now - Math.max(this.#idleSince, this.#pace?.setAt ?? 0));
+			this.#idleMs += this.#idleSpell(now);
 			this.#idleSince = undefined;
 		} else if (!busy && this.#idleSince === undefined) {
 			this.#idleSince = now;

@@ -124,10 +124,12 @@ export async function handlePairsMessage(
 		}
 
 		const policy = {maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs};
+		/** Counts the actions, dead-letters what they say to, and returns the re-queues for the caller to write. */
 		const take = (actions: RequeueAction[]) => {
+			const requeued: Array<Extract<RequeueAction, {kind: 'requeue'}>> = [];
 			for (const action of actions) {
 				if (action.kind === 'requeue') {
-					requeues.push(action);
+					requeued.push(action);
 					summary.outcomes.requeued += action.pairs.length;
 					summary.requeueDelaySeconds = Math.max(summary.requeueDelaySeconds ?? 0, Math.ceil(action.delayMs / 1000));
 				} else {
@@ -136,6 +138,8 @@ export async function handlePairsMessage(
 					addDeadLetter(failureRecord(action.reason, action.pair, {...error, message}, recordContext()));
 				}
 			}
+
+			return requeued;
 		};
 
 		// Admission by pace: take no more than this process can send before the deadline. `run` counts what it holds
@@ -148,13 +152,12 @@ export async function handlePairsMessage(
 		// room: held until this invocation ends, it would wait as long again before anyone could take it.
 		let handedBack: Promise<Awaited<ReturnType<typeof writeResults>>> = Promise.resolve(undefined);
 		if (notAdmitted.length > 0) {
-			take(
+			const handBack = take(
 				decideRequeue(
 					{deferred: [], notAdmitted, admissionDelayMs: dependencies.engine.admissionDelayMs(deadline), attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()},
 					policy,
 				),
 			);
-			const handBack = requeues.splice(0); // Written now; what the run leaves is written with the dead letters at the end.
 			handedBack = writeResults([], requeueMessagesFor(handBack, parsed, firstEnqueuedAt, dependencies), dependencies);
 		}
 
@@ -193,7 +196,7 @@ export async function handlePairsMessage(
 			}
 		}
 
-		take(decideRequeue({deferred, notAdmitted: [], admissionDelayMs: 0, attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()}, policy));
+		requeues.push(...take(decideRequeue({deferred, notAdmitted: [], admissionDelayMs: 0, attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()}, policy)));
 	}
 
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).

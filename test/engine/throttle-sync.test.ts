@@ -8,6 +8,7 @@ import {ThrottleSync} from '../../src/engine/throttle-sync.js';
 import {ThroughputControl} from '../../src/engine/throughput-control.js';
 import {LinkEngine} from '../../src/engine/link-engine.js';
 import {emptyThrottleRecord} from '../../src/engine/shared-throttle.js';
+import type {LinkGateway} from '../../src/graph/link-gateway.js';
 
 /** The in-process store, noting when each exchange happened. */
 class WatchedStore implements ThrottleStore {
@@ -19,6 +20,25 @@ class WatchedStore implements ThrottleStore {
 		return this.inner.exchange(instanceId, news, now, leaving);
 	}
 }
+
+/** A gateway that accepts everything and notes when each request left. */
+function recordingGateway(): {gateway: LinkGateway; starts: number[]} {
+	const starts: number[] = [];
+	const gateway: LinkGateway = {
+		execute: async () => ({kind: 'ok', value: undefined}),
+		async executeBatch(operations) {
+			starts.push(Date.now());
+			return operations.map(() => ({kind: 'ok', value: undefined}));
+		},
+	};
+	return {gateway, starts};
+}
+
+const pairsOf = (count: number) =>
+	Array.from({length: count}, (_, index) => ({
+		accessPackageId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`,
+		incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(index + 100).padStart(12, '0')}`,
+	}));
 
 function instance(store: ThrottleStore) {
 	const gate = new ThrottleGate();
@@ -85,24 +105,10 @@ describe('ThrottleSync', () => {
 				return {record, instances: 4};
 			},
 		};
-		const starts: number[] = [];
-		const engine = new LinkEngine({
-			gateway: {
-				execute: async () => ({kind: 'ok', value: undefined}),
-				executeBatch: async operations => {
-					starts.push(Date.now());
-					return operations.map(() => ({kind: 'ok' as const, value: undefined}));
-				},
-			},
-			maxConcurrency: 8,
-			throttleStore: store,
-		});
+		const {gateway, starts} = recordingGateway();
+		const engine = new LinkEngine({gateway, maxConcurrency: 8, throttleStore: store});
 		const begun = Date.now();
-		const pairs = Array.from({length: 40}, (_, index) => ({
-			accessPackageId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`,
-			incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(index + 100).padStart(12, '0')}`,
-		}));
-		const running = engine.run(pairs, 'add', {deadline: begun + 60_000});
+		const running = engine.run(pairsOf(40), 'add', {deadline: begun + 60_000});
 		await vi.advanceTimersByTimeAsync(299);
 		expect(starts).toEqual([]);
 		expect(engine.control.concurrency).toBe(4);
@@ -116,19 +122,10 @@ describe('ThrottleSync', () => {
 
 	it('does not wait longer than a second for a storage account that does not answer', async () => {
 		const store: ThrottleStore = {exchange: async () => new Promise(() => undefined)};
-		const starts: number[] = [];
-		const engine = new LinkEngine({
-			gateway: {
-				execute: async () => ({kind: 'ok', value: undefined}),
-				executeBatch: async operations => {
-					starts.push(Date.now());
-					return operations.map(() => ({kind: 'ok' as const, value: undefined}));
-				},
-			},
-			throttleStore: store,
-		});
+		const {gateway, starts} = recordingGateway();
+		const engine = new LinkEngine({gateway, throttleStore: store});
 		const begun = Date.now();
-		const running = engine.run([{accessPackageId: '00000000-0000-4000-8000-000000000001', incompatibleAccessPackageId: '00000000-0000-4000-8000-000000000002'}, {accessPackageId: '00000000-0000-4000-8000-000000000003', incompatibleAccessPackageId: '00000000-0000-4000-8000-000000000004'}], 'add', {deadline: begun + 60_000});
+		const running = engine.run(pairsOf(2), 'add', {deadline: begun + 60_000});
 		await vi.advanceTimersByTimeAsync(2000);
 		expect((await running).map(outcome => outcome.status)).toEqual(['linked', 'linked']);
 		expect(starts[0]! - begun).toBe(1000);
