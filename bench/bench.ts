@@ -4,7 +4,7 @@
 // Every run checks the end state: every pair linked, nothing dead-lettered.
 
 import {spawn} from 'node:child_process';
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {cpus, release, tmpdir, totalmem} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -174,6 +174,10 @@ async function main(): Promise<void> {
 	// (its rows are 'sod-sync before'; its commit is worth naming wherever the figures are quoted).
 	const beforeCli = values['compare-with'] === undefined ? undefined : join(values['compare-with'], 'dist/src/cli/main.js');
 	logDirectory = values.logs;
+	if (logDirectory) {
+		await mkdir(logDirectory, {recursive: true});
+	}
+
 	const chosen = scenarios.filter(scenario => !values.only || values.only.includes(scenario.name));
 	const azurite = await startAzurite({blob: true});
 	const work = await mkdtemp(join(tmpdir(), 'sod-sync-bench-'));
