@@ -9,7 +9,27 @@ export interface Pace {
 	/** The rate at which the last 429 came; Infinity while no paced request has been throttled. */
 	readonly ceiling: number;
 	readonly setAt: number;
+	/**
+	 * Operations the Retry-After wait put back in Graph's bucket, spent on top of the ceiling once the gate reopens
+	 * (see `paceAt`); absent when the ceiling was not fitted to a bucket.
+	 */
+	readonly refill?: number;
 }
+
+/**
+ * While nothing is known of the pace, one instance finds it: the first to start while no other works holds this lease,
+ * and instances that join meanwhile wait for its first throttle event (or the lease's end) instead of adding their own
+ * unpaced burst: every operation in flight when Graph's bucket first runs dry is refused.
+ */
+export interface ProbeLease {
+	readonly instance: string;
+	/** When it was granted and when it lapses (epoch ms). */
+	readonly since: number;
+	readonly until: number;
+}
+
+/** How long a probe lease lasts: the most a joining instance waits for the prober. Defaults to 2 s. */
+export const probeLeaseMs = 2000;
 
 /** What every instance agrees on, as stored. Rates are the app's (all instances together). */
 export interface ThrottleRecord {
@@ -23,6 +43,8 @@ export interface ThrottleRecord {
 	readonly estimates: number;
 	/** Instance id -> last heartbeat (epoch ms), for instances working now. */
 	readonly instances: Readonly<Record<string, number>>;
+	/** Who probes for the pace; null when nobody does. */
+	readonly probe: ProbeLease | null;
 }
 
 /** A throttle event one instance saw. */
@@ -53,7 +75,7 @@ export interface ThrottleStore {
 	exchange(instanceId: string, news: ThrottleNews | undefined, now: number, leaving?: boolean): Promise<ThrottleSnapshot>;
 }
 
-export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pace: null, estimates: 0, instances: {}};
+export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pace: null, estimates: 0, instances: {}, probe: null};
 
 /** An instance whose last heartbeat is older than this is no longer counted as working. Defaults to 6 s. */
 export const instanceTimeoutMs = 6000;
@@ -69,33 +91,48 @@ export const instanceTimeoutMs = 6000;
  * mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000)
  */
 export function mergeThrottleRecord(
-	record: ThrottleRecord,
+	stored: ThrottleRecord,
 	instanceId: string,
 	news: ThrottleNews | undefined,
 	now: number,
 	leaving = false,
 ): ThrottleRecord {
 	const instances: Record<string, number> = {};
-	for (const [id, seenAt] of Object.entries(record.instances)) {
+	for (const [id, seenAt] of Object.entries(stored.instances)) {
 		if (now - seenAt < instanceTimeoutMs && Number.isFinite(seenAt)) {
 			instances[id] = seenAt;
 		}
 	}
 
+	const joiningAlone = Object.keys(instances).length === 0;
+	let {probe, pace} = stored;
 	// An instance that runs out of work leaves at once, so that the others take its share without waiting for its
-	// heartbeat to go stale.
+	// heartbeat to go stale (and, if it held the probe lease, without waiting for the lease either).
 	if (leaving) {
 		delete instances[instanceId];
+		if (probe?.instance === instanceId) {
+			probe = null;
+		}
 	} else {
 		instances[instanceId] = now;
+		if (joiningAlone) {
+			probe = {instance: instanceId, since: now, until: now + probeLeaseMs};
+			// The app was idle: its pace's climb starts again from where it was set, not from where the idle time took
+			// it (time without work is no evidence that Graph would take more).
+			pace &&= {...pace, setAt: Math.max(pace.setAt, now)};
+		}
 	}
 
+	const record = {...stored, probe, pace};
 	if (!news) {
 		return {...record, instances};
 	}
 
-	const working = Math.max(1, Object.keys(instances).length);
-	const estimate = news.pace && {rate: news.pace.rate * working, ceiling: news.pace.ceiling * working, setAt: news.pace.setAt};
+	// An estimate is of the sender's share among the instances working; the prober's first one is of the app's rate,
+	// since the others waited for it.
+	const probed = !stored.pace && probe?.instance === instanceId && news.sentAt < probe.until;
+	const working = probed ? 1 : Math.max(1, Object.keys(instances).length);
+	const estimate = news.pace && scalePace(news.pace, working);
 	const reopenAt = Math.max(record.reopenAt, news.reopenAt);
 	if (news.sentAt >= record.closedAt) {
 		return {
@@ -104,6 +141,7 @@ export function mergeThrottleRecord(
 			pace: estimate ?? record.pace,
 			estimates: estimate ? 1 : record.estimates,
 			instances,
+			probe,
 		};
 	}
 
@@ -121,10 +159,34 @@ export function mergeThrottleRecord(
 			rate: mean(record.pace.rate, estimate.rate),
 			ceiling: ceilings.length === 2 ? mean(ceilings[0]!, ceilings[1]!) : (ceilings[0] ?? Number.POSITIVE_INFINITY),
 			setAt: record.pace.setAt,
+			...(record.pace.refill === undefined || estimate.refill === undefined ? {} : {refill: mean(record.pace.refill, estimate.refill)}),
 		},
 		estimates: count + 1,
 		instances,
 	};
+}
+
+/** A pace times `factor`: an instance's share scaled to the app's (or, with 1 / instances, back). */
+export function scalePace(pace: Pace, factor: number): Pace {
+	return {
+		rate: pace.rate * factor,
+		ceiling: pace.ceiling * factor,
+		setAt: pace.setAt,
+		...(pace.refill === undefined ? {} : {refill: pace.refill * factor}),
+	};
+}
+
+/**
+ * Until when an instance that is joining waits for another's probe: the lease's end while another instance holds it
+ * and the app has no pace yet; 0 when it need not wait.
+ */
+export function probeWaitUntil(record: ThrottleRecord, instanceId: string, now: number): number {
+	const {probe} = record;
+	if (!probe || probe.instance === instanceId || now >= probe.until || record.pace) {
+		return 0;
+	}
+
+	return probe.until;
 }
 
 export function snapshotOf(record: ThrottleRecord, now: number): ThrottleSnapshot {
@@ -152,7 +214,17 @@ export function parseThrottleRecord(text: string): ThrottleRecord {
 
 		const parsedPace =
 			pace && typeof pace.rate === 'number' && pace.rate > 0 && typeof pace.setAt === 'number'
-				? {rate: pace.rate, ceiling: typeof pace.ceiling === 'number' && pace.ceiling > 0 ? pace.ceiling : Number.POSITIVE_INFINITY, setAt: pace.setAt}
+				? {
+						rate: pace.rate,
+						ceiling: typeof pace.ceiling === 'number' && pace.ceiling > 0 ? pace.ceiling : Number.POSITIVE_INFINITY,
+						setAt: pace.setAt,
+						...(typeof pace.refill === 'number' && pace.refill > 0 && Number.isFinite(pace.refill) ? {refill: pace.refill} : {}),
+					}
+				: null;
+		const probe = value.probe as Partial<ProbeLease> | null | undefined;
+		const parsedProbe =
+			probe && typeof probe.instance === 'string' && probe.instance.length <= 100 && typeof probe.since === 'number' && typeof probe.until === 'number'
+				? {instance: probe.instance, since: finite(probe.since), until: finite(probe.until)}
 				: null;
 		return {
 			reopenAt: finite(value.reopenAt),
@@ -160,6 +232,7 @@ export function parseThrottleRecord(text: string): ThrottleRecord {
 			pace: parsedPace,
 			estimates: parsedPace ? Math.max(1, Math.floor(finite(value.estimates))) : 0,
 			instances,
+			probe: parsedProbe,
 		};
 	} catch {
 		return emptyThrottleRecord;

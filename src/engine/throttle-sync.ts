@@ -4,7 +4,7 @@
 
 import {randomUUID} from 'node:crypto';
 import type {Clock} from './clock.js';
-import type {Pace, ThrottleNews, ThrottleSnapshot, ThrottleStore} from './shared-throttle.js';
+import {probeWaitUntil, scalePace, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThroughputControl} from './throughput-control.js';
 
@@ -36,10 +36,14 @@ export class ThrottleSync {
 	/** An exchange just before the gate reopens, so that no instance reopens on a pace older than the burst. */
 	#beforeReopen: NodeJS.Timeout | undefined;
 	#beforeReopenAt = 0;
-	/** Settles when the first exchange has (read or failed), or after `joinTimeoutMs`; undefined before it starts. */
+	/**
+	 * Settles when the first exchange has read the state (and no other instance's probe is to be waited for) or failed,
+	 * or after `joinTimeoutMs` without an answer; undefined before it starts.
+	 */
 	#joined: Promise<void> | undefined;
 	#isJoined = false;
-	#onFirstExchange: (() => void) | undefined;
+	#join: (() => void) | undefined;
+	#joinTimer: NodeJS.Timeout | undefined;
 
 	constructor(options: ThrottleSyncOptions) {
 		this.#options = {intervalMs: 1000, retryAfterFailureMs: 30_000, ...options};
@@ -58,7 +62,9 @@ export class ThrottleSync {
 	/**
 	 * Whether this instance may send: true once its first exchange has settled (or could not, within
 	 * `joinTimeoutMs`), and while it has not started one. Its first requests wait for it, so that it starts knowing how
-	 * many instances work and the pace they found, rather than adding a burst of its own to theirs.
+	 * many instances work and the pace they found, rather than adding a burst of its own to theirs. While another
+	 * instance probes for a pace nobody knows yet, it waits for that instance's first throttle event or the probe
+	 * lease's end (see `ProbeLease`).
 	 */
 	get joined(): boolean {
 		return this.#isJoined || !this.#joined;
@@ -72,15 +78,13 @@ export class ThrottleSync {
 	setBusy(busy: boolean): void {
 		if (busy && !this.#joined) {
 			this.#joined = new Promise<void>(resolve => {
-				const timer = setTimeout(resolve, joinTimeoutMs);
-				timer.unref();
-				this.#onFirstExchange = () => {
-					clearTimeout(timer);
-					resolve();
-				};
+				this.#join = resolve;
 			}).then(() => {
 				this.#isJoined = true;
+				this.#join = undefined;
+				clearTimeout(this.#joinTimer);
 			});
+			this.#holdJoin(joinTimeoutMs);
 		}
 
 		if (busy && !this.#timer) {
@@ -96,6 +100,13 @@ export class ThrottleSync {
 			this.#leaving = true;
 			this.#exchange();
 		}
+	}
+
+	/** The first requests wait at most `ms` more. */
+	#holdJoin(ms: number): void {
+		clearTimeout(this.#joinTimer);
+		this.#joinTimer = setTimeout(() => this.#join?.(), ms);
+		this.#joinTimer.unref();
 	}
 
 	/** Tells every instance about a throttle event this one saw, at once. */
@@ -133,12 +144,15 @@ export class ThrottleSync {
 		this.#news = undefined;
 		const leaving = this.#leaving && !this.#timer;
 		this.#leaving = false;
+		let probeWait = 0;
 		this.#running = this.#options.store
 			.exchange(this.instanceId, news, now, leaving)
 			.then(
 				snapshot => {
 					this.#failedUntil = 0;
 					this.#apply(snapshot);
+					const readAt = this.#options.clock.now();
+					probeWait = Math.max(0, probeWaitUntil(snapshot.record, this.instanceId, readAt) - readAt);
 				},
 				(error: unknown) => {
 					// Carry on alone: the gate and pace stay this process's own; nothing is failed or dead-lettered for it.
@@ -157,8 +171,12 @@ export class ThrottleSync {
 			)
 			.finally(() => {
 				this.#running = undefined;
-				this.#onFirstExchange?.();
-				this.#onFirstExchange = undefined;
+				if (this.#join && probeWait > 0) {
+					this.#holdJoin(probeWait);
+				} else {
+					this.#join?.();
+				}
+
 				if (this.#again) {
 					this.#again = false;
 					this.#exchange();
@@ -193,11 +211,7 @@ export class ThrottleSync {
 		this.#options.gate.holdUntil(record.reopenAt);
 		this.#exchangeBeforeReopen(record.reopenAt);
 		if (record.pace) {
-			this.#options.control.adopt({
-				rate: record.pace.rate / instances,
-				ceiling: record.pace.ceiling / instances,
-				setAt: record.pace.setAt,
-			});
+			this.#options.control.adopt(scalePace(record.pace, 1 / instances));
 		}
 	}
 }

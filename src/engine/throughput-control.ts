@@ -12,9 +12,12 @@
 //   the bucket.
 // - Once a 429 comes while paced, the rate it came at is an overestimate (the bucket absorbed the excess for a while):
 //   the ceiling is the rate of the token bucket that explains the 429 (`fittedRate`: what was accepted, bin by bin,
-//   emptied a bucket of the size found). The rate drops to a fraction of it and climbs back as TCP CUBIC does: fast to
-//   just below the ceiling, a plateau there, then slowly beyond it, so a ceiling that rose is found again and one that
-//   did not costs one throttle event per cycle.
+//   emptied a bucket of the size found). That is Graph's rate, not the rate the 429 came at, so the pace does not drop
+//   below it: it resumes at the ceiling and, on top, spends what the wait put back in the bucket (every second paced
+//   under the rate while the bucket is full is budget lost), holds the ceiling, then probes slowly beyond it as TCP
+//   CUBIC does, so a ceiling that rose is found again and one that did not costs one throttle event per cycle.
+//   Without a bucket to fit (a pace adopted from another instance) the rate drops to a fraction of the rate the 429
+//   came at and climbs back as CUBIC does: fast to just below it, a plateau, then beyond.
 // - The climb's clock runs only while the process holds work (RFC 7661's rule for an idle TCP window): a pace that
 //   was not used while its messages sat invisible on the queue is no evidence that Graph would take more.
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
@@ -51,6 +54,15 @@ export const paceGrowth = 0.02;
  * the first seconds meets the 429 at about half again the pace).
  */
 export const probeGrowth = 0.5;
+/**
+ * After a 429 whose ceiling was fitted to the bucket, the wait put back what Graph refills in that time (at most the
+ * bucket): the pace spends it on top of the ceiling, at this share of the ceiling. Defaults to 0.25 (a full 1 s bucket
+ * is spent in 4 s): fast enough to use in a short run, gentle enough that a ceiling fitted a little high meets its
+ * 429 with few requests in flight.
+ */
+export const refillSpend = 0.25;
+/** Once the refill is spent, the pace holds the fitted ceiling this long before probing beyond it. */
+const plateauSeconds = 2;
 /** The accepted-operations history that the ceiling is fitted to: bins of this width... */
 const historyBinMs = 100;
 /** ...and at most this many of them (the last minute). */
@@ -99,6 +111,16 @@ export function paceAt(pace: Pace, now: number): number {
 	const seconds = (now - pace.setAt) / 1000;
 	if (!Number.isFinite(pace.ceiling)) {
 		return pace.rate * (1 + probeGrowth * seconds);
+	}
+
+	if (pace.rate >= pace.ceiling) {
+		// A fitted ceiling: spend what the wait refilled, hold the ceiling, then probe beyond it as the cubic does.
+		const spendSeconds = (pace.refill ?? 0) / (refillSpend * pace.ceiling);
+		if (seconds < spendSeconds) {
+			return pace.ceiling * (1 + refillSpend);
+		}
+
+		return pace.ceiling * (1 + paceGrowth * Math.max(0, seconds - spendSeconds - plateauSeconds) ** 3);
 	}
 
 	const ceiling = Math.max(pace.ceiling, pace.rate);
@@ -251,8 +273,11 @@ export class ThroughputControl {
 		if (Number.isFinite(current)) {
 			// Paced, and still too fast: the 429 came at `current`, or below it if the pace was not reached or another
 			// client shares the budget. Remember the rate that explains it, drop below it, climb back.
-			const ceiling = evidence ? Math.min(current, this.#fit(now, interval)) : current;
-			this.#pace = {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling: Math.max(minimumRate, ceiling), setAt};
+			const ceiling = Math.max(minimumRate, evidence ? Math.min(current, this.#fit(now, interval)) : current);
+			this.#pace =
+				evidence && this.#bucket !== undefined
+					? {rate: ceiling, ceiling, setAt, refill: Math.min(this.#bucket, (ceiling * retryAfterMs) / 1000)}
+					: {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling, setAt};
 		} else if (evidence || (this.#accepted >= minimumEvidence && retryAfterMs > 0)) {
 			// The first throttle: what was accepted, spread over that time and the wait (the bucket refills during it).
 			// The rest of what got through was the bucket.

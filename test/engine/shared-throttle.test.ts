@@ -6,6 +6,9 @@ import {
 	instanceTimeoutMs,
 	mergeThrottleRecord,
 	parseThrottleRecord,
+	probeLeaseMs,
+	probeWaitUntil,
+	scalePace,
 	serializeThrottleRecord,
 	type ThrottleStore,
 } from '../../src/engine/shared-throttle.js';
@@ -16,14 +19,15 @@ const pace = {rate: 300, ceiling: Number.POSITIVE_INFINITY, setAt: 2000};
 describe('mergeThrottleRecord', () => {
 	it('lengthens the shared gate, never shortens it, and takes the pace of a new burst', () => {
 		const first = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace}, 1000);
-		expect(first).toEqual({reopenAt: 2000, closedAt: 1000, pace, estimates: 1, instances: {a: 1000}});
+		expect(first).toEqual({reopenAt: 2000, closedAt: 1000, pace, estimates: 1, instances: {a: 1000}, probe: {instance: 'a', since: 1000, until: 1000 + probeLeaseMs}});
 		const shorter = mergeThrottleRecord(first, 'b', {reopenAt: 1500, sentAt: 1200, closedAt: 1300, pace: undefined}, 1300);
 		expect(shorter.reopenAt).toBe(2000);
 		expect(shorter.pace).toEqual(pace);
 	});
 
 	it('lowers the pace once for one burst seen by many instances: their estimates are averaged, not applied in turn', () => {
-		const working = ['a', 'b', 'c'].reduce((record, id) => mergeThrottleRecord(record, id, undefined, 900), emptyThrottleRecord);
+		// Three instances working, none probing (the first one's lease has run out: all of them send).
+		const working = {...['a', 'b', 'c'].reduce((record, id) => mergeThrottleRecord(record, id, undefined, 900), emptyThrottleRecord), probe: null};
 		// Each instance's news carries its own share; the record scales it by the three instances working.
 		const first = mergeThrottleRecord(working, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace: {rate: 100, ceiling: Number.POSITIVE_INFINITY, setAt: 2000}}, 1000);
 		expect(first.pace).toEqual({rate: 300, ceiling: Number.POSITIVE_INFINITY, setAt: 2000});
@@ -44,6 +48,67 @@ describe('mergeThrottleRecord', () => {
 		const record = mergeThrottleRecord(emptyThrottleRecord, 'a', undefined, 0);
 		expect(Object.keys(mergeThrottleRecord(record, 'b', undefined, instanceTimeoutMs - 1).instances)).toEqual(['a', 'b']);
 		expect(Object.keys(mergeThrottleRecord(record, 'b', undefined, instanceTimeoutMs).instances)).toEqual(['b']);
+	});
+
+	it("scales a pace's refill with its rate, averages it over one burst's estimates, and keeps it through storage", () => {
+		const working = {...mergeThrottleRecord(mergeThrottleRecord(emptyThrottleRecord, 'a', undefined, 900), 'b', undefined, 900), probe: null};
+		const first = mergeThrottleRecord(working, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace: {rate: 200, ceiling: 200, setAt: 2000, refill: 150}}, 1000);
+		expect(first.pace).toEqual({rate: 400, ceiling: 400, setAt: 2000, refill: 300});
+		const sameBurst = mergeThrottleRecord(first, 'b', {reopenAt: 2000, sentAt: 950, closedAt: 1010, pace: {rate: 220, ceiling: 220, setAt: 2000, refill: 200}}, 1010);
+		expect(sameBurst.pace).toEqual({rate: 420, ceiling: 420, setAt: 2000, refill: 350});
+		expect(parseThrottleRecord(serializeThrottleRecord(sameBurst)).pace).toEqual(sameBurst.pace);
+		expect(scalePace(sameBurst.pace!, 0.5)).toEqual({rate: 210, ceiling: 210, setAt: 2000, refill: 175});
+	});
+
+	it('gives the probe lease to the first instance that starts while none works, and ends it when that one leaves', () => {
+		const first = mergeThrottleRecord(emptyThrottleRecord, 'a', undefined, 1000);
+		expect(first.probe).toEqual({instance: 'a', since: 1000, until: 1000 + probeLeaseMs});
+		const second = mergeThrottleRecord(first, 'b', undefined, 1100);
+		expect(second.probe).toEqual(first.probe);
+		const again = mergeThrottleRecord(second, 'a', undefined, 1500);
+		expect(again.probe).toEqual(first.probe); // A heartbeat does not renew it.
+		expect(mergeThrottleRecord(second, 'b', undefined, 1200, true).probe).toEqual(first.probe);
+		const left = mergeThrottleRecord(second, 'a', undefined, 1200, true);
+		expect(left.probe).toBeNull();
+		// Everyone gone (heartbeats stale): the next to start probes again.
+		const later = mergeThrottleRecord(left, 'c', undefined, 1200 + instanceTimeoutMs);
+		expect(later.probe).toEqual({instance: 'c', since: 1200 + instanceTimeoutMs, until: 1200 + instanceTimeoutMs + probeLeaseMs});
+		expect(parseThrottleRecord(serializeThrottleRecord(later))).toEqual(later);
+		expect(parseThrottleRecord('{"probe":{"instance":7}}').probe).toBeNull();
+	});
+
+	it("makes a joining instance wait for another's probe only while the lease runs and the app has no pace", () => {
+		const record = mergeThrottleRecord(emptyThrottleRecord, 'a', undefined, 100_000);
+		const until = 100_000 + probeLeaseMs;
+		expect(probeWaitUntil(record, 'b', 100_010)).toBe(until);
+		expect(probeWaitUntil(record, 'a', 100_010)).toBe(0); // The prober itself.
+		expect(probeWaitUntil(record, 'b', until)).toBe(0); // The lease ran out.
+		const throttled = mergeThrottleRecord(record, 'a', {reopenAt: 101_500, sentAt: 100_200, closedAt: 100_500, pace}, 100_500);
+		expect(probeWaitUntil(throttled, 'b', 100_600)).toBe(0); // The prober found the pace: join with it.
+		// A 429 with too little evidence for a pace: still wait for the prober (the gate holds everyone meanwhile).
+		expect(probeWaitUntil({...record, reopenAt: 101_500, closedAt: 100_500}, 'b', 100_600)).toBe(until);
+	});
+
+	it("takes the prober's first estimate as the app's: the instances that joined meanwhile sent nothing", () => {
+		const probing = mergeThrottleRecord(emptyThrottleRecord, 'a', undefined, 1000);
+		const joined = mergeThrottleRecord(mergeThrottleRecord(probing, 'b', undefined, 1050), 'c', undefined, 1100);
+		const news = {reopenAt: 2300, sentAt: 1250, closedAt: 1300, pace: {rate: 400, ceiling: Number.POSITIVE_INFINITY, setAt: 2300}};
+		expect(mergeThrottleRecord(joined, 'a', news, 1300).pace?.rate).toBe(400);
+		// After the lease everyone sends: an estimate is of the sender's share again.
+		const late = {...news, reopenAt: 4300, sentAt: 3100, closedAt: 3300, pace: {...news.pace, setAt: 4300}};
+		expect(mergeThrottleRecord(joined, 'a', late, 3300).pace?.rate).toBe(1200);
+	});
+
+	it('restarts the climb of the pace when an instance starts after the app was idle', () => {
+		const found = {rate: 400, ceiling: 400, setAt: 5000, refill: 400};
+		const busy = mergeThrottleRecord(emptyThrottleRecord, 'a', {reopenAt: 5000, sentAt: 3000, closedAt: 3000, pace: found}, 3000);
+		const idle = mergeThrottleRecord(busy, 'a', undefined, 20_000, true);
+		expect(idle.pace).toEqual(found);
+		// Fifteen idle seconds would have taken the climb far past the ceiling; the pace resumes where it was set.
+		expect(mergeThrottleRecord(idle, 'b', undefined, 60_000).pace).toEqual({...found, setAt: 60_000});
+		// An instance joining others who work takes the pace as it stands.
+		const working = mergeThrottleRecord(idle, 'b', undefined, 60_000);
+		expect(mergeThrottleRecord(working, 'c', undefined, 61_000).pace).toEqual({...found, setAt: 60_000});
 	});
 
 	it('stores an unknown ceiling as null and reads anything malformed as empty', () => {

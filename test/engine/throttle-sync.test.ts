@@ -2,7 +2,7 @@
 
 import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest';
 import {systemClock} from '../../src/engine/clock.js';
-import {InProcessThrottleStore, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from '../../src/engine/shared-throttle.js';
+import {InProcessThrottleStore, probeLeaseMs, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from '../../src/engine/shared-throttle.js';
 import {ThrottleGate} from '../../src/engine/throttle-gate.js';
 import {ThrottleSync} from '../../src/engine/throttle-sync.js';
 import {ThroughputControl} from '../../src/engine/throughput-control.js';
@@ -77,7 +77,9 @@ describe('ThrottleSync', () => {
 		const b = instance(store);
 		a.sync.setBusy(true);
 		b.sync.setBusy(true);
-		await vi.advanceTimersByTimeAsync(0);
+		// a probed alone for the first pace; b joined when its lease ran out. Both send now.
+		await vi.advanceTimersByTimeAsync(probeLeaseMs);
+		expect(b.sync.joined).toBe(true);
 		const now = Date.now();
 		const reopenAt = now + 1500;
 		// Each saw the same burst and estimated its own share differently (per instance: 2 instances working).
@@ -118,6 +120,51 @@ describe('ThrottleSync', () => {
 		const outcomes = await running;
 		expect(outcomes.every(outcome => outcome.status === 'linked')).toBe(true);
 		expect(starts[0]! - begun).toBeGreaterThanOrEqual(300);
+	});
+
+	it("holds a joining instance's first request while another probes, until the probe finds the pace", async () => {
+		const store = new InProcessThrottleStore();
+		const a = instance(store);
+		const b = instance(store);
+		a.sync.setBusy(true);
+		await vi.advanceTimersByTimeAsync(0);
+		const start = Date.now();
+		expect(a.sync.joined).toBe(true); // The first to start probes.
+		b.sync.setBusy(true);
+		await vi.advanceTimersByTimeAsync(0);
+		expect(b.sync.joined).toBe(false);
+		await vi.advanceTimersByTimeAsync(300);
+		const reopenAt = Date.now() + 1000;
+		a.sync.publish({reopenAt, sentAt: Date.now() - 30, closedAt: Date.now(), pace: {rate: 200, ceiling: Number.POSITIVE_INFINITY, setAt: reopenAt}});
+		await vi.advanceTimersByTimeAsync(699);
+		expect(b.sync.joined).toBe(false);
+		await vi.advanceTimersByTimeAsync(1); // b's next read, a second after its first.
+		expect(b.sync.joined).toBe(true);
+		expect(Date.now() - start).toBe(1000);
+		expect(b.gate.reopenAt).toBe(reopenAt);
+		expect(b.control.pace).toEqual(a.control.pace);
+		a.sync.setBusy(false);
+		b.sync.setBusy(false);
+		await vi.advanceTimersByTimeAsync(0);
+	});
+
+	it('lets a joining instance go when the probe lease ends without a throttle event (Graph took all it was sent)', async () => {
+		const store = new InProcessThrottleStore();
+		const a = instance(store);
+		a.sync.setBusy(true);
+		await vi.advanceTimersByTimeAsync(0);
+		const start = Date.now();
+		await vi.advanceTimersByTimeAsync(500);
+		const {gateway, starts} = recordingGateway();
+		const engine = new LinkEngine({gateway, maxConcurrency: 8, throttleStore: store});
+		const running = engine.run(pairsOf(10), 'add', {deadline: start + 60_000});
+		await vi.advanceTimersByTimeAsync(1499);
+		expect(starts).toEqual([]);
+		await vi.advanceTimersByTimeAsync(1);
+		expect(starts[0]! - start).toBe(probeLeaseMs);
+		expect((await running).every(outcome => outcome.status === 'linked')).toBe(true);
+		a.sync.setBusy(false);
+		await vi.advanceTimersByTimeAsync(0);
 	});
 
 	it('does not wait longer than a second for a storage account that does not answer', async () => {

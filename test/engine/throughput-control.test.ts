@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest';
 import type {Clock} from '../../src/engine/clock.js';
-import {fittedRate, paceAt, paceDecrease, paceGrowth, probeGrowth, ThroughputControl} from '../../src/engine/throughput-control.js';
+import {fittedRate, paceAt, paceDecrease, paceGrowth, probeGrowth, refillSpend, ThroughputControl} from '../../src/engine/throughput-control.js';
 
 function fakeClock(start = 1_000_000): Clock & {advance(ms: number): void} {
 	let now = start;
@@ -137,10 +137,40 @@ describe('ThroughputControl', () => {
 		// What was accepted per second over the interval (2,000 / 6 s = 333) would be too low, the rate it came at far
 		// too high.
 		expect(control.pace?.ceiling).toBeCloseTo(400, 5);
-		expect(control.pace?.rate).toBeCloseTo(400 * paceDecrease, 5);
+		// The fit is the bucket's rate, not the rate the 429 came at: no drop below it. The 1 s wait puts back 400.
+		expect(control.pace?.rate).toBeCloseTo(400, 5);
+		expect(control.pace?.refill).toBeCloseTo(400, 5);
 	});
 
-	it('remembers the rate a paced 429 came at: drops below it, regains it fast, lingers there, then probes past it', () => {
+	it('after a fitted 429, spends what the wait refilled on top of the ceiling, holds the ceiling, then probes past it', () => {
+		const pace = {rate: 400, ceiling: 400, setAt: 0, refill: 200};
+		const spendMs = (200 / (refillSpend * 400)) * 1000; // 2 s at +25%.
+		expect(paceAt(pace, 1)).toBeCloseTo(400 * (1 + refillSpend), 5);
+		expect(paceAt(pace, spendMs - 1)).toBeCloseTo(400 * (1 + refillSpend), 5);
+		expect(paceAt(pace, spendMs)).toBeCloseTo(400, 5);
+		expect(paceAt(pace, spendMs + 2000)).toBeCloseTo(400, 5); // The plateau.
+		expect(paceAt(pace, spendMs + 3000)).toBeCloseTo(400 * (1 + paceGrowth), 5);
+		// No refill (a wait too short to put any back): the plateau starts at once.
+		expect(paceAt({rate: 400, ceiling: 400, setAt: 0}, 1000)).toBeCloseTo(400, 5);
+		// The refill is at most the bucket: a wait longer than it takes to fill the bucket puts back the bucket.
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		control.reserve(20);
+		clock.advance(100);
+		control.recordAccepted(440);
+		control.recordThrottle(1000); // 400/s, bucket 400.
+		clock.advance(1000);
+		for (let bin = 0; bin < 30; bin++) {
+			control.recordAccepted(80); // 800/s for 3 s, then a 429 with Retry-After: 5.
+			clock.advance(100);
+		}
+
+		control.recordThrottle(5000);
+		expect(control.pace?.ceiling).toBeCloseTo((2400 - 400) / 3, 5); // What 3 s at 800/s say, less the bucket.
+		expect(control.pace?.refill).toBeCloseTo(400, 5); // Not 667/s x 5 s.
+	});
+
+	it('with no bucket to fit, remembers the rate a paced 429 came at: drops below it, regains it fast, lingers there, then probes past it', () => {
 		const clock = fakeClock();
 		const control = new ThroughputControl({maxConcurrency: 8, clock});
 		control.adopt({rate: 400, ceiling: Number.POSITIVE_INFINITY, setAt: clock.now()});
