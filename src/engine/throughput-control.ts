@@ -9,7 +9,7 @@
 //   refills during the wait, so this is its sustained rate, not the burst it allowed. That first estimate is low when
 //   the wait is long (the bucket fills before the wait ends), so the rate then probes upward (`paceAt`), briskly while
 //   no ceiling is known. What that first burst got through, less the estimate's share of it, is kept as the size of
-//   the bucket.
+//   the bucket; the wait put that back (or what the estimate refills in it), and the probe spends it on top.
 // - Once a 429 comes while paced, the rate it came at is an overestimate (the bucket absorbed the excess for a while):
 //   the ceiling is the rate of the token bucket that explains the 429 (`fittedRate`: what was accepted, bin by bin,
 //   emptied a bucket of the size found). That is Graph's rate, not the rate the 429 came at, so the pace does not drop
@@ -55,10 +55,10 @@ export const paceGrowth = 0.02;
  */
 export const probeGrowth = 0.5;
 /**
- * After a 429 whose ceiling was fitted to the bucket, the wait put back what Graph refills in that time (at most the
- * bucket): the pace spends it on top of the ceiling, at this share of the ceiling. Defaults to 0.25 (a full 1 s bucket
- * is spent in 4 s): fast enough to use in a short run, gentle enough that a ceiling fitted a little high meets its
- * 429 with few requests in flight.
+ * A Retry-After wait puts back what Graph refills in that time (at most the bucket): after the first throttle event and
+ * after one whose ceiling was fitted to the bucket, the pace spends it on top of its rate, at this share of the rate.
+ * Defaults to 0.25 (a full 1 s bucket is spent in 4 s): fast enough to use in a short run, gentle enough that a rate
+ * a little high meets its 429 with few requests in flight.
  */
 export const refillSpend = 0.25;
 /** Once the refill is spent, the pace holds the fitted ceiling this long before probing beyond it. */
@@ -109,18 +109,17 @@ export function paceAt(pace: Pace, now: number): number {
 	}
 
 	const seconds = (now - pace.setAt) / 1000;
+	// What the wait refilled is spent on top of the rate, at `refillSpend` of it.
+	const base = Math.min(pace.rate, pace.ceiling);
+	const spendSeconds = (pace.refill ?? 0) / (refillSpend * base);
+	const spending = seconds < spendSeconds ? refillSpend * base : 0;
 	if (!Number.isFinite(pace.ceiling)) {
-		return pace.rate * (1 + probeGrowth * seconds);
+		return pace.rate * (1 + probeGrowth * seconds) + spending;
 	}
 
 	if (pace.rate >= pace.ceiling) {
 		// A fitted ceiling: spend what the wait refilled, hold the ceiling, then probe beyond it as the cubic does.
-		const spendSeconds = (pace.refill ?? 0) / (refillSpend * pace.ceiling);
-		if (seconds < spendSeconds) {
-			return pace.ceiling * (1 + refillSpend);
-		}
-
-		return pace.ceiling * (1 + paceGrowth * Math.max(0, seconds - spendSeconds - plateauSeconds) ** 3);
+		return spending > 0 ? pace.ceiling + spending : pace.ceiling * (1 + paceGrowth * Math.max(0, seconds - spendSeconds - plateauSeconds) ** 3);
 	}
 
 	const ceiling = Math.max(pace.ceiling, pace.rate);
@@ -284,7 +283,9 @@ export class ThroughputControl {
 			const seconds = interval + retryAfterMs / 1000;
 			const rate = Math.max(minimumRate, this.#accepted / seconds);
 			this.#bucket ??= Math.max(minimumEvidence, this.#accepted - rate * Math.max(0, interval));
-			this.#pace = {rate, ceiling: Number.POSITIVE_INFINITY, setAt};
+			// If the rate is at least the estimate (it is a floor when the wait was long enough to refill the bucket),
+			// the wait put back the bucket, or what the estimate refills in it.
+			this.#pace = {rate, ceiling: Number.POSITIVE_INFINITY, setAt, refill: Math.min(this.#bucket, (rate * retryAfterMs) / 1000)};
 		}
 
 		// Too few accepted operations say nothing of the ceiling (another client may have spent it): stay unpaced, and

@@ -87,18 +87,23 @@ describe('ThroughputControl', () => {
 		expect(waits).toEqual([200, 400, 600, 800, 1000]);
 	});
 
-	it('probes upward from a first estimate at once and briskly, in a straight line from the estimate', () => {
+	it('probes upward from a first estimate at once, in a straight line, and spends what the wait refilled on top', () => {
 		const clock = fakeClock();
 		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		control.reserve(20);
 		clock.advance(100);
-		control.recordAccepted(100);
-		control.recordThrottle(1000);
+		control.recordAccepted(440);
+		control.recordThrottle(1000); // 440 over 0.1 s and the 1 s wait: 400/s; the rest, 400, was the bucket.
+		expect(control.pace).toMatchObject({ceiling: Number.POSITIVE_INFINITY, setAt: clock.now() + 1000});
+		expect(control.pace?.rate).toBeCloseTo(400, 9);
+		expect(control.pace?.refill).toBeCloseTo(400, 9);
+		clock.advance(1500); // Half a second after the gate reopened.
+		const spending = refillSpend * 400;
+		expect(control.rate).toBeCloseTo(400 * (1 + probeGrowth * 0.5) + spending, 5);
 		clock.advance(1000);
-		const settled = control.rate;
-		clock.advance(1000);
-		expect(control.rate / settled).toBeCloseTo(1 + probeGrowth, 5);
-		clock.advance(1000);
-		expect(control.rate / settled).toBeCloseTo(1 + probeGrowth * 2, 5);
+		expect(control.rate).toBeCloseTo(400 * (1 + probeGrowth * 1.5) + spending, 5);
+		clock.advance(3000); // 4 s spend the 400 at 100/s: the straight line alone from then on.
+		expect(control.rate).toBeCloseTo(400 * (1 + probeGrowth * 4.5), 5);
 	});
 
 	it('measures the first interval from the first request, not from when the process started', () => {
