@@ -213,7 +213,13 @@ describe('sod-sync run', () => {
 			expect((JSON.parse(Buffer.from(item.messageText, 'base64').toString()) as {attempt: number}).attempt).toBe(0);
 		}
 
-		await waitFor(async () => (await pairsQueue.peekMessages({numberOfMessages: 32})).peekedMessageItems.length === left.length, 10_000, 'them to be visible again');
+		// Every message visible (those just received, and any re-queued with a longer wait), so that the next run sees
+		// all of them.
+		await waitFor(
+			async () => (await pairsQueue.peekMessages({numberOfMessages: 32})).peekedMessageItems.length === (await countMessages(pairsQueue)),
+			20_000,
+			'every message to be visible',
+		);
 		const rest = await runCli(['run', '--until-empty'], environment);
 		expect(rest.code).toBe(0);
 		expect(simulator.allLinks()).toHaveLength(rows.length);
