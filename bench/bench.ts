@@ -374,21 +374,21 @@ function describe(
 	};
 
 	const sod = (name: string) => find(name, 'sod-sync');
-	target('rate-throttled: >= 0.90 of the budget', sod('rate-throttled'), m => m.ratio.toFixed(2), m => m.ratio >= 0.9);
+	target('rate-throttled: >= 0.90 of the budget', sod('rate-throttled'), m => m.ratio.toFixed(3), m => m.ratio >= 0.9);
 	target('rate-throttled: <= 2% of operations answered 429', sod('rate-throttled'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
-	target('penalty-window: >= 0.85 of the ceiling', sod('penalty-window'), m => m.ratio.toFixed(2), m => m.ratio >= 0.85);
+	target('penalty-window: >= 0.85 of the ceiling', sod('penalty-window'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
 	target('penalty-window: <= 2% of operations answered 429', sod('penalty-window'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
-	target('latency-bound: >= 0.80 of the ceiling', sod('latency-bound'), m => m.ratio.toFixed(2), m => m.ratio >= 0.8);
+	target('latency-bound: >= 0.80 of the ceiling', sod('latency-bound'), m => m.ratio.toFixed(3), m => m.ratio >= 0.8);
 	const baseline = find('latency-bound', 'baseline');
 	target('latency-bound: >= 10x the baseline', sod('latency-bound'), m => `${(m.pairsPerSecond / (baseline?.pairsPerSecond ?? Number.NaN)).toFixed(1)}x`, m => m.pairsPerSecond >= 10 * (baseline?.pairsPerSecond ?? Number.POSITIVE_INFINITY));
 	target('faulty: 0 lost, 0 wrongly dead-lettered', sod('faulty'), m => `${m.lost} lost, ${m.deadLettered} dead-lettered`, m => m.lost === 0 && m.deadLettered === 0);
-	target('faulty: >= 0.7 of the ceiling', sod('faulty'), m => m.ratio.toFixed(2), m => m.ratio >= 0.7);
+	target('faulty: >= 0.7 of the ceiling', sod('faulty'), m => m.ratio.toFixed(3), m => m.ratio >= 0.7);
 	for (const name of ['scale-out', 'scale-out-6']) {
-		target(`${name}: >= 0.90 of the shared budget`, sod(name), m => m.ratio.toFixed(2), m => m.ratio >= 0.9);
+		target(`${name}: >= 0.90 of the shared budget`, sod(name), m => m.ratio.toFixed(3), m => m.ratio >= 0.9);
 		target(`${name}: <= 2% of operations answered 429`, sod(name), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
 	}
 
-	target('scale-out-penalty: >= 0.85 of the shared budget', sod('scale-out-penalty'), m => m.ratio.toFixed(2), m => m.ratio >= 0.85);
+	target('scale-out-penalty: >= 0.85 of the shared budget', sod('scale-out-penalty'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
 	target('outage: every pair linked, none dead-lettered', sod('outage'), m => `${m.linked} linked, ${m.deadLettered} dead-lettered`, m => m.lost === 0 && m.deadLettered === 0);
 	verdicts.push({
 		target: 'engine CPU <= 50 ms per 1,000 pairs (the engine alone, 12,000 pairs)',

@@ -6,12 +6,15 @@
 export interface Pace {
 	/** Operations per second at `setAt`. */
 	readonly rate: number;
-	/** The rate at which the last 429 came; Infinity while no paced request has been throttled. */
+	/**
+	 * The rate the last paced 429 showed (the refill rate of the bucket that explains it, or with no bucket size known,
+	 * the rate it came at); Infinity while no paced request has been throttled.
+	 */
 	readonly ceiling: number;
 	readonly setAt: number;
 	/**
-	 * Operations the Retry-After wait put back in Graph's bucket, spent on top of the ceiling once the gate reopens
-	 * (see `paceAt`); absent when the ceiling was not fitted to a bucket.
+	 * Operations the Retry-After wait put back in Graph's bucket, spent on top of the rate once the gate reopens (see
+	 * `paceAt`); absent when no bucket size is known.
 	 */
 	readonly refill?: number;
 }

@@ -97,11 +97,15 @@ export function fittedRate(history: readonly number[], binMs: number, elapsedMs:
 }
 
 /**
- * The rate a pace allows at `now`: its own rate until `setAt`, then the cubic climb towards (and past) its ceiling.
- * With no ceiling known yet, the rate climbs at once, in a straight line, by `probeGrowth` of itself per second.
+ * The rate a pace allows at `now`: its own rate until `setAt`, then
+ * - with no ceiling known yet, a straight climb by `probeGrowth` of the rate per second;
+ * - at a fitted ceiling (rate = ceiling), the ceiling, a plateau of `plateauSeconds`, then the cubic probe past it;
+ * - below a ceiling (nothing fitted), the cubic climb towards it and past it;
+ * plus, while it lasts, the spending of what the wait refilled (`refill`, at `refillSpend` of the rate).
  *
  * @example
  * paceAt({rate: 85, ceiling: 100, setAt: 0}, 2000) // ~99.99: back at the ceiling after about 2 s
+ * paceAt({rate: 100, ceiling: 100, setAt: 0, refill: 50}, 1000) // 125: spending the refill, for 2 s
  */
 export function paceAt(pace: Pace, now: number): number {
 	if (now <= pace.setAt) {
@@ -271,7 +275,8 @@ export class ThroughputControl {
 		const evidence = this.#accepted >= minimumEvidence && interval > 0;
 		if (Number.isFinite(current)) {
 			// Paced, and still too fast: the 429 came at `current`, or below it if the pace was not reached or another
-			// client shares the budget. Remember the rate that explains it, drop below it, climb back.
+			// client shares the budget. Remember the rate that explains it: resume at it when it was fitted to the
+			// bucket, else drop below it, and climb back.
 			const ceiling = Math.max(minimumRate, evidence ? Math.min(current, this.#fit(now, interval)) : current);
 			this.#pace =
 				evidence && this.#bucket !== undefined
