@@ -4,7 +4,7 @@
 
 import {randomUUID} from 'node:crypto';
 import type {Clock} from './clock.js';
-import {probeWaitUntil, scalePace, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
+import {probeLeaseMs, probeWaitUntil, scalePace, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThroughputControl} from './throughput-control.js';
 
@@ -44,6 +44,7 @@ export class ThrottleSync {
 	#isJoined = false;
 	#join: (() => void) | undefined;
 	#joinTimer: NodeJS.Timeout | undefined;
+	#heldForProbe = false;
 
 	constructor(options: ThrottleSyncOptions) {
 		this.#options = {intervalMs: 1000, retryAfterFailureMs: 30_000, ...options};
@@ -151,8 +152,9 @@ export class ThrottleSync {
 				snapshot => {
 					this.#failedUntil = 0;
 					this.#apply(snapshot);
+					// The lease's end is in the prober's clock: another machine's may be off, so never wait past a lease's length.
 					const readAt = this.#options.clock.now();
-					probeWait = Math.max(0, probeWaitUntil(snapshot.record, this.instanceId, readAt) - readAt);
+					probeWait = Math.min(probeLeaseMs, Math.max(0, probeWaitUntil(snapshot.record, this.instanceId, readAt) - readAt));
 				},
 				(error: unknown) => {
 					// Carry on alone: the gate and pace stay this process's own; nothing is failed or dead-lettered for it.
@@ -171,10 +173,12 @@ export class ThrottleSync {
 			)
 			.finally(() => {
 				this.#running = undefined;
-				if (this.#join && probeWait > 0) {
-					this.#holdJoin(probeWait);
-				} else {
+				if (probeWait <= 0) {
 					this.#join?.();
+				} else if (this.#join && !this.#heldForProbe) {
+					// Later reads may end the wait early (the prober found the pace), never lengthen it.
+					this.#heldForProbe = true;
+					this.#holdJoin(probeWait);
 				}
 
 				if (this.#again) {

@@ -167,6 +167,19 @@ describe('ThrottleSync', () => {
 		await vi.advanceTimersByTimeAsync(0);
 	});
 
+	it("waits at most a lease's length for a prober whose clock runs ahead", async () => {
+		const store = new InProcessThrottleStore();
+		// The prober's clock is a minute ahead of this machine's: its lease seems to end a minute from now.
+		await store.exchange('prober', undefined, Date.now() + 60_000);
+		const {gateway, starts} = recordingGateway();
+		const engine = new LinkEngine({gateway, maxConcurrency: 8, throttleStore: store});
+		const begun = Date.now();
+		const running = engine.run(pairsOf(4), 'add', {deadline: begun + 120_000});
+		await vi.advanceTimersByTimeAsync(probeLeaseMs);
+		expect(starts[0]! - begun).toBe(probeLeaseMs);
+		expect((await running).every(outcome => outcome.status === 'linked')).toBe(true);
+	});
+
 	it('does not wait longer than a second for a storage account that does not answer', async () => {
 		const store: ThrottleStore = {exchange: async () => new Promise(() => undefined)};
 		const {gateway, starts} = recordingGateway();
