@@ -41,7 +41,7 @@ export class ThrottleSync {
 	 * or after `joinTimeoutMs` without an answer; undefined before it starts.
 	 */
 	#joined: Promise<void> | undefined;
-	#isJoined = false;
+	/** Settles `#joined`; defined exactly while the first requests wait. */
 	#join: (() => void) | undefined;
 	#joinTimer: NodeJS.Timeout | undefined;
 	#heldForProbe = false;
@@ -68,7 +68,7 @@ export class ThrottleSync {
 	 * lease's end (see `ProbeLease`).
 	 */
 	get joined(): boolean {
-		return this.#isJoined || !this.#joined;
+		return this.#join === undefined;
 	}
 
 	async whenJoined(): Promise<void> {
@@ -81,7 +81,6 @@ export class ThrottleSync {
 			this.#joined = new Promise<void>(resolve => {
 				this.#join = resolve;
 			}).then(() => {
-				this.#isJoined = true;
 				this.#join = undefined;
 				clearTimeout(this.#joinTimer);
 			});

@@ -15,6 +15,20 @@ function fakeClock(start = 1_000_000): Clock & {advance(ms: number): void} {
 	};
 }
 
+/**
+ * A process's first burst against a 400-operation bucket refilling at 400/s: 440 accepted in 0.1 s, then a 429 with
+ * Retry-After: 1. The first estimate is 400/s (440 over 1.1 s), the bucket 400.
+ */
+function afterFirstBurst(): {clock: ReturnType<typeof fakeClock>; control: ThroughputControl} {
+	const clock = fakeClock();
+	const control = new ThroughputControl({maxConcurrency: 8, clock});
+	control.reserve(20);
+	clock.advance(100);
+	control.recordAccepted(440);
+	control.recordThrottle(1000);
+	return {clock, control};
+}
+
 describe('fittedRate', () => {
 	it('finds the refill rate of a bucket emptied by the end of the history', () => {
 		// Under the rate for 4 s (the bucket stays full, whatever it refills is lost), then 600/s for 2 s.
@@ -65,13 +79,8 @@ describe('ThroughputControl', () => {
 	});
 
 	it('paces at what a token-bucket throttle sustains: accepted operations over the time until it reopens', () => {
-		// A bucket of 400 operations refilling at 400/s: a client pushing hard gets ~440 through in 0.1 s, then 429 with
-		// Retry-After: 1. 440 / 1.1 s is the sustained 400/s.
-		const clock = fakeClock();
-		const control = new ThroughputControl({maxConcurrency: 8, clock});
-		clock.advance(100);
-		control.recordAccepted(440);
-		control.recordThrottle(1000);
+		// A client pushing hard gets ~440 through a 400-operation bucket in 0.1 s; 440 / 1.1 s is the sustained 400/s.
+		const {control} = afterFirstBurst();
 		expect(control.rate).toBeCloseTo(400, 5);
 	});
 
@@ -88,12 +97,7 @@ describe('ThroughputControl', () => {
 	});
 
 	it('probes upward from a first estimate at once, in a straight line, and spends what the wait refilled on top', () => {
-		const clock = fakeClock();
-		const control = new ThroughputControl({maxConcurrency: 8, clock});
-		control.reserve(20);
-		clock.advance(100);
-		control.recordAccepted(440);
-		control.recordThrottle(1000); // 440 over 0.1 s and the 1 s wait: 400/s; the rest, 400, was the bucket.
+		const {clock, control} = afterFirstBurst(); // 400/s; the rest of the 440, 400, was the bucket.
 		expect(control.pace).toMatchObject({ceiling: Number.POSITIVE_INFINITY, setAt: clock.now() + 1000});
 		expect(control.pace?.rate).toBeCloseTo(400, 9);
 		expect(control.pace?.refill).toBeCloseTo(400, 9);
@@ -121,12 +125,7 @@ describe('ThroughputControl', () => {
 		// A 400-operation bucket refilling at 400/s. The first burst: 440 in 0.1 s, then 429 with Retry-After: 1, so the
 		// first estimate is 400/s and the bucket 400. The pace probes upward; this instance sends 200/s for 4 s (under
 		// the rate: the bucket stays full, the surplus is lost), then 600/s for 2 s, which empties it.
-		const clock = fakeClock();
-		const control = new ThroughputControl({maxConcurrency: 8, clock});
-		control.reserve(20);
-		clock.advance(100);
-		control.recordAccepted(440);
-		control.recordThrottle(1000);
+		const {clock, control} = afterFirstBurst();
 		clock.advance(1000);
 		for (const [bins, perBin] of [[40, 20], [20, 60]] as const) {
 			for (let bin = 0; bin < bins; bin++) {
@@ -158,12 +157,7 @@ describe('ThroughputControl', () => {
 		// No refill (a wait too short to put any back): the plateau starts at once.
 		expect(paceAt({rate: 400, ceiling: 400, setAt: 0}, 1000)).toBeCloseTo(400, 5);
 		// The refill is at most the bucket: a wait longer than it takes to fill the bucket puts back the bucket.
-		const clock = fakeClock();
-		const control = new ThroughputControl({maxConcurrency: 8, clock});
-		control.reserve(20);
-		clock.advance(100);
-		control.recordAccepted(440);
-		control.recordThrottle(1000); // 400/s, bucket 400.
+		const {clock, control} = afterFirstBurst();
 		clock.advance(1000);
 		for (let bin = 0; bin < 30; bin++) {
 			control.recordAccepted(80); // 800/s for 3 s, then a 429 with Retry-After: 5.
