@@ -104,6 +104,10 @@ try {
 		bindings: Object.fromEntries([...bindings.matchAll(/`(\w+): ([^`]+)`/g)].map(([, key, value]) => [key, value])),
 	}));
 	check(documented.length > 0 && documented.length === indexed.length, `${indexed.length} functions indexed, ${documented.length} documented`);
+	// App Service on Linux refuses a setting name with a hyphen, so AzureWebJobs.<name>.Disabled needs a name without one.
+	for (const fn of indexed) {
+		check(/^[A-Za-z0-9_]+$/.test(fn.name), `${fn.name}: a function name that AzureWebJobs.${fn.name}.Disabled can switch off on Linux`);
+	}
 	for (const want of documented) {
 		const got = indexed.find(fn => fn.name === want.name);
 		const trigger = got?.bindings && Object.values(got.bindings).find(binding => binding.direction === 'in' || /Trigger$/.test(binding.type));

@@ -1,15 +1,15 @@
 // Registration only: on the SOD_RECONCILE_SCHEDULE timer, reconcile the manifest blob (src/compliance).
-// To switch it off, set the app setting AzureWebJobs.reconcile-schedule.Disabled=true.
+// To switch it off, set the app setting AzureWebJobs.reconcileSchedule.Disabled=true.
 
 import {app} from '@azure/functions';
 import {createReconcileTimerHandler, reconcileTimerDependencies, type ReconcileTimerDependencies} from '../src/compliance/reconcile-timer.js';
-import {checkSettingsAtStart, settingNames} from '../src/settings.js';
+import {checkSettingsAtStart, functionNames, settingNames} from '../src/settings.js';
 
 checkSettingsAtStart(process.env);
 
 let dependencies: ReconcileTimerDependencies | undefined;
 
-app.timer('reconcile-schedule', {
+app.timer(functionNames.reconcileSchedule, {
 	schedule: `%${settingNames.reconcileSchedule}%`,
 	handler: createReconcileTimerHandler(() => {
 		dependencies ??= reconcileTimerDependencies(process.env);

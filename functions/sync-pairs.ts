@@ -1,7 +1,7 @@
 // Registration only: the queue trigger hands each pairs message to the worker in src/.
 
 import {app} from '@azure/functions';
-import {checkSettingsAtStart, readSettings, settingNames} from '../src/settings.js';
+import {checkSettingsAtStart, functionNames, readSettings, settingNames} from '../src/settings.js';
 import {createPairsHandler, type WorkerDependencies} from '../src/worker/pairs-handler.js';
 import {openAppStorage} from '../src/storage/app-storage.js';
 import {createWorkerDependencies} from '../src/worker/worker-runtime.js';
@@ -11,7 +11,7 @@ checkSettingsAtStart(process.env);
 // Built on the first message; the settings were checked at load (under the host).
 let dependencies: WorkerDependencies | undefined;
 
-app.storageQueue('sync-pairs', {
+app.storageQueue(functionNames.syncPairs, {
 	queueName: `%${settingNames.queueName}%`,
 	connection: settingNames.storage,
 	handler: createPairsHandler(() => {

@@ -14,14 +14,23 @@ param reconcileSchedule string
 param reconcileEnabled bool
 param reconcileApply string
 
-@description('The operator running azd (AZURE_PRINCIPAL_ID): may upload the package and use `sod-sync enqueue` and `dead-letters`. Empty: no access for anyone but the app.')
+@description('The operator running azd (AZURE_PRINCIPAL_ID): may use `sod-sync enqueue`, `dead-letters` and the manifest with their own sign-in. Empty: no access for anyone but the app.')
 param principalId string = ''
+
+@allowed(['User', 'ServicePrincipal'])
+@description('What kind of principal the operator is (AZURE_PRINCIPAL_TYPE): a person, or a service principal when azd runs in CI.')
+param principalType string = 'User'
 
 // The queue and container names are src/settings.ts's defaults (a test keeps them in step).
 var pairsQueue = 'sod-pairs'
 var deadLetterQueue = 'sod-pairs-dead-letter'
 var packageContainer = 'app-package'
-var containers = ['sod-sync', 'sod-sync-state', 'sod-sync-dead-letters', packageContainer]
+var manifestContainer = 'sod-sync'
+var deadLetterContainer = 'sod-sync-dead-letters'
+var containers = [manifestContainer, 'sod-sync-state', deadLetterContainer, packageContainer]
+// The operator reads and redrives dead letters (their raw messages) and uploads the manifest; nothing else. azd
+// publishes the package through the app's deployment endpoint, not by blob upload, so the package container is not here.
+var operatorContainers = [manifestContainer, deadLetterContainer]
 
 // Built-in role definitions (ids are Azure's, the same in every tenant).
 var roles = {
@@ -97,14 +106,26 @@ resource appBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource operatorRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for role in (empty(principalId) ? [] : [roles.storageQueueDataContributor, roles.storageBlobDataContributor]): {
-    name: guid(storage.id, principalId, role)
-    scope: storage
+// The operator: queue data on the account (enqueue creates the pairs queue if it is missing; dead-letters reads and
+// redrives), blob data on the two containers it uses only.
+resource operatorQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(storage.id, principalId, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+resource operatorBlobRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (container, i) in containers: if (!empty(principalId) && contains(operatorContainers, container)) {
+    name: guid(blobContainers[i].id, principalId, roles.storageBlobDataContributor)
+    scope: blobContainers[i]
     properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
       principalId: principalId
-      principalType: 'User'
+      principalType: principalType
     }
   }
 ]
@@ -184,15 +205,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'node'
-        version: '20'
+        version: '22' // Node 20 is past its end of life; the code runs on 20 and 22 alike (package.json engines >=20).
       }
     }
     siteConfig: {
       appSettings: [
-        // The host's and the app's storage, by identity (src/settings.ts reads the __queueServiceUri form).
+        // The host's and the app's storage, by identity (src/settings.ts reads the __queueServiceUri form). No table
+        // endpoint: the identity has no table role, and the host would log 403s for its diagnostics table.
         {name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob}
         {name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue}
-        {name: 'AzureWebJobsStorage__tableServiceUri', value: storage.properties.primaryEndpoints.table}
         {name: 'AzureWebJobsStorage__credential', value: 'managedidentity'}
         {name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId}
         // Graph: ManagedIdentityCredential with this client id (no GRAPH_ACCESS_TOKEN, ever, in Azure).
@@ -219,7 +240,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {name: 'SOD_RECONCILE_SCOPE', value: 'named'}
         {name: 'SOD_RECONCILE_APPLY', value: reconcileApply}
         {name: 'SOD_RECONCILE_PRUNE', value: 'false'}
-        {name: 'AzureWebJobs.reconcile-schedule.Disabled', value: reconcileEnabled ? 'false' : 'true'}
+        {name: 'AzureWebJobs.reconcileSchedule.Disabled', value: reconcileEnabled ? 'false' : 'true'}
       ]
     }
   }

@@ -1,4 +1,4 @@
-// sod-sync on Azure: a Flex Consumption Function App (Linux, Node.js 20) running as a user-assigned managed identity,
+// sod-sync on Azure: a Flex Consumption Function App (Linux, Node.js 22) running as a user-assigned managed identity,
 // with identity-based storage (shared keys off), its queues and blob containers, and Application Insights with local
 // auth off. `azd up` provisions this and deploys the package `npm run package` builds. The Graph permission is granted
 // afterwards with `sod-sync grant` (a directory role is needed for that, not an Azure role).
@@ -15,12 +15,13 @@ targetScope = 'subscription'
 param environmentName string
 
 @minLength(1)
-@description('Region for every resource; it must offer the Flex Consumption plan.')
+@description('Region for every resource; it must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({azd: {type: 'location'}})
 param location string
 
 @minValue(1)
 @maxValue(1000)
-@description('At most this many instances. Graph throttles per app and tenant: more instances split its budget, they do not raise it. Two serve a bulk import at Graph\'s pace; raise it only with a measured reason.')
+@description('At most this many instances per function scale group, not for the whole app: the queue trigger scales up to this many, and the timer runs on instances of its own. Graph throttles per app and tenant: more instances split its budget, they do not raise it. Two serve a bulk import at Graph\'s pace; raise it only with a measured reason.')
 param maximumInstanceCount int = 2
 
 @allowed([512, 2048, 4096])
@@ -49,15 +50,19 @@ param maxPairAgeHours string = '72'
 @description('SOD_RECONCILE_SCHEDULE: NCRONTAB of the scheduled reconcile (six fields).')
 param reconcileSchedule string = '0 0 * * * *'
 
-@description('Whether the scheduled reconcile runs at all (AzureWebJobs.reconcile-schedule.Disabled is its opposite).')
+@description('Whether the scheduled reconcile runs at all (AzureWebJobs.reconcileSchedule.Disabled is its opposite). Enable it only after `sod-sync grant`.')
 param reconcileEnabled bool = false
 
 @allowed(['true', 'false'])
 @description('SOD_RECONCILE_APPLY: the schedule enqueues the fixes it finds (false: it reports drift only).')
 param reconcileApply string = 'false'
 
-@description('The operator running azd (azd fills AZURE_PRINCIPAL_ID): gets queue and blob data roles, to deploy and to use sod-sync enqueue and dead-letters with their own sign-in.')
+@description('The operator running azd (azd fills AZURE_PRINCIPAL_ID): gets queue data on the account and blob data on the dead-letter and manifest containers, to use sod-sync enqueue and dead-letters with their own sign-in.')
 param principalId string = ''
+
+@allowed(['User', 'ServicePrincipal'])
+@description('The operator\'s kind (azd fills AZURE_PRINCIPAL_TYPE): User when a person runs azd, ServicePrincipal in CI.')
+param principalType string = 'User'
 
 var tags = {'azd-env-name': environmentName}
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -86,6 +91,7 @@ module app 'app.bicep' = {
     reconcileEnabled: reconcileEnabled
     reconcileApply: reconcileApply
     principalId: principalId
+    principalType: principalType
   }
 }
 

@@ -64,19 +64,34 @@ export const settingNames = {
 } as const;
 
 /**
+ * The names the Functions host knows the functions by. Letters and digits only: App Service on Linux accepts only
+ * letters, digits, `.` and `_` in app setting names, and `AzureWebJobs.<function>.Disabled` is how a function is
+ * switched off, so a hyphen in a function name would make it impossible to disable on Linux.
+ */
+export const functionNames = {
+	syncPairs: 'syncPairs',
+	reconcileSchedule: 'reconcileSchedule',
+} as const;
+
+/** The app setting that switches a function off (`true`) without a redeploy. */
+export function disabledSettingName(functionName: string): string {
+	return `AzureWebJobs.${functionName}.Disabled`;
+}
+
+/**
  * Settings of the platform that a deployment sets beside sod-sync's own (infra/app.bicep): the identity-based storage
- * connection, the managed identity for Graph, Application Insights, and the switch that disables the timer.
+ * connection, the managed identity for Graph, Application Insights, and the switch that disables the timer. No table
+ * endpoint: the host only uses it where the identity has a table role, and sod-sync keeps nothing in tables.
  */
 export const platformSettingNames = [
 	'AzureWebJobsStorage__blobServiceUri',
 	'AzureWebJobsStorage__queueServiceUri',
-	'AzureWebJobsStorage__tableServiceUri',
 	'AzureWebJobsStorage__credential',
 	'AzureWebJobsStorage__clientId',
 	'AZURE_CLIENT_ID',
 	'APPLICATIONINSIGHTS_CONNECTION_STRING',
 	'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
-	'AzureWebJobs.reconcile-schedule.Disabled',
+	disabledSettingName(functionNames.reconcileSchedule),
 ] as const;
 
 export const defaults = {

@@ -11,7 +11,7 @@ import {OutcomeTotals} from './outcome-totals.js';
 
 export const runHelp = `Usage: sod-sync run [--until-empty] [options]
 
-Runs the sync-pairs worker outside the Functions host: polls the pairs queue and hands each message to the same handler
+Runs the syncPairs worker outside the Functions host: polls the pairs queue and hands each message to the same handler
 the Function uses, honouring host.json (batchSize, newBatchThreshold, maxDequeueCount and the <queue>-poison queue,
 visibilityTimeout, maxPollingInterval, messageEncoding). Works against Azurite or Azure Storage, and the simulator or
 Graph. Several run processes on one queue share the work. SIGINT/SIGTERM stop taking messages and finish those in

@@ -1,6 +1,6 @@
 // `npm run package`: the folder and zip that Azure Functions runs, and that `azd deploy` uploads: the compiled app
-// (dist/functions, dist/src), host.json, package.json and the production dependencies only, as package-lock.json
-// names them (no tests, no dev tools, no network: the files come from this checkout's node_modules).
+// (dist/functions, dist/src), host.json, a package.json for running only, and the production dependencies only, as
+// package-lock.json names them (no tests, no dev tools, no network: the files come from this checkout's node_modules).
 
 import {cp, mkdir, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {join, relative, sep} from 'node:path';
@@ -9,6 +9,18 @@ import {zip, type ZipEntry} from './zip.js';
 
 interface LockFile {
 	packages: Record<string, {dev?: boolean; devOptional?: boolean; optional?: boolean; link?: boolean}>;
+}
+
+/** What the deployed package.json keeps: what the Functions worker and Node need to load the app, nothing to build it. */
+const deployedFields = ['name', 'version', 'description', 'private', 'type', 'main', 'engines', 'dependencies'] as const;
+
+/**
+ * The package.json that is deployed: no `scripts` and no `devDependencies`. Should anything build the package again
+ * (Oryx runs `npm install` and then `npm run build` when a remote build is on), there is nothing to run and nothing to
+ * install but what is already in node_modules: a `build` script there would run `tsc` without a tsconfig and fail.
+ */
+export function deployedPackageJson(manifest: Record<string, unknown>): Record<string, unknown> {
+	return Object.fromEntries(deployedFields.filter(field => manifest[field] !== undefined).map(field => [field, manifest[field]]));
 }
 
 /** Package paths (`node_modules/...`) that production needs, from the lock file. */
@@ -27,9 +39,9 @@ export async function buildAppPackage(root: string, out: string, zipPath: string
 		await cp(join(root, part), join(out, part), {recursive: true});
 	}
 
-	for (const file of ['host.json', 'package.json']) {
-		await cp(join(root, file), join(out, file));
-	}
+	await cp(join(root, 'host.json'), join(out, 'host.json'));
+	const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+	await writeFile(join(out, 'package.json'), `${JSON.stringify(deployedPackageJson(manifest), null, '\t')}\n`);
 
 	const lock = JSON.parse(await readFile(join(root, 'package-lock.json'), 'utf8')) as LockFile;
 	const packages = productionPackages(lock);

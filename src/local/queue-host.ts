@@ -12,6 +12,7 @@ import type {DequeuedMessageItem, QueueClient} from '@azure/storage-queue';
 import {systemClock} from '../engine/clock.js';
 import type {QueueHostConfig} from '../host-config.js';
 import {decodeMessage, ensureQueue} from '../queue/storage-queue.js';
+import {functionNames} from '../settings.js';
 
 export type QueueHandler = (item: unknown, context: InvocationContext) => Promise<void>;
 
@@ -21,7 +22,7 @@ export interface QueueHostOptions {
 	poisonQueue: QueueClient;
 	config: QueueHostConfig;
 	handler: QueueHandler;
-	/** Defaults to `sync-pairs`. */
+	/** Defaults to `syncPairs`, the Function's name. */
 	functionName?: string;
 	/** How long a running message stays invisible between renewals. Defaults to 60 s (renewed every third of it). */
 	leaseSeconds?: number;
@@ -57,7 +58,7 @@ export class QueueHost {
 			throw new TypeError(`Expected leaseSeconds to be a whole number from 3, got ${options.leaseSeconds}`);
 		}
 
-		this.#options = {...options, functionName: options.functionName ?? 'sync-pairs', leaseSeconds: options.leaseSeconds ?? 60};
+		this.#options = {...options, functionName: options.functionName ?? functionNames.syncPairs, leaseSeconds: options.leaseSeconds ?? 60};
 	}
 
 	get inFlight(): number {

@@ -65,7 +65,7 @@ const outputConcurrency = 16;
 
 /**
  * @example
- * app.storageQueue('sync-pairs', {queueName: '%SOD_QUEUE%', connection: 'AzureWebJobsStorage',
+ * app.storageQueue('syncPairs', {queueName: '%SOD_QUEUE%', connection: 'AzureWebJobsStorage',
  *   handler: createPairsHandler(() => runtime)});
  */
 export function createPairsHandler(
@@ -211,6 +211,10 @@ export async function handlePairsMessage(
 
 	summary.durationMs = clock.now() - startedAt;
 	context.log(describeSummary(summary));
+	if (summary.deadLetters.forbidden) {
+		context.warn(forbiddenAdvice(summary));
+	}
+
 	dependencies.onSummary?.(summary);
 	return summary;
 }
@@ -291,6 +295,20 @@ export function describeSummary(summary: MessageSummary): string {
 		`${summary.durationMs} ms`,
 		`correlation ${summary.correlationId === undefined ? '-' : printable(summary.correlationId, 256)}`,
 	].join('; ');
+}
+
+/**
+ * What to do about 403s. The likeliest cause on a new deployment is a grant made after the app first took a token: a
+ * managed identity's token is cached for up to about 24 hours and cannot be refreshed on demand, so the 403s go on
+ * after the grant until it expires.
+ */
+export function forbiddenAdvice(summary: Pick<MessageSummary, 'messageId' | 'deadLetters'>): string {
+	return [
+		`sod-sync message ${summary.messageId ?? '?'}: ${summary.deadLetters.forbidden} pairs dead-lettered forbidden (Graph answered 403).`,
+		`The app's identity needs the application permission EntitlementManagement.ReadWrite.All: run \`sod-sync grant <identity principal id>\``,
+		`before the first message is enqueued or the timer is enabled. A managed identity's token is cached for up to about 24 hours,`,
+		`so a token taken before the grant keeps failing until it expires; then send them back with \`sod-sync dead-letters redrive --reason forbidden\`.`,
+	].join(' ');
 }
 
 /** When the host says the message entered the queue: the pairs' age when the envelope does not say. */

@@ -178,7 +178,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 		const logs: string[] = [];
 		const context = new functions.InvocationContext({
 			invocationId: 'timer-1',
-			functionName: 'reconcile-schedule',
+			functionName: 'reconcileSchedule',
 			logHandler: (level, ...args) => logs.push(`${level}: ${args.join(' ')}`),
 		});
 		await handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
@@ -201,7 +201,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 			encoding: 'base64',
 			invocationBudgetMs: 30_000,
 		});
-		const context = new functions.InvocationContext({invocationId: 'timer-2', functionName: 'reconcile-schedule'});
+		const context = new functions.InvocationContext({invocationId: 'timer-2', functionName: 'reconcileSchedule'});
 		await expect(handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context)).rejects.toThrow(
 			/sod-sync\/manifest\.csv: 1 invalid rows, nothing reconciled: line 2: accessPackageId "x" is not a GUID/,
 		);
@@ -227,7 +227,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 		const logs: string[] = [];
 		const context = new functions.InvocationContext({
 			invocationId: 'timer-sample',
-			functionName: 'reconcile-schedule',
+			functionName: 'reconcileSchedule',
 			logHandler: (level, ...args) => logs.push(`${level}: ${args.join(' ')}`),
 		});
 		await handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);

@@ -38,6 +38,13 @@ describe('the deployment package', () => {
 
 		expect(names.some(name => name.startsWith('test/') || name.startsWith('dist/bench/') || name.startsWith('src/'))).toBe(false);
 
+		// Nothing that would build it again: Oryx runs `npm run build` when the deployed package.json has a build script.
+		const deployed = JSON.parse(entries.find(entry => entry.name === 'package.json')!.data.toString('utf8')) as Record<string, unknown>;
+		const source = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+		expect(deployed.scripts).toBeUndefined();
+		expect(deployed.devDependencies).toBeUndefined();
+		expect(deployed).toMatchObject({main: source.main, type: 'module', dependencies: source.dependencies, engines: source.engines});
+
 		const unpacked = join(work, 'unpacked');
 		for (const entry of entries) {
 			const path = join(unpacked, entry.name);

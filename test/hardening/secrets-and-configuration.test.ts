@@ -115,7 +115,7 @@ describe('the bearer token', () => {
 		const environment = {AzureWebJobsStorage: azurite.connectionString, SOD_QUEUE: uniqueQueueName('env-secret'), GRAPH_BASE_URL: simulator.baseUrl, GRAPH_ACCESS_TOKEN: secret};
 		const settings = readSettings(environment);
 		const logs: string[] = [];
-		const context = new functions.InvocationContext({invocationId: 'x', functionName: 'sync-pairs', logHandler: (_level, ...args) => logs.push(args.join(' '))});
+		const context = new functions.InvocationContext({invocationId: 'x', functionName: 'syncPairs', logHandler: (_level, ...args) => logs.push(args.join(' '))});
 		const dependencies = createWorkerDependencies(settings, openAppStorage(settings, queueHostConfigFrom({})), environment, {
 			engine: createLinkEngine(settings, createTokenSource(environment, settings)),
 		});

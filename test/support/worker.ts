@@ -73,7 +73,7 @@ export function createTestWorker(
 			invocations++;
 			const context = new functions.InvocationContext({
 				invocationId: `test-${invocations}`,
-				functionName: 'sync-pairs',
+				functionName: 'syncPairs',
 				triggerMetadata: {id: messageId ?? `message-${invocations}`, dequeueCount: 1},
 				logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`),
 			});

@@ -121,6 +121,10 @@ describe.each([20, 1])('pairs handler, GRAPH_BATCH_SIZE=%i', size => {
 			reason: 'forbidden',
 			error: {status: 403, code: 'Authorization_RequestDenied', message: 'Insufficient privileges to complete the operation.'},
 		});
+		// The log says what to do: grant before first use, the token cache, and how to send the pairs back.
+		expect(worker.logs.filter(line => line.startsWith('warning:'))).toEqual([
+			expect.stringMatching(/1 pairs dead-lettered forbidden .*EntitlementManagement\.ReadWrite\.All.*sod-sync grant .*24 hours.*redrive --reason forbidden/),
+		]);
 	});
 
 	it('rides out a 429 storm: every pair linked, never more requests in flight than the bound', async () => {
