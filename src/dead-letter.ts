@@ -1,7 +1,7 @@
 // The dead-letter record: one JSON message per pair that could not be applied, or per message that could not be read.
 // Every field is always present (null when it does not apply), so readers need no guessing.
 
-import type {DeadLetterReason} from './engine/retry-decision.js';
+import {deadLetterReasons, type DeadLetterReason} from './engine/retry-decision.js';
 import type {GraphFailure} from './graph/graph-failure.js';
 import {encodedSize, maximumEncodedMessageBytes, type MessageEncoding} from './message.js';
 import type {LinkAction, Pair} from './pair.js';
@@ -142,4 +142,86 @@ function boundedPair(pair: unknown): unknown {
 
 	const json = JSON.stringify(pair) ?? 'null';
 	return json.length > maximumRawPairLength ? `${json.slice(0, maximumRawPairLength)}...[truncated]` : pair;
+}
+
+/**
+ * Reads a dead-letter queue message back into a record, checking every field a reader relies on: the queue may hold
+ * messages sod-sync did not write (another tool, a hand edit, an older version). Anything else is a `problem` in words,
+ * and such a message is shown as unreadable and left where it is: never replayed, never deleted.
+ *
+ * @example
+ * const read = readDeadLetterRecord(text);
+ * if ('problem' in read) console.log(`unreadable: ${read.problem}`);
+ */
+export function readDeadLetterRecord(text: string): {record: DeadLetterRecord} | {problem: string} {
+	let value: unknown;
+	try {
+		value = JSON.parse(text);
+	} catch {
+		return {problem: 'not JSON'};
+	}
+
+	if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+		return {problem: 'not a dead-letter record (not a JSON object)'};
+	}
+
+	const record = value as Record<string, unknown>;
+	const wrong = (field: string, want: string) => ({problem: `not a dead-letter record: "${field}" must be ${want}`});
+	if (typeof record.reason !== 'string' || !(deadLetterReasons as readonly string[]).includes(record.reason)) {
+		return wrong('reason', `one of ${deadLetterReasons.join(', ')}`);
+	}
+
+	const error = record.error as Record<string, unknown> | null | undefined;
+	if (typeof error !== 'object' || error === null || typeof error.message !== 'string') {
+		return wrong('error', 'an object with a message');
+	}
+
+	if (!nullOr(error.status, 'number') || !nullOr(error.code, 'string') || !nullOr(error.requestId, 'string')) {
+		return wrong('error', 'an object whose status is a number and code and requestId are strings (or null)');
+	}
+
+	if (record.action !== undefined && record.action !== null && record.action !== 'add' && record.action !== 'remove') {
+		return wrong('action', 'add, remove or null');
+	}
+
+	for (const field of ['correlationId', 'sourceMessageId', 'message', 'messageBlob', 'deadLetteredAt'] as const) {
+		if (!nullOr(record[field], 'string')) {
+			return wrong(field, 'a string or null');
+		}
+	}
+
+	if (!nullOr(record.attempts, 'number')) {
+		return wrong('attempts', 'a number');
+	}
+
+	const invalidPairs = record.invalidPairs;
+	if (invalidPairs !== undefined && invalidPairs !== null) {
+		if (!Array.isArray(invalidPairs) || invalidPairs.some(entry => typeof entry !== 'object' || entry === null || typeof (entry as {reason?: unknown}).reason !== 'string')) {
+			return wrong('invalidPairs', 'a list of {pair, reason} or null');
+		}
+	}
+
+	if (record.reason === 'invalid-message' && record.message == null && record.messageBlob == null) {
+		return {problem: 'an invalid-message record with neither the message nor a messageBlob'};
+	}
+
+	return {
+		record: {
+			reason: record.reason as DeadLetterReason,
+			pair: record.pair ?? null,
+			action: (record.action ?? null) as LinkAction | null,
+			error: {status: (error.status ?? null) as number | null, code: (error.code ?? null) as string | null, message: error.message, requestId: (error.requestId ?? null) as string | null},
+			attempts: (record.attempts ?? 0) as number,
+			correlationId: (record.correlationId ?? null) as string | null,
+			sourceMessageId: (record.sourceMessageId ?? null) as string | null,
+			deadLetteredAt: (record.deadLetteredAt ?? '') as string,
+			message: (record.message ?? null) as string | null,
+			messageBlob: (record.messageBlob ?? null) as string | null,
+			invalidPairs: (invalidPairs ?? null) as DeadLetterRecord['invalidPairs'],
+		},
+	};
+}
+
+function nullOr(value: unknown, type: 'string' | 'number'): boolean {
+	return value === undefined || value === null || typeof value === type;
 }

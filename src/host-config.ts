@@ -48,6 +48,23 @@ export function queueHostConfigFrom(queues: Record<string, unknown>): QueueHostC
 	};
 }
 
+/**
+ * host.json's `functionTimeout` in ms: undefined when host.json does not set it (the plan's default applies: 5 min on
+ * Consumption, 30 min on Flex Consumption), Infinity for `-1` (no limit, Premium and Dedicated plans).
+ */
+export function readFunctionTimeoutMs(path = findHostJson()): number | undefined {
+	const json = JSON.parse(readFileSync(path, 'utf8')) as {functionTimeout?: unknown};
+	if (json.functionTimeout === undefined || json.functionTimeout === null) {
+		return undefined;
+	}
+
+	if (json.functionTimeout === '-1' || json.functionTimeout === -1) {
+		return Number.POSITIVE_INFINITY;
+	}
+
+	return timeSpanMs(json.functionTimeout, Number.NaN);
+}
+
 function numberOr(value: unknown, fallback: number): number {
 	return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
 }

@@ -1,6 +1,8 @@
 // Every setting sod-sync reads: its name, default and check live here and nowhere else.
 // The Function, the CLI and the tests all read settings through `readSettings`.
 
+import {readFunctionTimeoutMs} from './host-config.js';
+
 export type GraphApiVersion = 'v1.0' | 'beta';
 
 export interface Settings {
@@ -410,7 +412,7 @@ export function readReconcileSettings(environment: Environment): ReconcileSettin
  * runs no function; messages wait in the queue) instead of failing each message until it is poisoned. Elsewhere (tests,
  * tooling) importing the app needs no settings.
  */
-export function checkSettingsAtStart(environment: Environment): void {
+export function checkSettingsAtStart(environment: Environment, functionTimeoutMs: () => number | undefined = functionTimeoutOfHostJson): void {
 	if (!environment.FUNCTIONS_WORKER_RUNTIME && !environment.WEBSITE_SITE_NAME) {
 		return;
 	}
@@ -418,7 +420,13 @@ export function checkSettingsAtStart(environment: Environment): void {
 	const problems: string[] = [];
 	for (const read of [readSettings, readReconcileSettings]) {
 		try {
-			read(environment);
+			const settings = read(environment);
+			if ('invocationBudgetMs' in settings) {
+				const problem = budgetProblem(settings, functionTimeoutMs());
+				if (problem) {
+					problems.push(problem);
+				}
+			}
 		} catch (error) {
 			problems.push((error as Error).message.replace(/^Invalid settings:\n/, ''));
 		}
@@ -426,6 +434,39 @@ export function checkSettingsAtStart(environment: Environment): void {
 
 	if (problems.length > 0) {
 		throw new SettingsError(`sod-sync cannot start: invalid app settings:\n${problems.join('\n')}`);
+	}
+}
+
+/**
+ * Time an invocation needs after its budget: the last request may run its full timeout, then the dead letters and
+ * re-queues are written. Defaults to 60 s for the writes.
+ */
+export const outputWriteAllowanceMs = 60_000;
+
+/** Plans whose host.json does not set `functionTimeout` give an invocation at least this long (Consumption). */
+const smallestDefaultFunctionTimeoutMs = 5 * 60_000;
+
+/**
+ * Why the budget cannot work under the host's `functionTimeout`, or undefined when it can: the host kills an
+ * invocation at its timeout, and output bindings and re-queues of a killed invocation are never written.
+ */
+export function budgetProblem(settings: Pick<Settings, 'invocationBudgetMs' | 'graphRequestTimeoutMs'>, functionTimeoutMs: number | undefined): string | undefined {
+	const timeoutMs = functionTimeoutMs ?? smallestDefaultFunctionTimeoutMs;
+	const needed = settings.invocationBudgetMs + settings.graphRequestTimeoutMs + outputWriteAllowanceMs;
+	if (Number.isNaN(timeoutMs) || needed <= timeoutMs) {
+		return undefined;
+	}
+
+	const most = Math.floor((timeoutMs - settings.graphRequestTimeoutMs - outputWriteAllowanceMs) / 1000);
+	const source = functionTimeoutMs === undefined ? 'host.json sets no functionTimeout, and the Consumption plan\'s default is' : 'host.json\'s functionTimeout is';
+	return `- ${settingNames.invocationBudgetSeconds}: ${settings.invocationBudgetMs / 1000} s does not leave time to write dead letters and re-queues before the host stops the invocation: ${source} ${timeoutMs / 1000} s, and the budget plus one request (${settingNames.graphRequestTimeoutSeconds}, ${settings.graphRequestTimeoutMs / 1000} s) plus ${outputWriteAllowanceMs / 1000} s for the writes must fit in it (at most ${Math.max(0, most)} s here)`;
+}
+
+function functionTimeoutOfHostJson(): number | undefined {
+	try {
+		return readFunctionTimeoutMs();
+	} catch {
+		return Number.NaN; // No readable host.json beside the app: nothing to check against (the host would not start).
 	}
 }
 

@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
-import {defaults, readSettings, settingNames, SettingsError} from '../src/settings.js';
+import {readFunctionTimeoutMs} from '../src/host-config.js';
+import {budgetProblem, checkSettingsAtStart, defaults, readSettings, settingNames, SettingsError} from '../src/settings.js';
 
 const storage = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;';
 
@@ -107,5 +108,36 @@ describe('the settings table', () => {
 		}
 
 		expect(() => readSettings(sample.Values)).not.toThrow();
+	});
+});
+
+describe('the invocation budget against the host\'s functionTimeout', () => {
+	const minutes = (count: number) => count * 60_000;
+	it.each([
+		['the defaults under host.json\'s 10 min', 420, 30, minutes(10), undefined],
+		['the most that fits 10 min', 510, 30, minutes(10), undefined],
+		['one second more', 511, 30, minutes(10), 'at most 510 s here'],
+		['an hour under 10 min', 3600, 30, minutes(10), 'at most 510 s here'],
+		['a long request timeout eats into it', 420, 180, minutes(10), 'at most 360 s here'],
+		['no functionTimeout: Consumption\'s 5 min', 420, 30, undefined, 'no functionTimeout, and the Consumption plan\'s default is 300 s'],
+		['no limit (-1)', 3600, 30, Number.POSITIVE_INFINITY, undefined],
+	])('%s', (_name, budgetSeconds, requestSeconds, timeoutMs, problem) => {
+		const found = budgetProblem({invocationBudgetMs: budgetSeconds * 1000, graphRequestTimeoutMs: requestSeconds * 1000}, timeoutMs);
+		if (problem === undefined) {
+			expect(found).toBeUndefined();
+		} else {
+			expect(found).toContain(problem);
+			expect(found).toMatch(/^- SOD_INVOCATION_BUDGET_SECONDS: \d+ s does not leave time to write dead letters and re-queues/);
+		}
+	});
+
+	it('reads host.json\'s functionTimeout (10 min), and refuses a budget of an hour at start under the host, naming it', () => {
+		expect(readFunctionTimeoutMs()).toBe(minutes(10));
+		const sample = JSON.parse(readFileSync(new URL('../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		const environment = {...sample.Values, FUNCTIONS_WORKER_RUNTIME: 'node'};
+		expect(() => checkSettingsAtStart(environment)).not.toThrow();
+		expect(() => checkSettingsAtStart({...environment, [settingNames.invocationBudgetSeconds]: '3600'})).toThrow(
+			/sod-sync cannot start: invalid app settings:\n- SOD_INVOCATION_BUDGET_SECONDS: 3600 s does not leave time .*host\.json's functionTimeout is 600 s.*at most 510 s here/,
+		);
 	});
 });

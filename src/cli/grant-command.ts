@@ -4,6 +4,7 @@ import {DefaultAzureCredential} from '@azure/identity';
 import {applyGrant, graphPermissions, GrantError, planGrant} from '../deploy/graph-permission-grant.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource} from '../graph/graph-client.js';
 import {readGraphTarget} from '../settings.js';
+import {printable} from '../untrusted-text.js';
 import {exitCodes, parseCommandLine, UsageError, type CommandIo} from './command-line.js';
 
 export const grantHelp = `Usage: sod-sync grant <identity> [--read-only] [--dry-run]
@@ -42,8 +43,9 @@ export async function grantCommand(args: string[], io: CommandIo): Promise<numbe
 	const client = createGraphClient({graphBaseUrl, apiVersion: 'v1.0', tokenSource});
 	const permission = values['read-only'] ? graphPermissions.readOnly : graphPermissions.readWrite;
 	try {
-		const plan = await planGrant(client, positionals[0]!, permission);
-		const who = `${plan.identity.displayName || 'service principal'} (principal ${plan.identity.id}, client ${plan.identity.appId})`;
+		const plan = await planGrant(client, positionals[0]!, permission, graphBaseUrl);
+		// The display name is whatever the principal's owner chose: escaped, so it cannot forge or erase a line.
+		const who = `${printable(plan.identity.displayName, 256) || 'service principal'} (principal ${plan.identity.id}, client ${plan.identity.appId})`;
 		if (plan.alreadyGranted) {
 			io.stdout.write(`${who} already has Microsoft Graph ${permission}: nothing to do\n`);
 			return exitCodes.ok;
@@ -54,8 +56,12 @@ export async function grantCommand(args: string[], io: CommandIo): Promise<numbe
 			return exitCodes.ok;
 		}
 
-		await applyGrant(client, plan);
-		io.stdout.write(`granted ${who} Microsoft Graph ${permission}\n`);
+		const applied = await applyGrant(client, plan, graphBaseUrl);
+		io.stdout.write(
+			applied === 'granted'
+				? `granted ${who} Microsoft Graph ${permission}\n`
+				: `${who} already has Microsoft Graph ${permission} (granted meanwhile): nothing to do\n`,
+		);
 		return exitCodes.ok;
 	} catch (error) {
 		if (error instanceof GrantError) {

@@ -1,10 +1,12 @@
 // `sod-sync reconcile <manifest>` and `sod-sync violations <manifest>`: compliance against a desired state.
 
 import {createReadStream} from 'node:fs';
-import {desiredLinks, readManifest, type Manifest} from '../compliance/manifest.js';
-import {hasDrift, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
+import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, type Manifest} from '../compliance/manifest.js';
+import {hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
+import type {GraphFailure} from '../graph/graph-failure.js';
 import type {Pair} from '../pair.js';
+import {printable} from '../untrusted-text.js';
 import {formatFromPath} from '../pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
 import {createLinkEngine, createTokenSource} from '../worker/worker-runtime.js';
@@ -13,7 +15,7 @@ import {generatedCorrelationId, openAppStorage} from '../storage/app-storage.js'
 
 const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId (other columns ignored; an
 optional symmetric column of true/false), or JSON Lines of the same fields. Its scope is the packages it names: no
-other package is read or written unless --scope all.`;
+other package is read or written unless --scope all. At most ${maximumManifestRows.toLocaleString('en-US')} rows.`;
 
 export const reconcileHelp = `Usage: sod-sync reconcile <manifest> [--apply] [--prune] [--scope named|all] [--json]
 
@@ -56,6 +58,11 @@ async function loadManifest(path: string | undefined, io: CommandIo): Promise<Ma
 	} catch (error) {
 		if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
 			throw new UsageError(`no such file: ${path}`);
+		}
+
+		if (error instanceof ManifestTooLargeError) {
+			io.stderr.write(`${path}: ${error.message}; nothing was done\n`);
+			return exitCodes.invalidInput;
 		}
 
 		throw error;
@@ -116,6 +123,7 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 			sendPairs(storage.pairs, pairs, {action, correlationId, attempt: 0}, storage.encoding),
 		deadline: Date.now() + settings.invocationBudgetMs,
 		signal: io.signal,
+		readConcurrency: readConcurrencyFor(settings),
 	});
 	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId));
 	if (report.readFailures.length > 0) {
@@ -123,6 +131,11 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 	}
 
 	return hasDrift(report) ? exitCodes.drift : exitCodes.ok;
+}
+
+/** A read failure in words; its code and message are Graph's text, escaped. */
+function describeFailure(failure: GraphFailure): string {
+	return [failure.status, failure.code === undefined ? undefined : printable(failure.code, 100), printable(failure.message, 500)].filter(Boolean).join(' ');
 }
 
 function describeReport(report: ReconcileReport, applied: boolean, correlationId: string): string {
@@ -133,7 +146,8 @@ function describeReport(report: ReconcileReport, applied: boolean, correlationId
 	const section = (title: string, pairs: readonly Pair[]) => {
 		lines.push(`${title} (${formatCount(pairs.length)})`);
 		for (const pair of pairs) {
-			lines.push(`  ${pair.accessPackageId} -> ${pair.incompatibleAccessPackageId}`);
+			// Extra links come from Graph's lists: their ids are Graph's text, escaped like any other.
+			lines.push(`  ${printable(pair.accessPackageId, 100)} -> ${printable(pair.incompatibleAccessPackageId, 100)}`);
 		}
 
 		lines.push('');
@@ -146,7 +160,7 @@ function describeReport(report: ReconcileReport, applied: boolean, correlationId
 	}
 
 	for (const failure of report.readFailures) {
-		lines.push(`could not read ${failure.accessPackageId}: ${[failure.failure.status, failure.failure.code].filter(Boolean).join(' ')} ${failure.failure.message}`);
+		lines.push(`could not read ${failure.accessPackageId}: ${describeFailure(failure.failure)}`);
 	}
 
 	if (applied) {
@@ -181,19 +195,21 @@ export async function violationsCommand(args: string[], io: CommandIo): Promise<
 	const {settings, engine} = engineFrom(values, io);
 	// A symmetric rule is one rule for violations: holding both packages is the same either way.
 	const rules = manifest.rules.map(rule => ({...rule, symmetric: false}));
-	const report = await findViolations(engine, rules, Date.now() + settings.invocationBudgetMs);
+	const report = await findViolations(engine, rules, Date.now() + settings.invocationBudgetMs, readConcurrencyFor(settings));
 	if (values.json) {
 		io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 	} else {
 		const lines = [`${formatCount(report.violations.length)} users hold both packages of a rule (${formatCount(desiredLinks(rules).length)} rules checked)`];
 		for (const violation of report.violations) {
+			// Names and ids are Graph's text (a guest chooses their own display name): escaped before they reach a terminal.
+			const {user} = violation;
 			lines.push(
-				`  ${violation.rule.accessPackageId} + ${violation.rule.incompatibleAccessPackageId}: ${violation.user.displayName ?? ''} <${violation.user.principalName ?? violation.user.objectId}> (${violation.user.objectId}); assignments ${violation.assignmentId ?? '?'} and ${violation.incompatibleAssignmentId ?? '?'}`,
+				`  ${violation.rule.accessPackageId} + ${violation.rule.incompatibleAccessPackageId}: ${printable(user.displayName ?? '', 256)} <${printable(user.principalName ?? user.objectId, 256)}> (${printable(user.objectId, 64)}); assignments ${printable(violation.assignmentId ?? '?', 64)} and ${printable(violation.incompatibleAssignmentId ?? '?', 64)}`,
 			);
 		}
 
 		for (const failure of report.readFailures) {
-			lines.push(`could not read ${failure.rule.accessPackageId} + ${failure.rule.incompatibleAccessPackageId}: ${[failure.failure.status, failure.failure.code].filter(Boolean).join(' ')} ${failure.failure.message}`);
+			lines.push(`could not read ${failure.rule.accessPackageId} + ${failure.rule.incompatibleAccessPackageId}: ${describeFailure(failure.failure)}`);
 		}
 
 		io.stdout.write(`${lines.join('\n')}\n`);

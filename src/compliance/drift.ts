@@ -1,4 +1,5 @@
-// Drift between the desired links and the tenant's, within a scope: a pure function.
+// Drift between the desired links and the tenant's, within a scope: pure, one package at a time, so a reconcile can
+// compare each package as its links arrive and keep only what differs (never every link of the tenant at once).
 
 import {pairKey, type Pair} from '../pair.js';
 
@@ -12,29 +13,76 @@ export interface Drift {
 }
 
 /**
+ * Compares packages one by one as their links are read. A package never compared says nothing: its desired links are
+ * not called missing (its links could not be read).
+ *
+ * @example
+ * const tally = new DriftTally(desired, scope);
+ * tally.compare(a, ['b', 'c']);
+ * const {missing, extra, outOfScope} = tally.result();
+ */
+export class DriftTally {
+	readonly #wanted = new Map<string, Set<string>>();
+	readonly #scope: ReadonlySet<string>;
+	readonly #drift: Drift = {missing: [], extra: [], outOfScope: []};
+	#present = 0;
+
+	constructor(desired: Iterable<Pair>, scope: ReadonlySet<string>) {
+		for (const {accessPackageId, incompatibleAccessPackageId} of desired) {
+			let targets = this.#wanted.get(accessPackageId);
+			if (!targets) {
+				targets = new Set();
+				this.#wanted.set(accessPackageId, targets);
+			}
+
+			targets.add(incompatibleAccessPackageId);
+		}
+
+		this.#scope = scope;
+	}
+
+	/** Links read from the tenant so far. */
+	get present(): number {
+		return this.#present;
+	}
+
+	/** One package's links as Graph listed them (each target once). */
+	compare(accessPackageId: string, targets: Iterable<string>): void {
+		const wanted = this.#wanted.get(accessPackageId) ?? new Set<string>();
+		const present = new Set(targets);
+		this.#present += present.size;
+		for (const incompatibleAccessPackageId of present) {
+			if (!wanted.has(incompatibleAccessPackageId)) {
+				(this.#scope.has(incompatibleAccessPackageId) ? this.#drift.extra : this.#drift.outOfScope).push({accessPackageId, incompatibleAccessPackageId});
+			}
+		}
+
+		for (const incompatibleAccessPackageId of wanted) {
+			if (!present.has(incompatibleAccessPackageId)) {
+				this.#drift.missing.push({accessPackageId, incompatibleAccessPackageId});
+			}
+		}
+	}
+
+	/** The drift found so far, each list sorted. */
+	result(): Drift {
+		const byKey = (a: Pair, b: Pair) => pairKey(a).localeCompare(pairKey(b));
+		return {missing: [...this.#drift.missing].sort(byKey), extra: [...this.#drift.extra].sort(byKey), outOfScope: [...this.#drift.outOfScope].sort(byKey)};
+	}
+}
+
+/**
+ * The drift of a whole tenant read at once; a package absent from `current` has none of its desired links.
+ *
  * @example
  * computeDrift(desired, new Map([[a, [b, c]]]), new Set([a, b]))
  */
 export function computeDrift(desired: readonly Pair[], current: ReadonlyMap<string, readonly string[]>, scope: ReadonlySet<string>): Drift {
-	const wanted = new Set(desired.map(pair => pairKey(pair)));
-	const present = new Set<string>();
-	const drift: Drift = {missing: [], extra: [], outOfScope: []};
-	for (const [accessPackageId, targets] of current) {
-		for (const incompatibleAccessPackageId of targets) {
-			const pair = {accessPackageId, incompatibleAccessPackageId};
-			present.add(pairKey(pair));
-			if (wanted.has(pairKey(pair))) {
-				continue;
-			}
-
-			(scope.has(incompatibleAccessPackageId) ? drift.extra : drift.outOfScope).push(pair);
-		}
+	const tally = new DriftTally(desired, scope);
+	const sources = new Set([...current.keys(), ...desired.map(pair => pair.accessPackageId)]);
+	for (const accessPackageId of sources) {
+		tally.compare(accessPackageId, current.get(accessPackageId) ?? []);
 	}
 
-	drift.missing = desired.filter(pair => !present.has(pairKey(pair)));
-	const byKey = (a: Pair, b: Pair) => pairKey(a).localeCompare(pairKey(b));
-	drift.missing.sort(byKey);
-	drift.extra.sort(byKey);
-	drift.outOfScope.sort(byKey);
-	return drift;
+	return tally.result();
 }

@@ -11,9 +11,13 @@ import type {MessageSink} from '../queue/storage-queue.js';
 import {readReconcileSettings, readSettings, type Environment, type ReconcileSettings, type StorageConnection} from '../settings.js';
 import {sharedLinkEngine} from '../worker/worker-runtime.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
-import {readManifest} from './manifest.js';
-import {describeDriftSummary, hasDrift, reconcile, type ReconcileReport} from './reconcile.js';
+import {ManifestTooLargeError, maximumManifestRows, readManifest} from './manifest.js';
+
+/** A manifest blob larger than this is not downloaded: `maximumManifestRows` rows of up to 256 bytes each. */
+export const maximumManifestBytes = maximumManifestRows * 256;
+import {describeDriftSummary, hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from './reconcile.js';
 import {openAppStorage} from '../storage/app-storage.js';
+import {printable} from '../untrusted-text.js';
 
 export interface ReconcileTimerDependencies {
 	engine: LinkEngine;
@@ -23,6 +27,8 @@ export interface ReconcileTimerDependencies {
 	pairsQueue: MessageSink;
 	encoding: MessageEncoding;
 	invocationBudgetMs: number;
+	/** Package reads in progress at once (`readConcurrencyFor`). */
+	readConcurrency: number;
 	onReport?: (report: ReconcileReport) => void;
 }
 
@@ -33,8 +39,10 @@ export function createReconcileTimerHandler(
 		const resolved = typeof dependencies === 'function' ? dependencies() : dependencies;
 		const {settings} = resolved;
 		const text = await resolved.readManifestText();
-		const manifest = await readManifest(Readable.from([text]), formatFromPath(settings.manifestBlob));
 		const where = `${settings.manifestContainer}/${settings.manifestBlob}`;
+		const manifest = await readManifest(Readable.from([text]), formatFromPath(settings.manifestBlob)).catch((error: unknown) => {
+			throw error instanceof ManifestTooLargeError ? new Error(`${where}: ${error.message}; nothing reconciled`) : error;
+		});
 		if (manifest.errors.length > 0) {
 			// Nothing runs on a broken manifest: a half-read desired state would report (and prune) the wrong drift.
 			throw new Error(`${where}: ${manifest.errors.length} invalid rows, nothing reconciled: ${manifest.errors.slice(0, 20).map(error => `line ${error.line}: ${error.error}`).join('; ')}`);
@@ -49,10 +57,11 @@ export function createReconcileTimerHandler(
 			prune: settings.prune,
 			enqueue: async (pairs, action) => sendPairs(resolved.pairsQueue, pairs, {action, correlationId, attempt: 0}, resolved.encoding),
 			deadline: Date.now() + resolved.invocationBudgetMs,
+			readConcurrency: resolved.readConcurrency,
 		});
 		const line = `${describeDriftSummary(report)} (${where}${settings.apply ? '' : ', report only'})`;
 		if (report.readFailures.length > 0) {
-			context.warn(`${line}; unreadable: ${report.readFailures.map(item => `${item.accessPackageId} (${item.failure.status ?? item.failure.code})`).join(', ')}`);
+			context.warn(`${line}; unreadable: ${report.readFailures.map(item => `${item.accessPackageId} (${item.failure.status ?? printable(item.failure.code ?? '?', 100)})`).join(', ')}`);
 		} else if (hasDrift(report)) {
 			context.warn(line);
 		} else {
@@ -75,6 +84,7 @@ export function reconcileTimerDependencies(environment: Environment): ReconcileT
 		pairsQueue: storage.pairs,
 		encoding: storage.encoding,
 		invocationBudgetMs: settings.invocationBudgetMs,
+		readConcurrency: readConcurrencyFor(settings),
 	};
 }
 
@@ -88,7 +98,14 @@ export function manifestBlobReader(storage: StorageConnection, container: string
 			throw new Error(`${(error as Error).message}: the scheduled reconcile reads its manifest from blob storage`);
 		}
 
-		const buffer = await service.getContainerClient(container).getBlobClient(blob).downloadToBuffer();
+		const client = service.getContainerClient(container).getBlobClient(blob);
+		// Refused before it is downloaded: the timer shares its process (and its memory) with the queue worker.
+		const {contentLength = 0} = await client.getProperties();
+		if (contentLength > maximumManifestBytes) {
+			throw new Error(`${container}/${blob}: ${contentLength.toLocaleString('en-US')} bytes, more than a manifest may hold (${maximumManifestBytes.toLocaleString('en-US')}); nothing reconciled`);
+		}
+
+		const buffer = await client.downloadToBuffer();
 		return buffer.toString('utf8');
 	};
 }

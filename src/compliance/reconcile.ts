@@ -1,13 +1,23 @@
 // Reconcile: read the tenant's links for every package in scope, compare with the manifest, and optionally enqueue
 // the fix (missing links as `add`, with --prune extra ones as `remove`) for the worker to apply with its dead letters.
-// The CLI and the timer Function share this.
+// The CLI and the timer Function share this. Packages are read a bounded number at a time and compared as they
+// arrive, so memory follows the drift and the concurrency, not the tenant's size.
 
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {packageIds} from '../graph/link-gateway.js';
 import type {LinkAction, Pair} from '../pair.js';
-import {computeDrift, type Drift} from './drift.js';
+import {DriftTally, type Drift} from './drift.js';
+import {forEachBounded} from './for-each-bounded.js';
 import {desiredLinks, namedPackages, type ManifestRule} from './manifest.js';
+
+/**
+ * Reads in progress at once. The engine bounds the requests in flight (and packs reads into `$batch`); this bounds
+ * the reads waiting for them, each holding its pages. Callers pass requests x batch size: enough to keep every slot full.
+ */
+export function readConcurrencyFor(settings: {graphMaxConcurrency: number; graphBatchSize: number}): number {
+	return Math.max(1, settings.graphMaxConcurrency * settings.graphBatchSize);
+}
 
 export interface ReconcileOptions {
 	engine: LinkEngine;
@@ -20,6 +30,8 @@ export interface ReconcileOptions {
 	enqueue: (pairs: readonly Pair[], action: LinkAction) => Promise<number>;
 	deadline: number;
 	signal?: AbortSignal;
+	/** Package reads in progress at once (`readConcurrencyFor`). */
+	readConcurrency: number;
 }
 
 export interface ReconcileReport extends Drift {
@@ -46,26 +58,19 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 		scope = [...new Set([...scope, ...packageIds(listed.value)])].sort();
 	}
 
-	const current = new Map<string, string[]>();
-	await Promise.all(
-		scope.map(async accessPackageId => {
-			const read = await options.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, run);
-			if (read.kind === 'ok') {
-				current.set(accessPackageId, packageIds(read.value));
-			} else {
-				readFailures.push({accessPackageId, failure: read.failure});
-			}
-		}),
-	);
-	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId));
 	const desired = desiredLinks(options.rules);
-	// A package whose links could not be read says nothing: its desired links are not called missing.
-	const unread = new Set(readFailures.map(failure => failure.accessPackageId));
-	const drift = computeDrift(
-		desired.filter(pair => !unread.has(pair.accessPackageId)),
-		current,
-		new Set(scope),
-	);
+	// A package whose links could not be read is never compared: its desired links are not called missing.
+	const tally = new DriftTally(desired, new Set(scope));
+	await forEachBounded(scope, options.readConcurrency, async accessPackageId => {
+		const read = await options.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, run);
+		if (read.kind === 'ok') {
+			tally.compare(accessPackageId, packageIds(read.value));
+		} else {
+			readFailures.push({accessPackageId, failure: read.failure});
+		}
+	});
+	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId));
+	const drift = tally.result();
 	const enqueued = {add: 0, remove: 0, messages: 0};
 	if (options.apply && drift.missing.length > 0) {
 		enqueued.messages += await options.enqueue(drift.missing, 'add');
@@ -81,7 +86,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 		...drift,
 		scope,
 		desired: desired.length,
-		current: [...current.values()].reduce((sum, targets) => sum + targets.length, 0),
+		current: tally.present,
 		readFailures,
 		enqueued,
 	};

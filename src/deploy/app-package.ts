@@ -2,10 +2,10 @@
 // (dist/functions, dist/src), host.json, a package.json for running only, and the production dependencies only, as
 // package-lock.json names them (no tests, no dev tools, no network: the files come from this checkout's node_modules).
 
-import {cp, mkdir, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
+import {cp, lstat, mkdir, readdir, readFile, readlink, rm, writeFile} from 'node:fs/promises';
 import {join, relative, sep} from 'node:path';
 import {fileURLToPath} from 'node:url';
-import {zip, type ZipEntry} from './zip.js';
+import {zip, ZipEntryNameError, type ZipEntry} from './zip.js';
 
 interface LockFile {
 	packages: Record<string, {dev?: boolean; devOptional?: boolean; optional?: boolean; link?: boolean}>;
@@ -23,12 +23,29 @@ export function deployedPackageJson(manifest: Record<string, unknown>): Record<s
 	return Object.fromEntries(deployedFields.filter(field => manifest[field] !== undefined).map(field => [field, manifest[field]]));
 }
 
-/** Package paths (`node_modules/...`) that production needs, from the lock file. */
+/** What the tree holds that the package must not carry, said before anything is written. */
+export class PackageTreeError extends Error {
+	override name = 'PackageTreeError';
+}
+
+/** `node_modules/name`, `node_modules/@scope/name`, nested under another package's `node_modules`: nothing else. */
+const packagePathPattern = /^node_modules\/(?:@[\w.-]+\/)?[\w.-]+(?:\/node_modules\/(?:@[\w.-]+\/)?[\w.-]+)*$/;
+
+/**
+ * Package paths (`node_modules/...`) that production needs, from the lock file. A path that is not a package folder
+ * (`node_modules/../local.settings.json`, a backslash, a `.` or `..` segment) is refused: the lock file decides what is
+ * copied, so a hand-edited or hostile one must not reach outside node_modules.
+ */
 export function productionPackages(lock: LockFile): string[] {
-	return Object.entries(lock.packages)
+	const paths = Object.entries(lock.packages)
 		.filter(([path, entry]) => path.startsWith('node_modules/') && !entry.dev && !entry.devOptional && !entry.link)
-		.map(([path]) => path)
-		.sort();
+		.map(([path]) => path);
+	const refused = paths.filter(path => !packagePathPattern.test(path) || path.split('/').some(segment => segment === '.' || segment === '..'));
+	if (refused.length > 0) {
+		throw new PackageTreeError(`package-lock.json names paths that are not package folders: ${refused.map(path => JSON.stringify(path)).join(', ')}; nothing was packed`);
+	}
+
+	return paths.sort();
 }
 
 /** Builds `out` (a folder) and `zipPath` from the checkout at `root`; returns what was packed. */
@@ -59,6 +76,14 @@ export async function buildAppPackage(root: string, out: string, zipPath: string
 		copied++;
 	}
 
+	// A link would be dropped from the zip (it is not a file) or ship a path on this machine: refused, naming it.
+	const links = await linksUnder(out);
+	if (links.length > 0) {
+		throw new PackageTreeError(
+			`symbolic links in the package, which would ship as links to this machine or not at all: ${links.map(link => `${relative(out, link.path)} -> ${link.target}`).join(', ')}; replace each with the file it points to`,
+		);
+	}
+
 	const entries: ZipEntry[] = [];
 	for (const file of await filesUnder(out)) {
 		// eslint-disable-next-line no-await-in-loop
@@ -72,11 +97,27 @@ export async function buildAppPackage(root: string, out: string, zipPath: string
 
 async function exists(path: string): Promise<boolean> {
 	try {
-		await stat(path);
+		await lstat(path);
 		return true;
 	} catch {
 		return false;
 	}
+}
+
+async function linksUnder(directory: string): Promise<Array<{path: string; target: string}>> {
+	const found: Array<{path: string; target: string}> = [];
+	for (const entry of await readdir(directory, {withFileTypes: true})) {
+		const path = join(directory, entry.name);
+		if (entry.isSymbolicLink()) {
+			// eslint-disable-next-line no-await-in-loop
+			found.push({path, target: await readlink(path)});
+		} else if (entry.isDirectory()) {
+			// eslint-disable-next-line no-await-in-loop
+			found.push(...(await linksUnder(path)));
+		}
+	}
+
+	return found;
 }
 
 async function filesUnder(directory: string): Promise<string[]> {
@@ -88,6 +129,8 @@ async function filesUnder(directory: string): Promise<string[]> {
 			found.push(...(await filesUnder(path)));
 		} else if (entry.isFile()) {
 			found.push(path);
+		} else {
+			throw new PackageTreeError(`${path} is neither a file nor a folder (a socket, a device, a link): it cannot be packed`);
 		}
 	}
 
@@ -97,6 +140,18 @@ async function filesUnder(directory: string): Promise<string[]> {
 // Run as `npm run package`.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
 	const root = fileURLToPath(new URL('../../../', import.meta.url));
-	const {files, bytes, packages} = await buildAppPackage(root, join(root, '.package'), join(root, 'sod-sync.zip'));
+	let built;
+	try {
+		built = await buildAppPackage(root, join(root, '.package'), join(root, 'sod-sync.zip'));
+	} catch (error) {
+		if (error instanceof PackageTreeError || error instanceof ZipEntryNameError) {
+			process.stderr.write(`npm run package: ${error.message}\n`);
+			process.exit(1);
+		}
+
+		throw error;
+	}
+
+	const {files, bytes, packages} = built;
 	process.stdout.write(`sod-sync.zip: ${files.toLocaleString('en-US')} files, ${packages} production packages, ${(bytes / 2 ** 20).toFixed(1)} MiB (also unpacked in .package/ for azd)\n`);
 }

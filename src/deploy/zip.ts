@@ -11,6 +11,29 @@ export interface ZipEntry {
 
 const dosEpoch = (1 << 21) | (1 << 16); // 1980-01-01: a fixed time, so the same tree makes the same archive.
 
+/** An entry name that an unzip could write outside the folder it unpacks into, or that readers disagree on. */
+export class ZipEntryNameError extends Error {
+	override name = 'ZipEntryNameError';
+}
+
+/**
+ * Refuses a name that is absolute, has a drive letter, a backslash (a separator on Windows), an empty, `.` or `..`
+ * segment, or a control character: unpacked, each could land outside the folder or somewhere unexpected.
+ */
+export function checkEntryName(name: string): void {
+	const segments = name.split('/');
+	if (
+		name === '' ||
+		name.startsWith('/') ||
+		/^[A-Za-z]:/.test(name) ||
+		name.includes('\\') ||
+		/[\u0000-\u001F\u007F]/.test(name) ||
+		segments.some(segment => segment === '' || segment === '.' || segment === '..')
+	) {
+		throw new ZipEntryNameError(`refusing the zip entry name ${JSON.stringify(name)}: names are relative, with / between plain segments`);
+	}
+}
+
 /**
  * @example
  * await writeFile('app.zip', zip([{name: 'host.json', data: Buffer.from('{}')}]));
@@ -18,6 +41,10 @@ const dosEpoch = (1 << 21) | (1 << 16); // 1980-01-01: a fixed time, so the same
 export function zip(entries: readonly ZipEntry[]): Buffer {
 	if (entries.length > 0xffff) {
 		throw new RangeError(`a zip without zip64 holds at most 65,535 entries, got ${entries.length}`);
+	}
+
+	for (const entry of entries) {
+		checkEntryName(entry.name);
 	}
 
 	const local: Buffer[] = [];

@@ -6,6 +6,7 @@
 import {setMaxListeners} from 'node:events';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {outcomeUnknown} from '../graph/graph-failure.js';
+import {PageWalk} from '../graph/page-walk.js';
 import {
 	maximumBatchSize,
 	readLinksPage,
@@ -244,6 +245,7 @@ export class LinkEngine {
 	async #readAll(operation: PagedOperation, options: RunOptions): Promise<CallResult<unknown[]>> {
 		const context: RunContext = {deadline: options.deadline, signal: options.signal ?? new AbortController().signal};
 		const items: unknown[] = [];
+		const walk = new PageWalk();
 		let history = freshHistory;
 		let nextLink: string | undefined;
 		for (;;) {
@@ -258,6 +260,11 @@ export class LinkEngine {
 				items.push(...read.items);
 				if (read.nextLink === undefined) {
 					return {kind: 'ok', value: items};
+				}
+
+				const stop = walk.follow(read.nextLink);
+				if (stop) {
+					return {kind: 'failed', failure: stop};
 				}
 
 				nextLink = read.nextLink;
@@ -383,6 +390,7 @@ export class LinkEngine {
 
 	/** Reads `pair.accessPackageId`'s links, page by page, until `pair.incompatibleAccessPackageId` turns up or the pages end. */
 	async #isLinked(pair: Pair, context: RunContext): Promise<Sent<boolean>> {
+		const walk = new PageWalk();
 		let nextLink: string | undefined;
 		do {
 			// eslint-disable-next-line no-await-in-loop
@@ -394,6 +402,11 @@ export class LinkEngine {
 			const {ids, nextLink: next} = readLinksPage(page.value);
 			if (ids.includes(pair.incompatibleAccessPackageId)) {
 				return {kind: 'ok', value: true};
+			}
+
+			const stop = next === undefined ? undefined : walk.follow(next);
+			if (stop) {
+				return {kind: 'failed', failure: stop};
 			}
 
 			nextLink = next;

@@ -265,7 +265,7 @@ export function packageIds(items: readonly unknown[]): string[] {
  * the Graph origin (a nextLink elsewhere is never followed: the token must not go there, and the data is not Graph's).
  * The SDK reads only https:// URLs as absolute, so the split is done here for the simulator's http:// too.
  */
-function splitGraphUrl(url: string, graphBaseUrl: URL): {version: string; path: string} | undefined {
+export function splitGraphUrl(url: string, graphBaseUrl: URL): {version: string; path: string} | undefined {
 	let parsed: URL;
 	try {
 		parsed = new URL(url);

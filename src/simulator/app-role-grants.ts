@@ -29,6 +29,8 @@ export class AppRoleGrants {
 	readonly #assignments: SimulatedAppRoleAssignment[] = [];
 	/** When false, granting answers 403 as Graph does to a caller without the permission or the directory role. */
 	callerMayGrant = true;
+	/** Assignments per page of `appRoleAssignments` and `appRoleAssignedTo`. Defaults to 100, Graph's default. */
+	pageSize = 100;
 
 	constructor(newId: () => string = randomUUID) {
 		// Role ids are generated, never the real ones: the client must look them up by value.
@@ -53,8 +55,21 @@ export class AppRoleGrants {
 		return this.#assignments.filter(assignment => assignment.principalId === principalId);
 	}
 
-	/** The answer for a `/servicePrincipals...` request, or undefined when the path is not one of these routes. */
-	answer(method: string, segments: readonly string[], body: string): GrantReply | undefined {
+	/**
+	 * Adds an assignment as if granted long ago (to fill pages ahead of the one a test cares about). The role need not
+	 * be Graph's: any resource id and role id.
+	 */
+	addAssignment(principalId: string, resourceId: string, appRoleId: string): SimulatedAppRoleAssignment {
+		const assignment = {id: randomUUID(), principalId, resourceId, appRoleId};
+		this.#assignments.push(assignment);
+		return assignment;
+	}
+
+	/**
+	 * The answer for a `/servicePrincipals...` request, or undefined when the path is not one of these routes.
+	 * `search` is the query (`?$skiptoken=...`), `collectionUrl` the request's URL without it, for `@odata.nextLink`.
+	 */
+	answer(method: string, segments: readonly string[], body: string, search = '', collectionUrl = ''): GrantReply | undefined {
 		if (segments[0] === undefined || !segments[0].startsWith('servicePrincipals')) {
 			return undefined;
 		}
@@ -81,11 +96,11 @@ export class AppRoleGrants {
 		}
 
 		if (rest.length === 1 && rest[0] === 'appRoleAssignments' && method === 'GET') {
-			return {status: 200, body: {value: this.assignmentsOf(principal.id)}};
+			return this.#page(this.assignmentsOf(principal.id), search, collectionUrl);
 		}
 
 		if (rest.length === 1 && rest[0] === 'appRoleAssignedTo' && method === 'GET') {
-			return {status: 200, body: {value: this.#assignments.filter(assignment => assignment.resourceId === principal.id)}};
+			return this.#page(this.#assignments.filter(assignment => assignment.resourceId === principal.id), search, collectionUrl);
 		}
 
 		if (rest.length === 1 && rest[0] === 'appRoleAssignedTo' && method === 'POST') {
@@ -114,11 +129,20 @@ export class AppRoleGrants {
 		}
 
 		if (this.#assignments.some(item => item.principalId === principal.id && item.resourceId === resource.id && item.appRoleId === role.id)) {
-			return {status: 409, body: {error: {code: 'Request_BadRequest', message: 'Permission being assigned already exists on the object'}}};
+			// What Graph answers a duplicate grant: a 400, told apart from other 400s only by its words.
+			return {status: 400, body: {error: {code: 'Request_BadRequest', message: 'Permission being assigned already exists on the object'}}};
 		}
 
-		const assignment = {id: randomUUID(), principalId: principal.id, resourceId: resource.id, appRoleId: role.id};
-		this.#assignments.push(assignment);
-		return {status: 201, body: assignment};
+		return {status: 201, body: this.addAssignment(principal.id, resource.id, role.id)};
+	}
+
+	#page(items: readonly SimulatedAppRoleAssignment[], search: string, collectionUrl: string): GrantReply {
+		const skip = Number(new URLSearchParams(search).get('$skiptoken') ?? 0) || 0;
+		const body: Record<string, unknown> = {value: items.slice(skip, skip + this.pageSize)};
+		if (skip + this.pageSize < items.length) {
+			body['@odata.nextLink'] = `${collectionUrl}?$skiptoken=${skip + this.pageSize}`;
+		}
+
+		return {status: 200, body};
 	}
 }

@@ -34,6 +34,11 @@ export interface FaultOptions {
 	outageAfterMs?: number;
 	/** How long the outage lasts; the simulator then listens again on the same port. Defaults to no outage. */
 	outageMs?: number;
+	/**
+	 * Every page of a list names itself as `@odata.nextLink` (a broken or hostile service): a reader that does not notice
+	 * reads forever. Defaults to false.
+	 */
+	loopingNextLink?: boolean;
 }
 
 export interface SimulatorOptions {
@@ -109,6 +114,7 @@ export class GraphSimulator {
 				pageSize: this.#options.pageSize,
 				duplicateAddStatus: this.#options.duplicateAddStatus,
 				notFoundFirstAdds: this.#options.faults?.notFoundFirstAdds ?? 0,
+				loopingNextLink: this.#options.faults?.loopingNextLink ?? false,
 				baseUrl: this.#baseUrl,
 			}),
 			{
@@ -341,7 +347,7 @@ export class GraphSimulator {
 			this.stats.log.push(`${method} /${version}${path}${search}`);
 		}
 
-		return this.grants.answer(method, path.split('/').filter(Boolean), body) ?? this.#tenant.answer(method, path, search, body, contentType, version);
+		return this.grants.answer(method, path.split('/').filter(Boolean), body, search, `${this.#baseUrl}/${version}${path}`) ?? this.#tenant.answer(method, path, search, body, contentType, version);
 	}
 
 	/** Answers a `$batch`; `resetAfterWrite` when the connection is to drop after a write in it was applied. */

@@ -28,6 +28,8 @@ export interface TenantSettings {
 	duplicateAddStatus: 204 | 400 | 409;
 	/** The first N adds naming a package answer 404 (replication lag). */
 	notFoundFirstAdds: number;
+	/** Each page's `@odata.nextLink` is the page itself. */
+	loopingNextLink: boolean;
 	/** For `@odata.nextLink`. */
 	baseUrl: string;
 }
@@ -254,12 +256,14 @@ export class SimulatedTenant {
 	#page(items: unknown[], path: string, search: string): Reply {
 		const parameters = new URLSearchParams(search);
 		const skip = Number(parameters.get('$skiptoken') ?? 0);
-		const {pageSize, baseUrl} = this.#settings();
+		const {pageSize, baseUrl, loopingNextLink} = this.#settings();
 		const top = Math.min(Number(parameters.get('$top') ?? pageSize) || pageSize, pageSize);
 		const select = parameters.get('$select')?.split(',');
 		const page = items.slice(skip, skip + top).map(item => (select ? pick(item as Record<string, unknown>, select) : item));
 		const body: Record<string, unknown> = {value: page};
-		if (skip + top < items.length) {
+		if (loopingNextLink) {
+			body['@odata.nextLink'] = `${baseUrl}${path}${search === '' ? '' : `?${search.replace(/^\?/, '')}`}`;
+		} else if (skip + top < items.length) {
 			const next = new URLSearchParams(parameters);
 			next.set('$skiptoken', String(skip + top));
 			body['@odata.nextLink'] = `${baseUrl}${path}?${next.toString()}`;

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {computeDrift} from '../../src/compliance/drift.js';
+import {computeDrift, DriftTally} from '../../src/compliance/drift.js';
 import {desiredLinks} from '../../src/compliance/manifest.js';
 
 const [a, b, c, x] = ['a', 'b', 'c', 'x'];
@@ -37,5 +37,31 @@ describe('desiredLinks', () => {
 				{line: 4, pair: pair(a, c), symmetric: false},
 			]),
 		).toEqual([pair(a, b), pair(b, a), pair(a, c)]);
+	});
+});
+
+describe('DriftTally', () => {
+	it('compares packages one at a time, as their links arrive, with the same result as computeDrift', () => {
+		const desired = [pair(a, b), pair(b, c), pair(c, a)];
+		const tally = new DriftTally(desired, scope);
+		tally.compare(b, [a]);
+		tally.compare(a, [b, x]);
+		tally.compare(c, []);
+		expect(tally.present).toBe(3);
+		expect(tally.result()).toEqual(computeDrift(desired, new Map([[a, [b, x]], [b, [a]], [c, []]]), scope));
+		expect(tally.result()).toEqual({missing: [pair(b, c), pair(c, a)], extra: [pair(b, a)], outOfScope: [pair(a, x)]});
+	});
+
+	it('calls nothing missing for a package never compared (its links could not be read)', () => {
+		const tally = new DriftTally([pair(a, b), pair(b, a)], scope);
+		tally.compare(a, [b]);
+		expect(tally.result()).toEqual({missing: [], extra: [], outOfScope: []});
+	});
+
+	it('counts a target Graph lists twice once', () => {
+		const tally = new DriftTally([pair(a, b)], scope);
+		tally.compare(a, [b, b, c, c]);
+		expect(tally.present).toBe(2);
+		expect(tally.result().extra).toEqual([pair(a, c)]);
 	});
 });

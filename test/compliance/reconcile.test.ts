@@ -8,6 +8,7 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {createReconcileTimerHandler, manifestBlobReader, reconcileTimerDependencies} from '../../src/compliance/reconcile-timer.js';
+import {maximumManifestRows} from '../../src/compliance/manifest.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
 import {QueueSender} from '../../src/queue/storage-queue.js';
@@ -153,6 +154,24 @@ describe('sod-sync reconcile', () => {
 		expect(result.stdout).toContain(`could not read ${missing}: 404 ResourceNotFound`);
 		expect(simulator.allLinks()).toEqual([]);
 	});
+
+	it('ends, naming the loop, when a page\'s @odata.nextLink points back at itself', async () => {
+		const {simulator, ids, environment} = await stack({faults: {loopingNextLink: true}});
+		const [a, b] = ids;
+		const result = await runInProcess(['reconcile', await writeManifest(manifest([[a, b]]))], environment);
+		expect(result.code).toBe(1);
+		expect(result.stdout).toMatch(new RegExp(`could not read ${a}: RepeatedNextLink Graph's @odata.nextLink after page 2 names a page already read`));
+		expect(simulator.stats.byRoute['GET links']).toBeLessThanOrEqual(2 * 2); // Two pages per package, two packages.
+	});
+
+	it('refuses a manifest of more rows than it may hold with exit 2, before any request', async () => {
+		const {simulator, ids, environment} = await stack();
+		const row = `${ids[0]},${ids[1]},\n`;
+		const result = await runInProcess(['reconcile', await writeManifest(`accessPackageId,incompatibleAccessPackageId,symmetric\n${row.repeat(maximumManifestRows + 1)}`)], environment);
+		expect(result.code).toBe(2);
+		expect(result.stderr).toMatch(/rules\.csv: more than 250,000 rows: a manifest holds rules, not bulk data .*; nothing was done/);
+		expect(simulator.stats.requests).toBe(0);
+	}, 60_000);
 });
 
 describe('the scheduled reconcile (timer Function)', () => {
@@ -173,6 +192,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 			pairsQueue: new QueueSender(queueService(local.azurite.connectionString).getQueueClient(settings.queueName), 'base64'),
 			encoding: 'base64',
 			invocationBudgetMs: 30_000,
+			readConcurrency: 16,
 			onReport: report => reports.push(report),
 		});
 		const logs: string[] = [];
@@ -200,6 +220,7 @@ describe('the scheduled reconcile (timer Function)', () => {
 			pairsQueue: {send: async () => undefined},
 			encoding: 'base64',
 			invocationBudgetMs: 30_000,
+			readConcurrency: 16,
 		});
 		const context = new functions.InvocationContext({invocationId: 'timer-2', functionName: 'reconcileSchedule'});
 		await expect(handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context)).rejects.toThrow(
@@ -278,6 +299,27 @@ describe('sod-sync violations', () => {
 		for (const call of calls) {
 			expect(call).toMatch(/^GET \/beta\/identityGovernance\/entitlementManagement\/accessPackageAssignments\/additionalAccess\(/);
 		}
+	});
+
+	it('escapes names from Graph: a guest\'s display name cannot erase or forge lines', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b] = ids;
+		const guest = {objectId: 'u-guest', displayName: 'Mallory\u001B[1A\u001B[2K\rall clear', principalName: 'mallory@fabrikam.com\n0 users hold both'};
+		simulator.assign(a, guest);
+		simulator.assign(b, guest);
+		const result = await runInProcess(['violations', await writeManifest(manifest([[a, b]]))], environment);
+		expect(result.code).toBe(3);
+		expect(result.stdout).not.toMatch(/[\u001B\r]/);
+		expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+		expect(result.stdout).toContain('Mallory\\u001b[1A\\u001b[2K\\u000dall clear <mallory@fabrikam.com\\u000a0 users hold both>');
+	});
+
+	it('ends, naming the loop, when a page of violators points back at itself', async () => {
+		const {simulator, ids, environment} = await stack({faults: {loopingNextLink: true}});
+		const result = await runInProcess(['violations', await writeManifest(manifest([[ids[0], ids[1]]]))], environment);
+		expect(result.code).toBe(1);
+		expect(result.stdout).toMatch(/could not read .*: RepeatedNextLink/);
+		expect(simulator.stats.requests).toBeLessThanOrEqual(4);
 	});
 
 	it('exits 0 when nobody holds both', async () => {
