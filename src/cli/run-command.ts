@@ -66,14 +66,25 @@ export async function runQueueHost(
 	const totals = new OutcomeTotals();
 	const progress = new ProgressLine(io.stderr);
 	const startedAt = Date.now();
-	const dependencies = createWorkerDependencies(settings, storage, environment, {
-		signal: io.signal,
-		onSummary(summary) {
-			totals.add(summary);
-			progress.update(`run: ${totals.brief()}`);
-		},
-	});
 	const printLogs = !io.stderr.isTTY || options.verbose;
+	const dependencies = createWorkerDependencies(
+		settings,
+		storage,
+		environment,
+		{
+			signal: io.signal,
+			onSummary(summary) {
+				totals.add(summary);
+				progress.update(`run: ${totals.brief()}`);
+			},
+		},
+		line => {
+			if (printLogs) {
+				progress.clear();
+				io.stderr.write(`${line}\n`);
+			}
+		},
+	);
 	const host = new QueueHost({
 		queue: storage.queue(settings.queueName),
 		poisonQueue: storage.queue(`${settings.queueName}-poison`),
@@ -92,13 +103,28 @@ export async function runQueueHost(
 	return {counts, totals, engine: dependencies.engine, elapsedMs: Date.now() - startedAt};
 }
 
+/**
+ * What a reader can use of the pace: the rate actually achieved over the run, and the ceiling the throttling showed
+ * (this instance's share of it). Never the momentary pace, which climbs past the ceiling while it probes.
+ */
+function describePace(engine: RunResult['engine'], operations: number, elapsedMs: number): string {
+	const achieved = `${formatCount(Math.round(operations / Math.max(0.001, elapsedMs / 1000)))} operations/s achieved over the run`;
+	const pace = engine.control.pace;
+	if (!pace) {
+		return `${achieved}, never paced (Graph did not throttle)`;
+	}
+
+	return Number.isFinite(pace.ceiling)
+		? `${achieved}; Graph's ceiling as found: ${formatCount(Math.round(pace.ceiling))} operations/s`
+		: `${achieved}; throttled once, no ceiling fitted yet (first estimate ${formatCount(Math.round(pace.rate))} operations/s)`;
+}
+
 export function describeRun({totals, counts, engine}: RunResult, elapsedMs: number): string {
 	const {requests, operations, throttled} = engine.stats;
-	const rate = engine.control.rate;
 	const host = [
 		`  ${'failed runs'.padEnd(16)}${formatCount(counts.failed).padStart(10)}  (messages handed back to the queue or poisoned)`,
 		`  ${'poisoned'.padEnd(16)}${formatCount(counts.poisoned).padStart(10)}`,
-		`graph: ${formatCount(requests)} requests carrying ${formatCount(operations)} operations, ${formatCount(throttled)} answered 429 in ${formatCount(engine.control.throttleEvents)} throttle events; ${Number.isFinite(rate) ? `paced at ${formatCount(Math.round(rate))} operations/s` : 'never paced'}, ${engine.control.concurrency} requests in flight allowed`,
+		`graph: ${formatCount(requests)} requests carrying ${formatCount(operations)} operations, ${formatCount(throttled)} answered 429 in ${formatCount(engine.control.throttleEvents)} throttle events; ${describePace(engine, operations, elapsedMs)}`,
 	];
 	return [`sod-sync run: ${(elapsedMs / 1000).toFixed(1)} s`, totals.table(), ...host].join('\n');
 }

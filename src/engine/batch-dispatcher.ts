@@ -7,6 +7,7 @@ import type {GraphFailure} from '../graph/graph-failure.js';
 import type {CallResult, LinkGateway, LinkOperation} from '../graph/link-gateway.js';
 import {childSignal} from './child-signal.js';
 import type {Clock} from './clock.js';
+import type {EngineEvents} from './engine-events.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThrottleSync} from './throttle-sync.js';
 import type {ThroughputControl} from './throughput-control.js';
@@ -19,6 +20,18 @@ export const minimumRequestWindowMs = 1000;
 
 export type Sent<T> = CallResult<T> | {kind: 'deferred'; delayMs: number; throttled?: GraphFailure};
 
+/**
+ * A defect in sod-sync itself (a request that threw instead of answering): never Graph's answer, so never a pair's dead
+ * letter. It fails the invocation, and the host hands the message back whole, as for a 401.
+ */
+export class InternalError extends Error {
+	override name = 'InternalError';
+
+	constructor(cause: unknown) {
+		super(`an internal error in sod-sync, not an answer from Graph: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}`, {cause});
+	}
+}
+
 /** Failures that say "wait", not "this request failed": they shut the gate for everyone. */
 function meansWait(result: CallResult<unknown>): result is {kind: 'failed'; failure: GraphFailure} {
 	return result.kind === 'failed' && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
@@ -30,7 +43,7 @@ export interface RunContext {
 }
 
 /** What the dispatcher hands back for one operation. */
-type Dispatched = CallResult<unknown> | {kind: 'gate-closed'; throttled?: GraphFailure} | {kind: 'deferred'};
+type Dispatched = CallResult<unknown> | {kind: 'gate-closed'; throttled?: GraphFailure} | {kind: 'deferred'} | {kind: 'internal-error'; error: InternalError};
 
 interface PendingOperation {
 	operation: LinkOperation;
@@ -59,6 +72,7 @@ export interface BatchDispatcherOptions {
 	requestTimeoutMs: number;
 	sync: ThrottleSync | undefined;
 	stats: DispatchStats;
+	events: EngineEvents;
 }
 
 export class BatchDispatcher {
@@ -70,6 +84,7 @@ export class BatchDispatcher {
 	readonly #requestTimeoutMs: number;
 	readonly #sync: ThrottleSync | undefined;
 	readonly stats: DispatchStats;
+	readonly #events: EngineEvents;
 	/** Operations waiting for a request, oldest first; `#pendingHead` skips those already taken (no O(n) shifts). */
 	#pending: PendingOperation[] = [];
 	#pendingHead = 0;
@@ -87,6 +102,7 @@ export class BatchDispatcher {
 		this.#requestTimeoutMs = options.requestTimeoutMs;
 		this.#sync = options.sync;
 		this.stats = options.stats;
+		this.#events = options.events;
 	}
 
 	/**
@@ -122,6 +138,10 @@ export class BatchDispatcher {
 
 			if (result.kind === 'deferred') {
 				return {kind: 'deferred', delayMs: 0, throttled};
+			}
+
+			if (result.kind === 'internal-error') {
+				throw result.error;
 			}
 
 			return result;
@@ -167,10 +187,12 @@ export class BatchDispatcher {
 			this.#active++;
 			this.#request(group)
 				.catch((error: unknown) => {
-					// A request that could not even be made is a failure of its operations, never a crash of the process.
-					const failure: GraphFailure = {kind: 'bad-request', code: 'RequestFailed', message: `the request failed before an answer: ${(error as Error)?.message ?? String(error)}`};
+					// The gateway turns every answer and transport error into a result: a throw is our own bug. It fails the
+					// operations' runs (never the process, never a dead letter blaming Graph). Entries already resolved
+					// ignore this.
+					const internal = new InternalError(error);
 					for (const entry of group) {
-						entry.resolve({kind: 'failed', failure});
+						entry.resolve({kind: 'internal-error', error: internal});
 					}
 				})
 				.finally(() => {
@@ -229,9 +251,13 @@ export class BatchDispatcher {
 			return;
 		}
 
-		const paceMs = this.#control.reserve(timely.length);
+		// The wait holds a request slot: it never outlasts the latest deadline among the operations, and ends when they
+		// have all stopped (shutdown), whatever the pace says.
+		const paceMs = Math.min(this.#control.reserve(timely.length), Math.max(...timely.map(entry => entry.context.deadline)) - this.#clock.now());
 		if (paceMs > 0) {
-			await this.#clock.sleep(paceMs);
+			const allStopped = whenAllAborted(timely.map(entry => entry.context.signal));
+			await this.#clock.sleep(paceMs, allStopped.signal).catch(() => undefined);
+			allStopped.dispose();
 		}
 
 		const now = this.#clock.now();
@@ -265,6 +291,12 @@ export class BatchDispatcher {
 			this.#control.recordAccepted(accepted);
 		}
 
+		if (this.#events.listened) {
+			const ok = results.filter(result => result.kind === 'ok').length;
+			const throttledCount = results.filter(result => result.kind === 'failed' && result.failure.kind === 'throttled').length;
+			this.#events.emit({type: 'request', at: this.#clock.now(), operations: results.length, accepted: ok, throttled: throttledCount, failed: results.length - ok - throttledCount});
+		}
+
 		let unreachable = false;
 		for (const [index, entry] of live.entries()) {
 			const result = results[index]!;
@@ -281,8 +313,15 @@ export class BatchDispatcher {
 				this.stats.throttled++;
 				if (this.#gate.close(result.failure.retryAfterMs, now)) {
 					const reopenAt = this.#gate.reopenAt;
-					const pace = this.#control.recordThrottle(Math.max(0, reopenAt - this.#clock.now()));
-					this.#sync?.publish({reopenAt, sentAt: now, closedAt: this.#clock.now(), pace});
+					const at = this.#clock.now();
+					const before = this.#control.pace;
+					const pace = this.#control.recordThrottle(Math.max(0, reopenAt - at));
+					this.#events.emit({type: 'throttled', at, cause: 'throttled', retryAfterMs: result.failure.retryAfterMs, reopenAt});
+					if (pace && pace !== before) {
+						this.#events.emit({type: 'pace-changed', at, pace, source: 'this-instance'});
+					}
+
+					this.#sync?.publish({reopenAt, sentAt: now, closedAt: at, pace});
 				}
 			}
 
@@ -292,10 +331,35 @@ export class BatchDispatcher {
 		if (unreachable) {
 			this.stats.unreachable++;
 			if (this.#gate.close(undefined, now)) {
+				this.#events.emit({type: 'throttled', at: this.#clock.now(), cause: 'unreachable', retryAfterMs: undefined, reopenAt: this.#gate.reopenAt});
 				this.#sync?.publish({reopenAt: this.#gate.reopenAt, sentAt: now, closedAt: this.#clock.now(), pace: undefined});
 			}
 		}
 	}
+}
+
+/** A signal that aborts once every one of `signals` has. */
+function whenAllAborted(signals: readonly AbortSignal[]): {signal: AbortSignal; dispose: () => void} {
+	const controller = new AbortController();
+	const check = () => {
+		if (signals.every(signal => signal.aborted)) {
+			controller.abort();
+		}
+	};
+
+	for (const signal of signals) {
+		signal.addEventListener('abort', check, {once: true});
+	}
+
+	check();
+	return {
+		signal: controller.signal,
+		dispose() {
+			for (const signal of signals) {
+				signal.removeEventListener('abort', check);
+			}
+		},
+	};
 }
 
 /** Resolves as deferred the operations whose run has no time left (or stopped); returns the others. */

@@ -6,12 +6,20 @@ export interface Clock {
 	sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** Node's timers fire at once past this (with a warning): a longer sleep is taken in steps of it. */
+const longestTimerMs = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
 	now: () => Date.now(),
 	async sleep(ms, signal) {
 		signal?.throwIfAborted();
 		if (ms <= 0) {
 			return;
+		}
+
+		if (ms > longestTimerMs) {
+			await systemClock.sleep(longestTimerMs, signal);
+			return systemClock.sleep(ms - longestTimerMs, signal);
 		}
 
 		await new Promise<void>((resolve, reject) => {

@@ -21,6 +21,7 @@ import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
 import {BatchDispatcher, minimumRequestWindowMs, type DispatchStats, type RunContext, type Sent} from './batch-dispatcher.js';
 import {childSignal} from './child-signal.js';
+import {EngineEvents} from './engine-events.js';
 import type {ThrottleStore} from './shared-throttle.js';
 import {ThrottleGate} from './throttle-gate.js';
 import {ThrottleSync} from './throttle-sync.js';
@@ -93,6 +94,8 @@ export class LinkEngine {
 	#held = 0;
 	readonly #sync: ThrottleSync | undefined;
 	readonly stats: EngineStats = {requests: 0, operations: 0, throttled: 0, unreachable: 0};
+	/** What happened, for logging, metrics and reports to subscribe to (see `EngineEvent`). */
+	readonly events = new EngineEvents();
 
 	constructor(options: LinkEngineOptions) {
 		const maxConcurrency = options.maxConcurrency ?? defaults.graphMaxConcurrency;
@@ -117,6 +120,7 @@ export class LinkEngine {
 					control: this.#control,
 					clock: this.#clock,
 					onWarning: options.onWarning ?? (message => console.warn(message)),
+					events: this.events,
 				})
 			: undefined;
 		this.#dispatcher = new BatchDispatcher({
@@ -128,6 +132,7 @@ export class LinkEngine {
 			requestTimeoutMs: options.requestTimeoutMs ?? defaults.graphRequestTimeoutSeconds * 1000,
 			sync: this.#sync,
 			stats: this.stats,
+			events: this.events,
 		});
 	}
 

@@ -2,6 +2,8 @@
 // whole has found. Graph throttles per app and tenant, so instances that each discover the throttle alone spend the
 // budget several times over. The record holds no token and no pair: only times, rates and instance heartbeats.
 
+import {maximumRetryAfterMs} from '../graph/retry-after.js';
+
 /** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
 export interface Pace {
 	/** Operations per second at `setAt`. */
@@ -68,6 +70,8 @@ export interface ThrottleNews {
 export interface ThrottleSnapshot {
 	readonly record: ThrottleRecord;
 	readonly instances: number;
+	/** False when the exchange could not write its news (it lost every race for the record): send it again. */
+	readonly written?: boolean;
 }
 
 /**
@@ -82,6 +86,63 @@ export const emptyThrottleRecord: ThrottleRecord = {reopenAt: 0, closedAt: 0, pa
 
 /** An instance whose last heartbeat is older than this is no longer counted as working. Defaults to 6 s. */
 export const instanceTimeoutMs = 6000;
+
+/**
+ * The record is input like any other: written by peers whose clocks may be wrong, editable by hand. These bound what
+ * a reader believes of it, relative to its own clock, so that no value stalls, starves or crashes an instance for
+ * longer than Graph itself could ask.
+ */
+export const recordBounds = {
+	/** The gate is believed shut at most this far ahead: a Retry-After's own bound (5 min). */
+	maximumWaitMs: maximumRetryAfterMs,
+	/**
+	 * A heartbeat further ahead of the reader's clock than this is a clock gone badly wrong or a forgery: not counted
+	 * (5 min, as for the gate). One within it counts until it is `instanceTimeoutMs` old in the reader's clock, so an
+	 * instance stamped in the future stays counted at most that long after it stops.
+	 */
+	maximumHeartbeatAheadMs: maximumRetryAfterMs,
+	/** Instances counted at most (a Flex Consumption app scales to 1,000). Defaults to 1,000. */
+	maximumInstances: 1000,
+	/** An app's pace, operations per second, is believed between these; outside them it is no pace at all. */
+	minimumRate: 0.1,
+	maximumRate: 1_000_000,
+	/** A stored record longer than this is not read (it counts as empty). Defaults to 256 KiB. */
+	maximumRecordBytes: 256 * 1024,
+} as const;
+
+/**
+ * The record as a reader at `now` may believe it: the gate at most `maximumWaitMs` ahead, events and leases not in the
+ * future (a lease at most its own length ahead), a pace set no later than the gate reopens, heartbeats from the future
+ * dropped and the most recent `maximumInstances` kept, and a pace with absurd rates dropped.
+ *
+ * @example
+ * clampThrottleRecord({...record, reopenAt: now + 86_400_000}, now).reopenAt // now + 300,000
+ */
+export function clampThrottleRecord(record: ThrottleRecord, now: number): ThrottleRecord {
+	const reopenAt = Math.min(record.reopenAt, now + recordBounds.maximumWaitMs);
+	const heartbeats = Object.entries(record.instances)
+		.filter(([, seenAt]) => seenAt <= now + recordBounds.maximumHeartbeatAheadMs)
+		.sort(([, a], [, b]) => b - a)
+		.slice(0, recordBounds.maximumInstances);
+	const pace = record.pace && saneRate(record.pace.rate) ? record.pace : null;
+	return {
+		reopenAt,
+		closedAt: Math.min(record.closedAt, now),
+		pace: pace && {
+			rate: pace.rate,
+			ceiling: saneRate(pace.ceiling) ? pace.ceiling : Number.POSITIVE_INFINITY,
+			setAt: Math.min(pace.setAt, Math.max(now, reopenAt)),
+			...(pace.refill !== undefined && pace.refill > 0 && pace.refill <= recordBounds.maximumRate ? {refill: pace.refill} : {}),
+		},
+		estimates: pace ? record.estimates : 0,
+		instances: Object.fromEntries(heartbeats),
+		probe: record.probe && {...record.probe, since: Math.min(record.probe.since, now), until: Math.min(record.probe.until, now + probeLeaseMs)},
+	};
+}
+
+function saneRate(rate: number): boolean {
+	return Number.isFinite(rate) && rate >= recordBounds.minimumRate && rate <= recordBounds.maximumRate;
+}
 
 /**
  * Merges one instance's heartbeat and news into the record: a pure function, so that two writers racing on an ETag
@@ -100,6 +161,7 @@ export function mergeThrottleRecord(
 	now: number,
 	leaving = false,
 ): ThrottleRecord {
+	stored = clampThrottleRecord(stored, now);
 	const instances: Record<string, number> = {};
 	for (const [id, seenAt] of Object.entries(stored.instances)) {
 		if (now - seenAt < instanceTimeoutMs && Number.isFinite(seenAt)) {
@@ -202,6 +264,10 @@ export function snapshotOf(record: ThrottleRecord, now: number): ThrottleSnapsho
  * as a reason to stop.
  */
 export function parseThrottleRecord(text: string): ThrottleRecord {
+	if (text.length > recordBounds.maximumRecordBytes) {
+		return emptyThrottleRecord;
+	}
+
 	try {
 		const value = JSON.parse(text) as Partial<ThrottleRecord>;
 		const finite = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);

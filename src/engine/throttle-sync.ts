@@ -4,6 +4,7 @@
 
 import {randomUUID} from 'node:crypto';
 import type {Clock} from './clock.js';
+import type {EngineEvents} from './engine-events.js';
 import {probeLeaseMs, probeWaitUntil, scalePace, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThroughputControl} from './throughput-control.js';
@@ -19,11 +20,13 @@ export interface ThrottleSyncOptions {
 	retryAfterFailureMs?: number;
 	/** Told once, when the store first cannot be reached. */
 	onWarning?: (message: string) => void;
+	/** Where what the shared record changed here is told. */
+	events?: EngineEvents;
 }
 
 export class ThrottleSync {
 	readonly instanceId = randomUUID();
-	readonly #options: Required<Omit<ThrottleSyncOptions, 'onWarning'>> & Pick<ThrottleSyncOptions, 'onWarning'>;
+	readonly #options: Required<Omit<ThrottleSyncOptions, 'onWarning' | 'events'>> & Pick<ThrottleSyncOptions, 'onWarning' | 'events'>;
 	#instances = 1;
 	#timer: NodeJS.Timeout | undefined;
 	#running: Promise<void> | undefined;
@@ -111,13 +114,7 @@ export class ThrottleSync {
 
 	/** Tells every instance about a throttle event this one saw, at once. */
 	publish(event: ThrottleNews): void {
-		const previous = this.#news;
-		this.#news = {
-			reopenAt: Math.max(event.reopenAt, previous?.reopenAt ?? 0),
-			sentAt: event.sentAt,
-			closedAt: event.closedAt,
-			pace: event.pace ?? previous?.pace,
-		};
+		this.#news = this.#news ? latestNews(this.#news, event) : event;
 		this.#exchange();
 	}
 
@@ -150,6 +147,12 @@ export class ThrottleSync {
 			.then(
 				snapshot => {
 					this.#failedUntil = 0;
+					if (snapshot.written === false && news) {
+						// Not written: keep it (merged with anything newer) for the next exchange, which follows at once.
+						this.#news = this.#news ? latestNews(news, this.#news) : news;
+						this.#again = true;
+					}
+
 					this.#apply(snapshot);
 					// The lease's end is in the prober's clock: another machine's may be off, so never wait past a lease's length.
 					const readAt = this.#options.clock.now();
@@ -209,14 +212,40 @@ export class ThrottleSync {
 
 	#apply(snapshot: ThrottleSnapshot): void {
 		const {record, instances} = snapshot;
+		const {control, gate, clock, events} = this.#options;
+		const at = clock.now();
+		if (instances !== this.#instances) {
+			events?.emit({type: 'instances-changed', at, instances, previous: this.#instances});
+		}
+
 		this.#instances = instances;
-		this.#options.control.setInstances(instances);
-		this.#options.gate.holdUntil(record.reopenAt);
+		control.setInstances(instances);
+		const reopenAt = gate.reopenAt;
+		gate.holdUntil(record.reopenAt);
+		if (gate.reopenAt !== reopenAt) {
+			events?.emit({type: 'gate-held', at, reopenAt: gate.reopenAt});
+		}
+
 		this.#exchangeBeforeReopen(record.reopenAt);
 		if (record.pace) {
-			this.#options.control.adopt(scalePace(record.pace, 1 / instances));
+			const before = control.pace;
+			control.adopt(scalePace(record.pace, 1 / instances));
+			const pace = control.pace!;
+			if (!before || before.setAt !== pace.setAt || Math.abs(before.rate - pace.rate) > 1e-9 * pace.rate) {
+				events?.emit({type: 'pace-changed', at, pace, source: 'another-instance'});
+			}
 		}
 	}
+}
+
+/** Two pieces of news not yet written, as one: the later event, the longer wait, and the later pace when it has none. */
+function latestNews(earlier: ThrottleNews, later: ThrottleNews): ThrottleNews {
+	return {
+		reopenAt: Math.max(later.reopenAt, earlier.reopenAt),
+		sentAt: later.sentAt,
+		closedAt: later.closedAt,
+		pace: later.pace ?? earlier.pace,
+	};
 }
 
 /** The first requests wait at most this long for the first exchange: the storage account may be slow or gone. */

@@ -128,7 +128,7 @@ export function paceAt(pace: Pace, now: number): number {
 
 	const ceiling = Math.max(pace.ceiling, pace.rate);
 	const regainAt = Math.cbrt((1 - pace.rate / ceiling) / paceGrowth);
-	return ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3);
+	return ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3) + spending;
 }
 
 export class ThroughputControl {

@@ -4,9 +4,11 @@
 
 import type {ContainerClient} from '@azure/storage-blob';
 import {
+	clampThrottleRecord,
 	emptyThrottleRecord,
 	mergeThrottleRecord,
 	parseThrottleRecord,
+	recordBounds,
 	serializeThrottleRecord,
 	snapshotOf,
 	type ThrottleNews,
@@ -53,12 +55,14 @@ export class BlobThrottleStore implements ThrottleStore {
 			} catch (error) {
 				const status = (error as {statusCode?: number}).statusCode;
 				// 412: someone wrote since we read; 409: someone created it first. Merge again on their record.
-				if ((status !== 412 && status !== 409) || attempt >= maximumWriteTries) {
-					if (status === 412 || status === 409) {
-						return snapshotOf(merged, now);
-					}
-
+				if (status !== 412 && status !== 409) {
 					throw error;
+				}
+
+				if (attempt >= maximumWriteTries) {
+					// Lost every race this time: what was read stands, and the news is not written. The caller keeps it
+					// for its next exchange (dropping it here lost a Retry-After in two rounds out of five).
+					return {...snapshotOf(clampThrottleRecord(stored.record, now), now), written: false};
 				}
 			}
 		}
@@ -72,7 +76,7 @@ export class BlobThrottleStore implements ThrottleStore {
 		await this.#containerReady;
 		try {
 			const response = await this.#container.getBlockBlobClient(this.#blobName).download();
-			const text = await streamText(response.readableStreamBody);
+			const text = await streamText(response.readableStreamBody, recordBounds.maximumRecordBytes);
 			return {record: parseThrottleRecord(text), etag: response.etag};
 		} catch (error) {
 			if ((error as {statusCode?: number}).statusCode === 404) {
@@ -84,14 +88,22 @@ export class BlobThrottleStore implements ThrottleStore {
 	}
 }
 
-async function streamText(stream: NodeJS.ReadableStream | undefined): Promise<string> {
+/** The stream's text, or, once it passes `maximumBytes`, the first `maximumBytes + 1` bytes of it (read no further). */
+async function streamText(stream: NodeJS.ReadableStream | undefined, maximumBytes: number): Promise<string> {
 	if (!stream) {
 		return '';
 	}
 
 	const chunks: Buffer[] = [];
+	let bytes = 0;
 	for await (const chunk of stream) {
-		chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+		const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+		chunks.push(buffer);
+		bytes += buffer.length;
+		if (bytes > maximumBytes) {
+			(stream as NodeJS.ReadableStream & {destroy?: () => void}).destroy?.();
+			break;
+		}
 	}
 
 	return Buffer.concat(chunks).toString('utf8');

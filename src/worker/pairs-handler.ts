@@ -16,6 +16,7 @@ import {
 } from '../dead-letter.js';
 import type {Clock} from '../engine/clock.js';
 import {systemClock} from '../engine/clock.js';
+import {InternalError} from '../engine/batch-dispatcher.js';
 import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} from '../engine/link-engine.js';
 import {encodedSize, packPairs, parseMessage, type MessageEncoding} from '../message.js';
 import type {Pair} from '../pair.js';
@@ -171,6 +172,11 @@ export async function handlePairsMessage(
 				// retries it after visibilityTimeout and moves it to the poison queue after maxDequeueCount tries.
 				context.error(
 					`sod-sync message ${messageId ?? '?'}: ${error.message.replace(/\.+$/, '')}. The message will be retried; check the identity's Graph permission and credential.`,
+				);
+			} else {
+				// Our own bug, never Graph's answer: nothing is dead-lettered, and the message comes back whole.
+				context.error(
+					`sod-sync message ${messageId ?? '?'}: ${error instanceof InternalError ? error.message : `an internal error in sod-sync: ${String((error as Error)?.stack ?? error)}`}. Nothing was dead-lettered; the message will be retried (please report this).`,
 				);
 			}
 

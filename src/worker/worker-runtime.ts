@@ -13,6 +13,7 @@ import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
 import type {AppStorage} from '../storage/app-storage.js';
+import {describeEngineEvent} from './engine-log.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
 
@@ -76,8 +77,18 @@ let processEngine: LinkEngine | undefined;
  * The process's one engine, built on first use: the Functions in a process (the queue worker and the scheduled
  * reconcile) share its concurrency bound and throttle gate, as Graph's throttling is per app, not per function.
  */
-export function sharedLinkEngine(settings: Settings, environment: Environment): LinkEngine {
-	processEngine ??= createLinkEngine(settings, createTokenSource(environment, settings), {throttleStore: throttleStoreFor(settings)});
+export function sharedLinkEngine(settings: Settings, environment: Environment, log: (line: string) => void = line => console.info(line)): LinkEngine {
+	if (!processEngine) {
+		processEngine = createLinkEngine(settings, createTokenSource(environment, settings), {throttleStore: throttleStoreFor(settings)});
+		// Throttling and pacing, one line each, in the process's log (under Functions: Application Insights traces).
+		processEngine.events.on(event => {
+			const line = describeEngineEvent(event);
+			if (line !== undefined) {
+				log(line);
+			}
+		});
+	}
+
 	return processEngine;
 }
 
@@ -115,9 +126,10 @@ export function createWorkerDependencies(
 	storage: AppStorage,
 	environment: Environment,
 	overrides: Partial<WorkerDependencies> = {},
+	engineLog?: (line: string) => void,
 ): WorkerDependencies {
 	return {
-		engine: overrides.engine ?? sharedLinkEngine(settings, environment),
+		engine: overrides.engine ?? sharedLinkEngine(settings, environment, engineLog),
 		pairsQueue: storage.pairs,
 		deadLetterQueue: storage.deadLetters,
 		encoding: storage.encoding,

@@ -76,25 +76,31 @@ describe('LinkEngine', () => {
 	});
 
 	it('admits no more than its pace sends before the deadline, and hands the rest back for no longer than that deadline', async () => {
-		const fake = fakeGateway(() => ({kind: 'ok', value: undefined}));
-		const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 1, batchSize: 1});
-		expect(engine.admit(1000, Date.now() + 5000)).toBe(1000); // Unpaced: no pace to weigh against.
-		engine.control.adopt({rate: 10, ceiling: Number.POSITIVE_INFINITY, setAt: Date.now()});
-		const stop = new AbortController();
-		const holding = engine.run(pairs, 'add', {deadline: Date.now() + 60_000, signal: stop.signal}); // 12 held: 1.2 s at 10/s.
+		// On fake timers: the pace climbs with time, so the figures below hold exactly however fast the machine runs them.
+		vi.useFakeTimers({now: 1_000_000});
 		try {
-			// 10/s for the 20 s before the deadline, less the last second no request starts in, less the 12 held.
-			expect(engine.admit(1000, Date.now() + 20_000)).toBeLessThanOrEqual(10 * 19 - 12);
-			expect(engine.admit(1000, Date.now() + 20_000)).toBeGreaterThanOrEqual(10 * 19 - 12 - 1);
-			expect(engine.admit(1000, Date.now() + 1500)).toBe(0);
-			// What it holds is sent in about 1.2 s at its pace...
-			expect(engine.admissionDelayMs(Date.now() + 60_000)).toBeGreaterThan(1000);
-			expect(engine.admissionDelayMs(Date.now() + 60_000)).toBeLessThanOrEqual(1200);
-			// ...but a run that ends sooner hands back what it could not send by then: the wait is never longer.
-			expect(engine.admissionDelayMs(Date.now() + 400)).toBeLessThanOrEqual(400);
+			const fake = fakeGateway(() => ({kind: 'ok', value: undefined}));
+			const engine = new LinkEngine({gateway: fake.gateway, maxConcurrency: 1, batchSize: 1});
+			expect(engine.admit(1000, Date.now() + 5000)).toBe(1000); // Unpaced: no pace to weigh against.
+			engine.control.adopt({rate: 10, ceiling: Number.POSITIVE_INFINITY, setAt: Date.now()});
+			const stop = new AbortController();
+			const holding = engine.run(pairs, 'add', {deadline: Date.now() + 60_000, signal: stop.signal}); // 12 held: 1.2 s at 10/s.
+			try {
+				// 10/s for the 20 s before the deadline, less the last second no request starts in, less the 12 held.
+				expect(engine.admit(1000, Date.now() + 20_000)).toBe(10 * 19 - 12);
+				expect(engine.admit(1000, Date.now() + 1500)).toBe(0);
+				// What it holds is sent in 1.2 s at its pace...
+				expect(engine.admissionDelayMs(Date.now() + 60_000)).toBe(1200);
+				// ...but a run that ends sooner hands back what it could not send by then: the wait is never longer.
+				expect(engine.admissionDelayMs(Date.now() + 400)).toBe(400);
+			} finally {
+				stop.abort();
+				await vi.runAllTimersAsync();
+				await holding.catch(() => undefined);
+			}
 		} finally {
-			stop.abort();
-			await holding.catch(() => undefined);
+			vi.useRealTimers();
 		}
 	});
+
 });

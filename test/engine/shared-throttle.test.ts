@@ -1,6 +1,7 @@
-import {describe, expect, it} from 'vitest';
+import {afterEach, describe, expect, it, vi} from 'vitest';
 import {LinkEngine} from '../../src/engine/link-engine.js';
 import {
+	clampThrottleRecord,
 	emptyThrottleRecord,
 	InProcessThrottleStore,
 	instanceTimeoutMs,
@@ -8,8 +9,12 @@ import {
 	parseThrottleRecord,
 	probeLeaseMs,
 	probeWaitUntil,
+	recordBounds,
 	scalePace,
 	serializeThrottleRecord,
+	snapshotOf,
+	type Pace,
+	type ThrottleRecord,
 	type ThrottleStore,
 } from '../../src/engine/shared-throttle.js';
 import type {CallResult, LinkGateway} from '../../src/graph/link-gateway.js';
@@ -209,3 +214,98 @@ async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void
 		await new Promise(resolve => setTimeout(resolve, 5));
 	}
 }
+
+describe('the shared record as input: peers whose clocks are wrong, and values edited by hand', () => {
+	const now = 1_000_000_000_000;
+	const minute = 60_000;
+	const day = 24 * 60 * minute;
+	const pace = (fields: Partial<Pace> = {}): Pace => ({rate: 50, ceiling: 60, setAt: now - 1000, ...fields});
+	const record = (fields: Partial<ThrottleRecord>): ThrottleRecord => ({...emptyThrottleRecord, ...fields});
+
+	it.each([
+		['a gate shut for a day by a peer a day ahead', record({reopenAt: now + day}), (read: ThrottleRecord) => expect(read.reopenAt).toBe(now + recordBounds.maximumWaitMs)],
+		['a gate in the past (a peer behind)', record({reopenAt: now - day}), (read: ThrottleRecord) => expect(read.reopenAt).toBe(now - day)],
+		['a burst recorded in the future', record({closedAt: now + day}), (read: ThrottleRecord) => expect(read.closedAt).toBe(now)],
+		['a pace set a month ahead', record({pace: pace({setAt: now + 30 * day}), estimates: 1}), (read: ThrottleRecord) => expect(read.pace?.setAt).toBe(now)],
+		['a pace set when a shut gate reopens', record({reopenAt: now + 2000, pace: pace({setAt: now + 2000}), estimates: 1}), (read: ThrottleRecord) => expect(read.pace?.setAt).toBe(now + 2000)],
+		['a rate of 1e-300', record({pace: pace({rate: 1e-300}), estimates: 1}), (read: ThrottleRecord) => expect(read.pace).toBeNull()],
+		['a rate of 1e300', record({pace: pace({rate: 1e300}), estimates: 1}), (read: ThrottleRecord) => expect(read.pace).toBeNull()],
+		['a ceiling of 1e-300', record({pace: pace({ceiling: 1e-300}), estimates: 1}), (read: ThrottleRecord) => expect(read.pace?.ceiling).toBe(Number.POSITIVE_INFINITY)],
+		['a refill of 1e300', record({pace: pace({refill: 1e300}), estimates: 1}), (read: ThrottleRecord) => expect(read.pace).not.toHaveProperty('refill')],
+		['a probe lease a day long', record({probe: {instance: 'x', since: now + day, until: now + day}}), (read: ThrottleRecord) => expect(read.probe).toEqual({instance: 'x', since: now, until: now + probeLeaseMs})],
+	])('bounds %s to what the reader\'s clock allows', (_name, stored, check) => {
+		check(clampThrottleRecord(stored, now));
+	});
+
+	it('does not count heartbeats from far in the future, and forgets near-future ones soon after they stop', () => {
+		const instances: Record<string, number> = {ahead: now + minute, forged: now + 365 * day};
+		for (let index = 0; index < 1000; index++) {
+			instances[`phantom-${index}`] = now + 10 * day;
+		}
+
+		const merged = mergeThrottleRecord(record({instances}), 'me', undefined, now);
+		expect(Object.keys(merged.instances).sort()).toEqual(['ahead', 'me']);
+		expect(snapshotOf(merged, now).instances).toBe(2);
+		// Once its clock's minute has passed in ours plus the timeout, the instance ahead is gone.
+		expect(snapshotOf(mergeThrottleRecord(merged, 'me', undefined, now + minute + instanceTimeoutMs), now + minute + instanceTimeoutMs).instances).toBe(1);
+	});
+
+	it('counts at most 1,000 instances, the most recent', () => {
+		const instances: Record<string, number> = {};
+		for (let index = 0; index < 5000; index++) {
+			instances[`i-${index}`] = now - index;
+		}
+
+		const clamped = clampThrottleRecord(record({instances}), now);
+		expect(Object.keys(clamped.instances)).toHaveLength(recordBounds.maximumInstances);
+		expect(clamped.instances['i-0']).toBe(now);
+		expect(clamped.instances['i-4999']).toBeUndefined();
+	});
+
+	it('reads a record larger than 256 KiB as empty, without parsing it', () => {
+		const huge = serializeThrottleRecord(record({reopenAt: now, instances: Object.fromEntries(Array.from({length: 20_000}, (_, index) => [`instance-${index}`, now]))}));
+		expect(huge.length).toBeGreaterThan(recordBounds.maximumRecordBytes);
+		expect(parseThrottleRecord(huge)).toEqual(emptyThrottleRecord);
+	});
+});
+
+describe('an engine reading a hostile record', () => {
+	const pairsOf = (count: number) =>
+		Array.from({length: count}, (_, index) => ({
+			accessPackageId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`,
+			incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(index + 100).padStart(12, '0')}`,
+		}));
+
+	afterEach(() => {
+		vi.useRealTimers();
+	});
+
+	it('paces a 5 s run and ends it by its deadline when a peer a month ahead set the pace: no sleep for the skew, no timer overflow', async () => {
+		vi.useFakeTimers({now: 1_000_000_000_000});
+		const store = new InProcessThrottleStore();
+		// The gate is open again; the pace was set "now" by a peer whose clock runs a month ahead.
+		const now = Date.now();
+		const ahead = now + 30 * 24 * 3_600_000;
+		await store.exchange('peer', {reopenAt: now - 1000, sentAt: now - 2000, closedAt: now - 1500, pace: {rate: 50, ceiling: 50, setAt: ahead}}, now);
+		const sent: number[] = [];
+		const gateway: LinkGateway = {
+			async execute() {
+				sent.push(Date.now());
+				return {kind: 'ok', value: undefined};
+			},
+			async executeBatch(operations) {
+				sent.push(...operations.map(() => Date.now()));
+				return operations.map(() => ({kind: 'ok', value: undefined}));
+			},
+		};
+		const engine = new LinkEngine({gateway, maxConcurrency: 4, throttleStore: store});
+		const running = engine.run(pairsOf(60), 'add', {deadline: now + 5000});
+		await vi.advanceTimersByTimeAsync(5000);
+		const outcomes = await running;
+		expect(outcomes.every(outcome => outcome.status === 'linked')).toBe(true);
+		// Paced at the shared 50/s (shared by the two instances counted: 25/s here), not sent all at once: 60 pairs take
+		// more than a second, and all leave before the deadline.
+		expect(Math.max(...sent) - Math.min(...sent)).toBeGreaterThan(1000);
+		expect(Math.max(...sent) - now).toBeLessThanOrEqual(5000);
+	});
+});

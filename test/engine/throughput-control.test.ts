@@ -219,3 +219,17 @@ describe('ThroughputControl', () => {
 		expect(control.pace).toEqual({rate: 200 * paceDecrease, ceiling: 200, setAt: clock.now() + 1000});
 	});
 });
+
+describe('paceAt spends the refill on top in every regime', () => {
+	const refill = 50;
+	it.each([
+		['no ceiling known (probing)', {rate: 40, ceiling: Number.POSITIVE_INFINITY, setAt: 0}],
+		['at a fitted ceiling', {rate: 100, ceiling: 100, setAt: 0}],
+		['below a ceiling (a fitted pace averaged with a first estimate)', {rate: 92.5, ceiling: 100, setAt: 0}],
+	])('%s: a quarter of the rate on top while the refill lasts, nothing after', (_name, pace) => {
+		const base = Math.min(pace.rate, pace.ceiling);
+		const spendMs = (refill / (refillSpend * base)) * 1000;
+		expect(paceAt({...pace, refill}, 500) - paceAt(pace, 500)).toBeCloseTo(refillSpend * base, 9);
+		expect(paceAt({...pace, refill}, spendMs + 1)).toBeCloseTo(paceAt(pace, spendMs + 1), 6);
+	});
+});

@@ -3,7 +3,11 @@
 
 import {BlobServiceClient} from '@azure/storage-blob';
 import {describe, expect, it} from 'vitest';
+import {systemClock} from '../../src/engine/clock.js';
 import {probeLeaseMs, probeWaitUntil, type ThrottleNews} from '../../src/engine/shared-throttle.js';
+import {ThrottleGate} from '../../src/engine/throttle-gate.js';
+import {ThrottleSync} from '../../src/engine/throttle-sync.js';
+import {ThroughputControl} from '../../src/engine/throughput-control.js';
 import {BlobThrottleStore} from '../../src/storage/blob-throttle-store.js';
 import {useLocalStack} from '../support/local-stack.js';
 
@@ -53,4 +57,37 @@ describe('BlobThrottleStore', () => {
 		expect(record.estimates).toBe(2);
 		expect(record.pace?.rate).toBeCloseTo(((100 + 300) / 2) * 2, 9); // Each share times the two instances, averaged.
 	});
+
+	it('keeps news it could not write (every ETag race lost) and sends it again: 24 instances on one burst, the longest wait kept', async () => {
+		const instances = stores(25);
+		const now = Date.now();
+		const syncs = instances.slice(0, 24).map(store => new ThrottleSync({store, gate: new ThrottleGate(), control: new ThroughputControl({maxConcurrency: 8}), clock: systemClock}));
+		const unwritten: number[] = [];
+		for (const [index, store] of instances.slice(0, 24).entries()) {
+			const exchange = store.exchange.bind(store);
+			store.exchange = async (...args) => {
+				const snapshot = await exchange(...args);
+				if (snapshot.written === false) {
+					unwritten.push(index);
+				}
+
+				return snapshot;
+			};
+		}
+
+		// Each saw the burst with its own Retry-After; the last one's is the longest.
+		for (const [index, sync] of syncs.entries()) {
+			sync.publish({reopenAt: now + 10_000 + index * 100, sentAt: now, closedAt: now + index, pace: undefined});
+		}
+
+		for (let round = 0; round < 20; round++) {
+			// eslint-disable-next-line no-await-in-loop
+			await Promise.all(syncs.map(async sync => sync.settled()));
+		}
+
+		const {record} = await instances[24]!.exchange('reader', undefined, Date.now());
+		expect(record.reopenAt).toBe(now + 10_000 + 23 * 100);
+		// The case under test happened: some exchanges lost every race, and their news still arrived.
+		expect(unwritten.length).toBeGreaterThan(0);
+	}, 60_000);
 });

@@ -1,12 +1,14 @@
 // Builds the worker as the Function does, against a simulator and Azurite, with retries fast enough for tests.
 
 import functions from '@azure/functions';
-import {staticTokenSource} from '../../src/graph/graph-client.js';
+import {LinkEngine} from '../../src/engine/link-engine.js';
+import {createGraphClient, staticTokenSource} from '../../src/graph/graph-client.js';
+import {GraphLinkGateway, type LinkGateway} from '../../src/graph/link-gateway.js';
 import {queueHostConfigFrom} from '../../src/host-config.js';
 import {readSettings, type Settings} from '../../src/settings.js';
 import type {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {handlePairsMessage, type WorkerDependencies} from '../../src/worker/pairs-handler.js';
-import {createLinkEngine, createWorkerDependencies} from '../../src/worker/worker-runtime.js';
+import {createLinkEngine, createWorkerDependencies, retryPolicyFrom} from '../../src/worker/worker-runtime.js';
 import {queueService, uniqueQueueName} from './queues.js';
 import {openAppStorage} from '../../src/storage/app-storage.js';
 
@@ -32,6 +34,8 @@ export function createTestWorker(
 		invocationBudgetMs?: number;
 		maxAttempts?: number;
 		maxPairAgeMs?: number;
+		/** Wraps the gateway the engine talks to Graph through (to plant a defect, say). */
+		gateway?: (real: LinkGateway) => LinkGateway;
 	} = {},
 ): TestWorker {
 	const settings = readSettings({
@@ -44,7 +48,20 @@ export function createTestWorker(
 		SOD_RETRY_BASE_MS: '10',
 		GRAPH_BATCH_SIZE: String(options.batchSize ?? 20),
 	});
-	const engine = createLinkEngine(settings, staticTokenSource(settings.graphAccessToken!));
+	const tokenSource = staticTokenSource(settings.graphAccessToken!);
+	const engine = options.gateway
+		? new LinkEngine({
+				gateway: options.gateway(
+					new GraphLinkGateway(createGraphClient({graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion, tokenSource}), {
+						graphBaseUrl: settings.graphBaseUrl,
+						apiVersion: settings.graphApiVersion,
+					}),
+				),
+				maxConcurrency: settings.graphMaxConcurrency,
+				batchSize: settings.graphBatchSize,
+				retryPolicy: retryPolicyFrom(settings),
+			})
+		: createLinkEngine(settings, tokenSource);
 	const dependencies = createWorkerDependencies(settings, openAppStorage(settings, queueHostConfigFrom({})), {}, {
 		engine,
 		invocationBudgetMs: options.invocationBudgetMs ?? 20_000,

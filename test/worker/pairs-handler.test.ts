@@ -3,7 +3,9 @@
 
 import {beforeAll, describe, expect, it} from 'vitest';
 import type {DeadLetterRecord} from '../../src/dead-letter.js';
+import {InternalError} from '../../src/engine/batch-dispatcher.js';
 import {SystemicFailure} from '../../src/engine/link-engine.js';
+import type {LinkGateway} from '../../src/graph/link-gateway.js';
 import {parseMessage} from '../../src/message.js';
 import {failureRequeueDelayMs} from '../../src/worker/requeue-decision.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
@@ -125,6 +127,30 @@ describe.each([20, 1])('pairs handler, GRAPH_BATCH_SIZE=%i', size => {
 		expect(worker.logs.filter(line => line.startsWith('warning:'))).toEqual([
 			expect.stringMatching(/1 pairs dead-lettered forbidden .*EntitlementManagement\.ReadWrite\.All.*sod-sync grant .*24 hours.*redrive --reason forbidden/),
 		]);
+	});
+
+	it('fails the invocation on a bug of its own (a request that throws): nothing dead-lettered, the message comes back whole', async () => {
+		const bug = new TypeError("Cannot read properties of undefined (reading 'status')");
+		const {simulator, ids, worker} = await stack({}, {
+			// The real gateway, with a defect planted where a request is made.
+			gateway: real => Object.assign(Object.create(real) as LinkGateway, {
+				execute: async () => {
+					throw bug;
+				},
+				executeBatch: async () => {
+					throw bug;
+				},
+			}),
+		});
+		const [a, b, c] = ids as [string, string, string];
+		simulator.link(a, b);
+		const invocation = worker.invoke({pairs: [pair(a, b), pair(a, c)], action: 'remove'}, 'msg-bug');
+		await expect(invocation).rejects.toBeInstanceOf(InternalError);
+		await expect(invocation).rejects.toThrow(/an internal error in sod-sync, not an answer from Graph: TypeError: Cannot read properties of undefined/);
+		expect(await countMessages(worker.deadLetterQueue)).toBe(0);
+		expect(worker.requeued).toEqual([]);
+		expect(simulator.allLinks()).toEqual([`${a}/${b}`]);
+		expect(worker.logs).toEqual([expect.stringMatching(/^error: sod-sync message msg-bug: an internal error in sod-sync, not an answer from Graph: TypeError: .*Nothing was dead-lettered; the message will be retried/)]);
 	});
 
 	it('rides out a 429 storm: every pair linked, never more requests in flight than the bound', async () => {

@@ -1,0 +1,55 @@
+// What the engine says happened, for the edges to listen to (logging, metrics, the CLI's report), the way cockatiel's
+// policies raise onRetry: nothing deep in the engine writes to the console or to a meter.
+
+import type {Pace} from './shared-throttle.js';
+
+/** Who decided: this instance (from Graph's answer) or another one (read from the shared record). */
+export type EventSource = 'this-instance' | 'another-instance';
+
+export type EngineEvent =
+	/** One request to Graph came back: how many operations it carried, and what became of them. */
+	| {type: 'request'; at: number; operations: number; accepted: number; throttled: number; failed: number}
+	/**
+	 * A throttle event: the first 429 of a burst (`retryAfterMs` undefined when Graph sent none), or Graph unreachable.
+	 * The gate is shut until `reopenAt` and reopens then by itself (no event).
+	 */
+	| {type: 'throttled'; at: number; cause: 'throttled' | 'unreachable'; retryAfterMs: number | undefined; reopenAt: number}
+	/** Another instance's throttle event shut this instance's gate until `reopenAt`. */
+	| {type: 'gate-held'; at: number; reopenAt: number}
+	/** The pace this instance sends at was set (its share of the app's pace). */
+	| {type: 'pace-changed'; at: number; pace: Pace; source: EventSource}
+	/** The number of instances working one queue changed (this one included). */
+	| {type: 'instances-changed'; at: number; instances: number; previous: number};
+
+export type EngineEventListener = (event: EngineEvent) => void;
+
+/**
+ * @example
+ * const stop = engine.events.on(event => { if (event.type === 'throttled') log(`429: gate shut until ${event.reopenAt}`); });
+ * stop(); // unsubscribes
+ */
+export class EngineEvents {
+	readonly #listeners = new Set<EngineEventListener>();
+
+	/** Subscribes; returns the function that unsubscribes. */
+	on(listener: EngineEventListener): () => void {
+		this.#listeners.add(listener);
+		return () => this.#listeners.delete(listener);
+	}
+
+	/** Tells every listener. A listener that throws is a bug at the edge: it never stops the engine or the others. */
+	emit(event: EngineEvent): void {
+		for (const listener of this.#listeners) {
+			try {
+				listener(event);
+			} catch {
+				// Deliberately ignored: see above.
+			}
+		}
+	}
+
+	/** Whether anyone listens: callers skip building events nobody reads. */
+	get listened(): boolean {
+		return this.#listeners.size > 0;
+	}
+}

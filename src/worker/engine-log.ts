@@ -1,0 +1,36 @@
+// The engine's events as log lines: what an operator reading the Function's log (or `sod-sync run --verbose`) sees of
+// throttling and pacing. The wording lives here; the engine only raises events.
+
+import type {EngineEvent} from '../engine/engine-events.js';
+
+const rate = (operationsPerSecond: number) => `${operationsPerSecond >= 10 ? Math.round(operationsPerSecond) : operationsPerSecond.toFixed(1)} operations/s`;
+
+/** One line for the events worth a line; undefined for the others (`request`: counted, not logged). */
+export function describeEngineEvent(event: EngineEvent): string | undefined {
+	switch (event.type) {
+		case 'throttled': {
+			const wait = `${((event.reopenAt - event.at) / 1000).toFixed(1)} s`;
+			return event.cause === 'unreachable'
+				? `sod-sync: Graph cannot be reached; every request waits ${wait}, backing off (no pair is charged for it)`
+				: `sod-sync: Graph throttled (429${event.retryAfterMs === undefined ? ', no Retry-After' : `, Retry-After ${(event.retryAfterMs / 1000).toFixed(1)} s`}); every request waits ${wait}`;
+		}
+
+		case 'gate-held': {
+			return `sod-sync: another instance was throttled; this one waits ${((event.reopenAt - event.at) / 1000).toFixed(1)} s too`;
+		}
+
+		case 'pace-changed': {
+			const {pace} = event;
+			const ceiling = Number.isFinite(pace.ceiling) ? `Graph's ceiling as found ${rate(pace.ceiling)}` : 'no ceiling fitted yet';
+			return `sod-sync: pacing at ${rate(pace.rate)} from now on (${event.source === 'this-instance' ? 'found here' : 'shared by another instance'}; this instance's share; ${ceiling})`;
+		}
+
+		case 'instances-changed': {
+			return `sod-sync: ${event.instances} instance${event.instances === 1 ? '' : 's'} share Graph's budget (was ${event.previous})`;
+		}
+
+		case 'request': {
+			return undefined;
+		}
+	}
+}
