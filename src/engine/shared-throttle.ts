@@ -3,23 +3,9 @@
 // budget several times over. The record holds no token and no pair: only times, rates and instance heartbeats.
 
 import {maximumRetryAfterMs} from '../graph/retry-after.js';
+import type {Pace} from './pace.js';
 
-/** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
-export interface Pace {
-	/** Operations per second at `setAt`. */
-	readonly rate: number;
-	/**
-	 * The rate the last paced 429 showed (the refill rate of the bucket that explains it, or with no bucket size known,
-	 * the rate it came at); Infinity while no paced request has been throttled.
-	 */
-	readonly ceiling: number;
-	readonly setAt: number;
-	/**
-	 * Operations the Retry-After wait put back in Graph's bucket, spent on top of the rate once the gate reopens (see
-	 * `paceAt`); absent when no bucket size is known.
-	 */
-	readonly refill?: number;
-}
+export type {Pace} from './pace.js';
 
 /**
  * While nothing is known of the pace, one instance finds it: the first to start while no other works holds this lease,

@@ -1,29 +1,20 @@
-// Adaptive concurrency and pacing: discovers how fast Graph will take work instead of being told.
-//
+// Adaptive concurrency and pacing: discovers how fast Graph will take work instead of being told. A thin shell over
+// the ideas it combines, each kept apart:
 // - Concurrency (HTTP requests in flight) starts at half the maximum, grows by one per window of successes (additive)
 //   and halves on each throttle event (multiplicative), never above the maximum nor below one. With several instances
 //   working, each starts at its share of that and grows that much slower, so that together they ramp up as one client
 //   does: every request in flight when the bucket first runs dry is refused.
-// - Pacing (operations per second) is off until the first throttle event. Then the rate is set to what Graph actually
-//   accepted since the first request, spread over that time plus the Retry-After wait: a token-bucket throttle
-//   refills during the wait, so this is its sustained rate, not the burst it allowed. That first estimate is low when
-//   the wait is long (the bucket fills before the wait ends), so the rate then probes upward (`paceAt`), briskly while
-//   no ceiling is known. What that first burst got through, less the estimate's share of it, is kept as the size of
-//   the bucket; the wait put that back (or what the estimate refills in it), and the probe spends it on top.
-// - Once a 429 comes while paced, the rate it came at is an overestimate (the bucket absorbed the excess for a while):
-//   the ceiling is the rate of the token bucket that explains the 429 (`fittedRate`: what was accepted, bin by bin,
-//   emptied a bucket of the size found). That is Graph's rate, not the rate the 429 came at, so the pace does not drop
-//   below it: it resumes at the ceiling and, on top, spends what the wait put back in the bucket (every second paced
-//   under the rate while the bucket is full is budget lost), holds the ceiling, then probes slowly beyond it as TCP
-//   CUBIC does, so a ceiling that rose is found again and one that did not costs one throttle event per cycle.
-//   Without a bucket to fit (a pace adopted from another instance) the rate drops to a fraction of the rate the 429
-//   came at and climbs back as CUBIC does: fast to just below it, a plateau, then beyond.
-// - The climb's clock runs only while the process holds work (RFC 7661's rule for an idle TCP window): a pace that
-//   was not used while its messages sat invisible on the queue is no evidence that Graph would take more.
+// - The pace (operations per second, off until the first throttle event): how it is chosen after a 429 and how it
+//   grows is pace.ts. This class gathers the evidence for it: operations accepted, and their history bin by bin for
+//   `fittedRate`, the bucket size the first throttle event showed, and the time the process held no work (the climb's
+//   clock runs only while it holds some: RFC 7661's rule for an idle TCP window).
+// - A client-side token bucket at the pace's rate spaces the requests (`reserve`).
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
 
 import {systemClock, type Clock} from './clock.js';
-import type {Pace} from './shared-throttle.js';
+import {firstPace, minimumRate, pacedPace, paceAt, type Pace, type ThrottleEvidence} from './pace.js';
+
+export {paceAt, paceDecrease, paceGrowth, probeGrowth, refillSpend} from './pace.js';
 
 export interface ThroughputControlOptions {
 	/** The ceiling on requests in flight (`GRAPH_MAX_CONCURRENCY`). */
@@ -33,36 +24,8 @@ export interface ThroughputControlOptions {
 	clock?: Clock;
 }
 
-/** The paced rate never drops below this (operations per second). */
-const minimumRate = 1;
 /** Accepted operations below which a throttle event says nothing about the sustained rate. */
 const minimumEvidence = 20;
-/** After a 429 at a paced rate, the rate drops to this share of it. Defaults to 0.85 (CUBIC's beta is 0.7; a token
- * bucket punishes overshoot less than a router queue drops packets, and every second below it is budget lost). */
-export const paceDecrease = 0.85;
-/**
- * CUBIC's C, relative to the ceiling: the rate is `ceiling * (1 + c * (t - K)^3)` with t in seconds since the pace was
- * set and K when it regains the ceiling. Defaults to 0.02: back at the ceiling 2 s after a 15% drop, 2% beyond it one
- * second later, 16% beyond it two seconds after that.
- */
-export const paceGrowth = 0.02;
-/**
- * While no ceiling is known (after the first throttle event, before a paced one) the first estimate is a floor, and
- * the rate climbs from it in a straight line: this share of the estimate per second. Defaults to 0.5: +50% after 1 s,
- * double after 2 s. A straight line rather than a curve because the bucket hides any overshoot until it is empty:
- * the steeper the climb at that moment, the more requests are in flight to be refused (a cubic that climbs as far in
- * the first seconds meets the 429 at about half again the pace).
- */
-export const probeGrowth = 0.5;
-/**
- * A Retry-After wait puts back what Graph refills in that time (at most the bucket): after the first throttle event and
- * after one whose ceiling was fitted to the bucket, the pace spends it on top of its rate, at this share of the rate.
- * Defaults to 0.25 (a full 1 s bucket is spent in 4 s): fast enough to use in a short run, gentle enough that a rate
- * a little high meets its 429 with few requests in flight.
- */
-export const refillSpend = 0.25;
-/** Once the refill is spent, the pace holds the fitted ceiling this long before probing beyond it. */
-const plateauSeconds = 2;
 /** The accepted-operations history that the ceiling is fitted to: bins of this width... */
 const historyBinMs = 100;
 /** ...and at most this many of them (the last minute). */
@@ -94,41 +57,6 @@ export function fittedRate(history: readonly number[], binMs: number, elapsedMs:
 	}
 
 	return rate;
-}
-
-/**
- * The rate a pace allows at `now`: its own rate until `setAt`, then
- * - with no ceiling known yet, a straight climb by `probeGrowth` of the rate per second;
- * - at a fitted ceiling (rate = ceiling), the ceiling, a plateau of `plateauSeconds`, then the cubic probe past it;
- * - below a ceiling (nothing fitted), the cubic climb towards it and past it;
- * plus, while it lasts, the spending of what the wait refilled (`refill`, at `refillSpend` of the rate).
- *
- * @example
- * paceAt({rate: 85, ceiling: 100, setAt: 0}, 2000) // ~99.99: back at the ceiling after about 2 s
- * paceAt({rate: 100, ceiling: 100, setAt: 0, refill: 50}, 1000) // 125: spending the refill, for 2 s
- */
-export function paceAt(pace: Pace, now: number): number {
-	if (now <= pace.setAt) {
-		return pace.rate;
-	}
-
-	const seconds = (now - pace.setAt) / 1000;
-	// What the wait refilled is spent on top of the rate, at `refillSpend` of it.
-	const base = Math.min(pace.rate, pace.ceiling);
-	const spendSeconds = (pace.refill ?? 0) / (refillSpend * base);
-	const spending = seconds < spendSeconds ? refillSpend * base : 0;
-	if (!Number.isFinite(pace.ceiling)) {
-		return pace.rate * (1 + probeGrowth * seconds) + spending;
-	}
-
-	if (pace.rate >= pace.ceiling) {
-		// A fitted ceiling: spend what the wait refilled, hold the ceiling, then probe beyond it as the cubic does.
-		return spending > 0 ? pace.ceiling + spending : pace.ceiling * (1 + paceGrowth * Math.max(0, seconds - spendSeconds - plateauSeconds) ** 3);
-	}
-
-	const ceiling = Math.max(pace.ceiling, pace.rate);
-	const regainAt = Math.cbrt((1 - pace.rate / ceiling) / paceGrowth);
-	return ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3) + spending;
 }
 
 export class ThroughputControl {
@@ -272,25 +200,17 @@ export class ThroughputControl {
 		const setAt = now + retryAfterMs;
 		const current = this.rate;
 		const interval = (now - this.#intervalStart) / 1000;
-		const evidence = this.#accepted >= minimumEvidence && interval > 0;
+		const evidence: ThrottleEvidence = {setAt, retryAfterMs, accepted: this.#accepted, intervalSeconds: interval, enough: this.#accepted >= minimumEvidence && interval > 0};
 		if (Number.isFinite(current)) {
 			// Paced, and still too fast: the 429 came at `current`, or below it if the pace was not reached or another
-			// client shares the budget. Remember the rate that explains it: resume at it when it was fitted to the
-			// bucket, else drop below it, and climb back.
-			const ceiling = Math.max(minimumRate, evidence ? Math.min(current, this.#fit(now, interval)) : current);
-			this.#pace =
-				evidence && this.#bucket !== undefined
-					? {rate: ceiling, ceiling, setAt, refill: Math.min(this.#bucket, (ceiling * retryAfterMs) / 1000)}
-					: {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling, setAt};
-		} else if (evidence || (this.#accepted >= minimumEvidence && retryAfterMs > 0)) {
-			// The first throttle: what was accepted, spread over that time and the wait (the bucket refills during it).
-			// The rest of what got through was the bucket.
-			const seconds = interval + retryAfterMs / 1000;
-			const rate = Math.max(minimumRate, this.#accepted / seconds);
-			this.#bucket ??= Math.max(minimumEvidence, this.#accepted - rate * Math.max(0, interval));
-			// If the rate is at least the estimate (it is a floor when the wait was long enough to refill the bucket),
-			// the wait put back the bucket, or what the estimate refills in it.
-			this.#pace = {rate, ceiling: Number.POSITIVE_INFINITY, setAt, refill: Math.min(this.#bucket, (rate * retryAfterMs) / 1000)};
+			// client shares the budget (pace.ts says how the next pace is chosen).
+			this.#pace = pacedPace(current, evidence.enough ? this.#fit(now, interval) : undefined, evidence, this.#bucket);
+		} else {
+			const first = firstPace(evidence, this.#bucket, minimumEvidence);
+			if (first) {
+				this.#pace = first.pace;
+				this.#bucket = first.bucket;
+			}
 		}
 
 		// Too few accepted operations say nothing of the ceiling (another client may have spent it): stay unpaced, and

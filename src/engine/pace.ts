@@ -1,0 +1,180 @@
+// The pace: how many operations per second this instance sends once Graph has throttled it, as a value with named
+// regimes and pure functions from (pace, evidence, time) to the next pace. ThroughputControl holds one and asks it;
+// the shared record (shared-throttle.ts) carries it between instances.
+//
+// How the pace is chosen after a 429:
+// - The first 429 (no pace yet): what Graph accepted since the first request, spread over that time and the
+//   Retry-After wait, is its sustained rate (a token bucket refills during the wait); what got through beyond that was
+//   the bucket. That estimate is a floor, so the pace PROBES upward from it in a straight line.
+// - A 429 while paced, with the bucket known: Graph's rate is the refill rate of the bucket that explains the 429
+//   (`fittedRate`). The pace resumes AT that ceiling, first SPENDING what the wait put back in the bucket, then HOLDS
+//   the ceiling for a plateau, then PROBES BEYOND it as TCP CUBIC does (a ceiling that rose is found again; one that
+//   did not costs one throttle event per cycle).
+// - A 429 while paced with no bucket known (a pace adopted from another instance): the pace drops to `paceDecrease`
+//   of the rate the 429 came at and RECOVERS towards it along CUBIC's curve, then beyond.
+// Before `setAt` (the gate is still shut) the pace is WAITING at its rate.
+
+/** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
+export interface Pace {
+	/** Operations per second at `setAt`. */
+	readonly rate: number;
+	/**
+	 * The rate the last paced 429 showed (the refill rate of the bucket that explains it, or with no bucket size known,
+	 * the rate it came at); Infinity while no paced request has been throttled.
+	 */
+	readonly ceiling: number;
+	readonly setAt: number;
+	/**
+	 * Operations the Retry-After wait put back in Graph's bucket, spent on top of the rate once the gate reopens (see
+	 * `paceAt`); absent when no bucket size is known.
+	 */
+	readonly refill?: number;
+}
+
+/** The paced rate never drops below this (operations per second). Defaults to 1. */
+export const minimumRate = 1;
+/**
+ * After a 429 at a paced rate with no bucket to fit, the rate drops to this share of it. Defaults to 0.85 (CUBIC's
+ * beta is 0.7; a token bucket punishes overshoot less than a router queue drops packets, and every second below it is
+ * budget lost).
+ */
+export const paceDecrease = 0.85;
+/**
+ * CUBIC's C, relative to the ceiling: the rate is `ceiling * (1 + c * (t - K)^3)` with t in seconds since the pace was
+ * set and K when it regains the ceiling. Defaults to 0.02: back at the ceiling 2 s after a 15% drop, 2% beyond it one
+ * second later, 16% beyond it two seconds after that.
+ */
+export const paceGrowth = 0.02;
+/**
+ * While no ceiling is known the first estimate is a floor, and the rate climbs from it in a straight line: this share
+ * of the estimate per second. Defaults to 0.5: +50% after 1 s, double after 2 s. A straight line rather than a curve
+ * because the bucket hides any overshoot until it is empty: the steeper the climb at that moment, the more requests
+ * are in flight to be refused.
+ */
+export const probeGrowth = 0.5;
+/**
+ * A Retry-After wait puts back what Graph refills in that time (at most the bucket): the pace spends it on top of its
+ * rate, at this share of the rate. Defaults to 0.25 (a full 1 s bucket is spent in 4 s).
+ */
+export const refillSpend = 0.25;
+/** Once the refill is spent, a pace at a fitted ceiling holds it this long before probing beyond it. Defaults to 2 s. */
+export const plateauSeconds = 2;
+
+/**
+ * Which part of its life a pace is in at a moment:
+ * - `waiting`: before `setAt` (the gate is still shut): its rate;
+ * - `probing`: no ceiling known: a straight climb from the first estimate;
+ * - `spending-refill`: the wait's refill is spent on top of the rate (in any of the regimes below, while it lasts);
+ * - `holding`: at a fitted ceiling, the plateau;
+ * - `probing-beyond`: past the plateau, CUBIC's probe beyond the fitted ceiling;
+ * - `recovering`: below a ceiling (nothing fitted), CUBIC's climb back towards it and beyond.
+ */
+export type PaceRegime = 'waiting' | 'probing' | 'spending-refill' | 'holding' | 'probing-beyond' | 'recovering';
+
+/** The regime `pace` is in at `now`. */
+export function regimeAt(pace: Pace, now: number): PaceRegime {
+	if (now <= pace.setAt) {
+		return 'waiting';
+	}
+
+	const seconds = (now - pace.setAt) / 1000;
+	if (seconds < refillSeconds(pace)) {
+		return 'spending-refill';
+	}
+
+	if (!Number.isFinite(pace.ceiling)) {
+		return 'probing';
+	}
+
+	if (pace.rate >= pace.ceiling) {
+		return seconds < refillSeconds(pace) + plateauSeconds ? 'holding' : 'probing-beyond';
+	}
+
+	return 'recovering';
+}
+
+/** How long the refill lasts, spent at `refillSpend` of the rate (0 without one). */
+function refillSeconds(pace: Pace): number {
+	return (pace.refill ?? 0) / (refillSpend * Math.min(pace.rate, pace.ceiling));
+}
+
+/**
+ * The rate a pace allows at `now`: the underlying curve of its kind (the straight probe with no ceiling; the ceiling,
+ * its plateau and CUBIC's probe beyond it at a fitted ceiling; CUBIC's recovery below one), plus, while it lasts, the
+ * spending of the refill on top.
+ *
+ * @example
+ * paceAt({rate: 85, ceiling: 100, setAt: 0}, 2000) // ~99.99: back at the ceiling after about 2 s
+ * paceAt({rate: 100, ceiling: 100, setAt: 0, refill: 50}, 1000) // 125: spending the refill, for 2 s
+ */
+export function paceAt(pace: Pace, now: number): number {
+	if (now <= pace.setAt) {
+		return pace.rate;
+	}
+
+	const seconds = (now - pace.setAt) / 1000;
+	const spendSeconds = refillSeconds(pace);
+	const spending = seconds < spendSeconds ? refillSpend * Math.min(pace.rate, pace.ceiling) : 0;
+	if (!Number.isFinite(pace.ceiling)) {
+		return pace.rate * (1 + probeGrowth * seconds) + spending;
+	}
+
+	if (pace.rate >= pace.ceiling) {
+		// The plateau and the probe beyond start once the refill is spent.
+		return spending > 0 ? pace.ceiling + spending : pace.ceiling * (1 + paceGrowth * Math.max(0, seconds - spendSeconds - plateauSeconds) ** 3);
+	}
+
+	const ceiling = Math.max(pace.ceiling, pace.rate);
+	const regainAt = Math.cbrt((1 - pace.rate / ceiling) / paceGrowth);
+	return ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3) + spending;
+}
+
+/** What a throttle event shows, for choosing the next pace. */
+export interface ThrottleEvidence {
+	/** When the gate reopens: the next pace is set then. */
+	readonly setAt: number;
+	readonly retryAfterMs: number;
+	/** Operations Graph accepted since the pace in force was set (or since the first request). */
+	readonly accepted: number;
+	/** Seconds over which they were accepted. */
+	readonly intervalSeconds: number;
+	/** Whether that is enough to say anything of Graph's rate (`minimumEvidence` operations or more). */
+	readonly enough: boolean;
+}
+
+/**
+ * The first pace, from the first throttle event: what was accepted, spread over that time and the wait, and the bucket
+ * that the rest shows (unless one is known). Undefined when the event says nothing of the rate.
+ *
+ * @example
+ * firstPace({setAt: 2000, retryAfterMs: 1000, accepted: 300, intervalSeconds: 1, enough: true}, undefined)
+ * // {pace: {rate: 150, ceiling: Infinity, setAt: 2000, refill: 150}, bucket: 150}
+ */
+export function firstPace(evidence: ThrottleEvidence, knownBucket: number | undefined, minimumBucket: number): {pace: Pace; bucket: number} | undefined {
+	if (!evidence.enough && !(evidence.accepted >= minimumBucket && evidence.retryAfterMs > 0)) {
+		return undefined;
+	}
+
+	const seconds = evidence.intervalSeconds + evidence.retryAfterMs / 1000;
+	const rate = Math.max(minimumRate, evidence.accepted / seconds);
+	const bucket = knownBucket ?? Math.max(minimumBucket, evidence.accepted - rate * Math.max(0, evidence.intervalSeconds));
+	// The rate is a floor when the wait was long enough to refill the bucket: the wait put back the bucket, or what the
+	// estimate refills in it.
+	return {pace: {rate, ceiling: Number.POSITIVE_INFINITY, setAt: evidence.setAt, refill: Math.min(bucket, (rate * evidence.retryAfterMs) / 1000)}, bucket};
+}
+
+/**
+ * The pace after a 429 that came while paced at `current` operations/s. With enough evidence and a bucket size known,
+ * `fitted` (the bucket's refill rate) is Graph's rate: resume at it, spending the refill. Otherwise drop below the rate
+ * the 429 came at and recover.
+ *
+ * @example
+ * pacedPace(120, 100, {setAt: 5000, retryAfterMs: 1000, accepted: 600, intervalSeconds: 5, enough: true}, 400)
+ * // {rate: 100, ceiling: 100, setAt: 5000, refill: 100}
+ */
+export function pacedPace(current: number, fitted: number | undefined, evidence: ThrottleEvidence, bucket: number | undefined): Pace {
+	const ceiling = Math.max(minimumRate, evidence.enough && fitted !== undefined ? Math.min(current, fitted) : current);
+	return evidence.enough && bucket !== undefined
+		? {rate: ceiling, ceiling, setAt: evidence.setAt, refill: Math.min(bucket, (ceiling * evidence.retryAfterMs) / 1000)}
+		: {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling, setAt: evidence.setAt};
+}
