@@ -11,10 +11,10 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {QueueServiceClient} from '@azure/storage-queue';
 import {startAzurite, type RunningAzurite} from '../src/local/azurite.js';
-import {MessagePacker} from '../src/message.js';
+import {MessagePacker} from '../src/message/message.js';
 import {encodeMessage} from '../src/queue/storage-queue.js';
 import {timelineBinMs, type SimulatorStats} from '../src/simulator/graph-simulator.js';
-import {defaults, readSettings} from '../src/settings.js';
+import {defaults, readSettings} from '../src/config/settings.js';
 import {staticTokenSource} from '../src/graph/graph-client.js';
 import {createLinkEngine} from '../src/worker/worker-runtime.js';
 

@@ -3,7 +3,7 @@
 
 import {app} from '@azure/functions';
 import {createReconcileTimerHandler, reconcileTimerDependencies, type ReconcileTimerDependencies} from '../src/compliance/reconcile-timer.js';
-import {checkSettingsAtStart, functionNames, settingNames} from '../src/settings.js';
+import {checkSettingsAtStart, functionNames, settingNames} from '../src/config/settings.js';
 
 checkSettingsAtStart(process.env);
 

@@ -1,9 +1,9 @@
 // Registration only: the queue trigger hands each pairs message to the worker in src/.
 
 import {app} from '@azure/functions';
-import {checkSettingsAtStart, functionNames, readSettings, settingNames} from '../src/settings.js';
+import {checkSettingsAtStart, functionNames, readSettings, settingNames} from '../src/config/settings.js';
 import {createPairsHandler, type WorkerDependencies} from '../src/worker/pairs-handler.js';
-import {openAppStorage} from '../src/storage/app-storage.js';
+import {openAppStorage} from '../src/queue/app-storage.js';
 import {createWorkerDependencies} from '../src/worker/worker-runtime.js';
 
 checkSettingsAtStart(process.env);

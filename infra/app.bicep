@@ -21,7 +21,7 @@ param principalId string = ''
 @description('What kind of principal the operator is (AZURE_PRINCIPAL_TYPE): a person, or a service principal when azd runs in CI.')
 param principalType string = 'User'
 
-// The queue and container names are src/settings.ts's defaults (a test keeps them in step).
+// The queue and container names are src/config/settings.ts's defaults (a test keeps them in step).
 var pairsQueue = 'sod-pairs'
 var deadLetterQueue = 'sod-pairs-dead-letter'
 var packageContainer = 'app-package'
@@ -210,7 +210,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       appSettings: [
-        // The host's and the app's storage, by identity (src/settings.ts reads the __queueServiceUri form). No table
+        // The host's and the app's storage, by identity (src/config/settings.ts reads the __queueServiceUri form). No table
         // endpoint: the identity has no table role, and the host would log 403s for its diagnostics table.
         {name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob}
         {name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue}

@@ -4,7 +4,7 @@
 import {spawnSync} from 'node:child_process';
 import {readFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
-import {disabledSettingName, functionNames} from '../src/settings.js';
+import {disabledSettingName, functionNames} from '../src/config/settings.js';
 
 describe('functions/', () => {
 	const registrations = {
@@ -36,7 +36,7 @@ describe('functions/', () => {
 		expect(bad.stderr).toMatch(/sod-sync cannot start: invalid app settings:\n- GRAPH_BASE_URL: .* must be https:\/\/[^\n]*\n- SOD_RECONCILE_APPLY: 'yes' must be true or false/);
 	});
 
-	it('registers each function under its name in src/settings.ts, one that App Service on Linux can disable', () => {
+	it('registers each function under its name in src/config/settings.ts, one that App Service on Linux can disable', () => {
 		// Microsoft's worker hands the app '@azure/functions-core' and reads what registerFunction receives; this does the
 		// same, so the names below are the ones the host indexes (the conformance check in .ci/run asks the real worker).
 		const script = `

@@ -2,7 +2,7 @@
 // and a progress line for terminals.
 
 import {parseArgs, type ParseArgsConfig} from 'node:util';
-import {readSettings, settingNames, type Environment, type Settings} from '../settings.js';
+import {readSettings, settingNames, type Environment, type Settings} from '../config/settings.js';
 
 /** Exit codes, as the README documents them. */
 export const exitCodes = {

@@ -1,7 +1,7 @@
 // `sod-sync dead-letters list | redrive`: read the dead-letter queue grouped by reason, and send records back.
 
 import {createHash} from 'node:crypto';
-import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter.js';
+import type {DeadLetterReason, DeadLetterRecord} from '../dead-letter/dead-letter-record.js';
 import {deadLetterReasons} from '../engine/retry-decision.js';
 import {
 	deadLetterIdentity,
@@ -11,10 +11,10 @@ import {
 	type ScannedMessage,
 	type ScanProgress,
 } from '../queue/dead-letter-queue.js';
-import {printable} from '../untrusted-text.js';
+import {printable} from '../text/untrusted-text.js';
 import {rawMessageStoreFor} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
-import {openAppStorage} from '../storage/app-storage.js';
+import {openAppStorage} from '../queue/app-storage.js';
 
 const reasons: readonly DeadLetterReason[] = deadLetterReasons;
 

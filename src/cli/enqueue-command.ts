@@ -7,12 +7,12 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
-import {correlationIdProblem} from '../message.js';
-import {linkActions, type LinkAction} from '../pair.js';
-import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
+import {correlationIdProblem} from '../message/message.js';
+import {linkActions, type LinkAction} from '../pair/pair.js';
+import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '../pair/pair-file.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {sendPairRows} from '../queue/send-pairs.js';
-import {generatedCorrelationId, openAppStorage} from '../storage/app-storage.js';
+import {generatedCorrelationId, openAppStorage} from '../queue/app-storage.js';
 
 export const enqueueHelp = `Usage: sod-sync enqueue <file | -> [options]
 

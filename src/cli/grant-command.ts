@@ -3,8 +3,8 @@
 import {DefaultAzureCredential} from '@azure/identity';
 import {applyGrant, graphPermissions, GrantError, planGrant} from '../deploy/graph-permission-grant.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource} from '../graph/graph-client.js';
-import {readGraphTarget} from '../settings.js';
-import {printable} from '../untrusted-text.js';
+import {readGraphTarget} from '../config/settings.js';
+import {printable} from '../text/untrusted-text.js';
 import {exitCodes, parseCommandLine, UsageError, type CommandIo} from './command-line.js';
 
 export const grantHelp = `Usage: sod-sync grant <identity> [--read-only] [--dry-run]

@@ -7,13 +7,13 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {startAzurite} from '../local/azurite.js';
 import {listDeadLetters} from '../queue/dead-letter-queue.js';
-import {readSettings} from '../settings.js';
+import {readSettings} from '../config/settings.js';
 import {exitCodes, UsageError, type CommandIo} from './command-line.js';
 import {DeadLetterSummary} from './dead-letters-command.js';
 import {enqueueCommand} from './enqueue-command.js';
 import {describeRun, runQueueHost} from './run-command.js';
 import {describeSimulatorStats, startSimulator} from './simulate-graph-command.js';
-import {openAppStorage} from '../storage/app-storage.js';
+import {openAppStorage} from '../queue/app-storage.js';
 
 export const localHelp = `Usage: sod-sync local [--import FILE] [--tenant FILE]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The sod-sync command line: one entry point, one sub-command per file.
 
-import {SettingsError} from '../settings.js';
+import {SettingsError} from '../config/settings.js';
 import {exitCodes, UsageError, type CommandIo} from './command-line.js';
 
 type Command = (args: string[], io: CommandIo) => Promise<number>;

@@ -1,6 +1,6 @@
 // Adds up the per-message summaries of a run into the outcome table the CLI prints.
 
-import type {DeadLetterReason} from '../dead-letter.js';
+import type {DeadLetterReason} from '../dead-letter/dead-letter-record.js';
 import type {MessageSummary, Outcome} from '../worker/pairs-handler.js';
 import {formatCount} from './command-line.js';
 

@@ -5,13 +5,13 @@ import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, 
 import {hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {Pair} from '../pair.js';
-import {printable} from '../untrusted-text.js';
-import {formatFromPath} from '../pair-file.js';
+import type {Pair} from '../pair/pair.js';
+import {printable} from '../text/untrusted-text.js';
+import {formatFromPath} from '../pair/pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
 import {createLinkEngine, createTokenSource} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
-import {generatedCorrelationId, openAppStorage} from '../storage/app-storage.js';
+import {generatedCorrelationId, openAppStorage} from '../queue/app-storage.js';
 
 const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId (other columns ignored; an
 optional symmetric column of true/false), or JSON Lines of the same fields. Its scope is the packages it names: no

@@ -1,11 +1,11 @@
 // `sod-sync run`: the local queue host. Polls the pairs queue and runs the Function's own handler on each message.
 
 import {QueueHost, type QueueHostCounts} from '../local/queue-host.js';
-import type {Environment} from '../settings.js';
+import type {Environment} from '../config/settings.js';
 import type {LinkEngine} from '../engine/link-engine.js';
 import {createPairsHandler} from '../worker/pairs-handler.js';
 import {createWorkerDependencies} from '../worker/worker-runtime.js';
-import {openAppStorage} from '../storage/app-storage.js';
+import {openAppStorage} from '../queue/app-storage.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {OutcomeTotals} from './outcome-totals.js';
 

@@ -1,7 +1,7 @@
 // Drift between the desired links and the tenant's, within a scope: pure, one package at a time, so a reconcile can
 // compare each package as its links arrive and keep only what differs (never every link of the tenant at once).
 
-import {pairKey, type Pair} from '../pair.js';
+import {pairKey, type Pair} from '../pair/pair.js';
 
 export interface Drift {
 	/** Desired links the tenant lacks. */

@@ -3,8 +3,8 @@
 // `maximumManifestRows` is refused before anything is read from Graph.
 
 import type {Readable} from 'node:stream';
-import {pairKey, reversePair, type Pair} from '../pair.js';
-import {PairFileError, readPairRows, type PairFileFormat} from '../pair-file.js';
+import {pairKey, reversePair, type Pair} from '../pair/pair.js';
+import {PairFileError, readPairRows, type PairFileFormat} from '../pair/pair-file.js';
 
 /**
  * Defaults to 250,000 rows: a tenant's separation-of-duties rules, with room (a rule set of 5,000 packages each

@@ -4,11 +4,11 @@
 import {Readable} from 'node:stream';
 import type {InvocationContext, Timer} from '@azure/functions';
 import type {LinkEngine} from '../engine/link-engine.js';
-import type {MessageEncoding} from '../message.js';
-import {formatFromPath} from '../pair-file.js';
+import type {MessageEncoding} from '../message/message.js';
+import {formatFromPath} from '../pair/pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
 import type {MessageSink} from '../queue/storage-queue.js';
-import {readReconcileSettings, readSettings, type Environment, type ReconcileSettings, type StorageConnection} from '../settings.js';
+import {readReconcileSettings, readSettings, type Environment, type ReconcileSettings, type StorageConnection} from '../config/settings.js';
 import {sharedLinkEngine} from '../worker/worker-runtime.js';
 import {createBlobServiceClient} from '../storage/blob-service.js';
 import {ManifestTooLargeError, maximumManifestRows, readManifest} from './manifest.js';
@@ -16,8 +16,8 @@ import {ManifestTooLargeError, maximumManifestRows, readManifest} from './manife
 /** A manifest blob larger than this is not downloaded: `maximumManifestRows` rows of up to 256 bytes each. */
 export const maximumManifestBytes = maximumManifestRows * 256;
 import {describeDriftSummary, hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from './reconcile.js';
-import {openAppStorage} from '../storage/app-storage.js';
-import {printable} from '../untrusted-text.js';
+import {openAppStorage} from '../queue/app-storage.js';
+import {printable} from '../text/untrusted-text.js';
 
 export interface ReconcileTimerDependencies {
 	engine: LinkEngine;

@@ -6,7 +6,7 @@
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {packageIds} from '../graph/link-gateway.js';
-import type {LinkAction, Pair} from '../pair.js';
+import type {LinkAction, Pair} from '../pair/pair.js';
 import {DriftTally, type Drift} from './drift.js';
 import {forEachBounded} from './for-each-bounded.js';
 import {desiredLinks, namedPackages, type ManifestRule} from './manifest.js';

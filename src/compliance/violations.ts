@@ -4,7 +4,7 @@
 
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {Pair} from '../pair.js';
+import type {Pair} from '../pair/pair.js';
 import {forEachBounded} from './for-each-bounded.js';
 import type {ManifestRule} from './manifest.js';
 

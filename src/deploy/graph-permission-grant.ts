@@ -7,8 +7,8 @@ import type {Client} from '@microsoft/microsoft-graph-client';
 import {classifyAnswer, readSdkError, type GraphFailure} from '../graph/graph-failure.js';
 import {splitGraphUrl} from '../graph/link-gateway.js';
 import {PageWalk} from '../graph/page-walk.js';
-import {normalizeGuid} from '../pair.js';
-import {printable} from '../untrusted-text.js';
+import {normalizeGuid} from '../pair/pair.js';
+import {printable} from '../text/untrusted-text.js';
 
 /** Microsoft Graph's application id, the same in every tenant. */
 export const microsoftGraphAppId = '00000003-0000-0000-c000-000000000000';

@@ -15,8 +15,8 @@ import {
 	type LinkGateway,
 	type PagedOperation,
 } from '../graph/link-gateway.js';
-import type {LinkAction, Pair} from '../pair.js';
-import {defaults} from '../settings.js';
+import type {LinkAction, Pair} from '../pair/pair.js';
+import {defaults} from '../config/settings.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
 import {BatchDispatcher, minimumRequestWindowMs, type DispatchStats, type RunContext, type Sent} from './batch-dispatcher.js';
@@ -83,6 +83,18 @@ export type EngineStats = DispatchStats;
  * const engine = new LinkEngine({gateway, maxConcurrency: 8});
  * const outcomes = await engine.run(pairs, 'add', {deadline: Date.now() + 60_000});
  */
+/**
+ * Where a pair's application stands:
+ * - `write`: send the add or remove;
+ * - `verify-refused`: Graph refused the add (400/409), perhaps because the link exists: read the list; absent, the pair
+ *   is dead-lettered for the refusal;
+ * - `verify-unknown`: the add's answer never came (a dropped connection, a timeout): read the list; absent, write again.
+ */
+type ApplyStep =
+	| {name: 'write'}
+	| {name: 'verify-refused'; reason: 'bad-request' | 'conflict'; failure: GraphFailure}
+	| {name: 'verify-unknown'};
+
 export class LinkEngine {
 	readonly #control: ThroughputControl;
 	readonly #gate: ThrottleGate;
@@ -294,9 +306,7 @@ export class LinkEngine {
 	async #apply(pair: Pair, action: LinkAction, context: RunContext): Promise<PairOutcome> {
 		let history = freshHistory;
 		let lastFailure: GraphFailure | undefined;
-		// `verify` reads the link list; `addFailure` is the 400/409 that sent us there (undefined after an unknown outcome).
-		let step: 'write' | 'verify' = 'write';
-		let addFailure: GraphFailure | undefined;
+		let step: ApplyStep = {name: 'write'};
 		const deferred = (delayMs: number, failed: boolean, throttled?: GraphFailure): PairOutcome => ({
 			pair,
 			status: 'deferred',
@@ -307,28 +317,7 @@ export class LinkEngine {
 
 		for (;;) {
 			let failure: GraphFailure;
-			if (step === 'verify') {
-				// eslint-disable-next-line no-await-in-loop
-				const listed = await this.#isLinked(pair, context);
-				if (listed.kind === 'deferred') {
-					return deferred(listed.delayMs, false, listed.throttled);
-				}
-
-				if (listed.kind === 'ok') {
-					if (listed.value) {
-						return {pair, status: 'already-linked'};
-					}
-
-					if (addFailure) {
-						return {pair, status: 'dead-letter', reason: addFailure.kind as DeadLetterReason, failure: addFailure};
-					}
-
-					step = 'write';
-					continue;
-				}
-
-				failure = listed.failure;
-			} else {
+			if (step.name === 'write') {
 				// eslint-disable-next-line no-await-in-loop
 				const written = await this.#dispatcher.send({kind: action, pair}, context);
 				if (written.kind === 'deferred') {
@@ -340,10 +329,31 @@ export class LinkEngine {
 				}
 
 				failure = written.failure;
+			} else {
+				// eslint-disable-next-line no-await-in-loop
+				const listed = await this.#isLinked(pair, context);
+				if (listed.kind === 'deferred') {
+					return deferred(listed.delayMs, false, listed.throttled);
+				}
+
+				if (listed.kind === 'ok') {
+					if (listed.value) {
+						return {pair, status: 'already-linked'};
+					}
+
+					if (step.name === 'verify-refused') {
+						return {pair, status: 'dead-letter', reason: step.reason, failure: step.failure};
+					}
+
+					step = {name: 'write'};
+					continue;
+				}
+
+				failure = listed.failure;
 			}
 
 			lastFailure = failure;
-			const decision = decideRetry(step === 'verify' ? 'list' : action, failure, history, this.#policy, this.#random);
+			const decision = decideRetry(step.name === 'write' ? action : 'list', failure, history, this.#policy, this.#random);
 			switch (decision.kind) {
 				case 'systemic': {
 					throw new SystemicFailure(failure);
@@ -354,8 +364,7 @@ export class LinkEngine {
 				}
 
 				case 'verify': {
-					step = 'verify';
-					addFailure = failure;
+					step = {name: 'verify-refused', reason: decision.reason, failure};
 					break;
 				}
 
@@ -381,10 +390,9 @@ export class LinkEngine {
 						return deferred(0, false);
 					}
 
-					if (step === 'write' && action === 'add' && outcomeUnknown(failure)) {
+					if (step.name === 'write' && action === 'add' && outcomeUnknown(failure)) {
 						// The add may have landed before the connection broke: look before writing again.
-						step = 'verify';
-						addFailure = undefined;
+						step = {name: 'verify-unknown'};
 					}
 
 					break;
@@ -393,7 +401,6 @@ export class LinkEngine {
 		}
 	}
 
-	/** Reads `pair.accessPackageId`'s links, page by page, until `pair.incompatibleAccessPackageId` turns up or the pages end. */
 	async #isLinked(pair: Pair, context: RunContext): Promise<Sent<boolean>> {
 		const walk = new PageWalk();
 		let nextLink: string | undefined;

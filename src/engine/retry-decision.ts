@@ -1,8 +1,8 @@
 // What to do after a failed Graph call: a pure function of the failure and what has happened to the pair so far.
 
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {LinkAction} from '../pair.js';
-import {defaults} from '../settings.js';
+import type {LinkAction} from '../pair/pair.js';
+import {defaults} from '../config/settings.js';
 import {backoffDelay, type BackoffOptions} from './backoff.js';
 
 /** Every reason a record can carry, in the order `dead-letters` lists them: the one list (the type derives from it). */
@@ -66,8 +66,11 @@ export const freshHistory: RetryHistory = {transientFailures: 0, notFoundFailure
 export type RetryDecision =
 	/** Try the same request again after `delayMs` (429s never get here: the gate absorbs them). */
 	| {kind: 'retry'; delayMs: number; history: RetryHistory}
-	/** An add that may have failed because the link exists: read the list before judging. */
-	| {kind: 'verify'}
+	/**
+	 * An add that Graph refused, perhaps because the link exists: read the list before judging; if the link is absent,
+	 * the pair is dead-lettered for `reason`.
+	 */
+	| {kind: 'verify'; reason: 'bad-request' | 'conflict'}
 	/** The failure means the goal is already met (a DELETE that finds nothing). */
 	| {kind: 'already-done'}
 	/** Out of retries for this invocation: hand the pair to the next attempt via the queue. */
@@ -78,7 +81,7 @@ export type RetryDecision =
 
 /**
  * @example
- * decideRetry('add', {kind: 'conflict', status: 409, message: '...'}, freshHistory) //=> {kind: 'verify'}
+ * decideRetry('add', {kind: 'conflict', status: 409, message: '...'}, freshHistory) //=> {kind: 'verify', reason: 'conflict'}
  */
 export function decideRetry(
 	operation: Operation,
@@ -119,7 +122,7 @@ export function decideRetry(
 		case 'bad-request':
 		case 'conflict': {
 			// What Graph answers to a duplicate add is undocumented (400 or 409 are likely): only the list can tell.
-			return operation === 'add' ? {kind: 'verify'} : {kind: 'dead-letter', reason: failure.kind};
+			return operation === 'add' ? {kind: 'verify', reason: failure.kind} : {kind: 'dead-letter', reason: failure.kind};
 		}
 
 		case 'throttled':

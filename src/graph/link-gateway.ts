@@ -2,7 +2,7 @@
 // Every call answers values, never throws: each operation's outcome is classified here, where its response arrives.
 
 import type {Client} from '@microsoft/microsoft-graph-client';
-import type {Pair} from '../pair.js';
+import type {Pair} from '../pair/pair.js';
 import {classifyAnswer, readBatchItem, readSdkError, type BatchItem, type GraphFailure} from './graph-failure.js';
 import {
 	accessPackageODataId,

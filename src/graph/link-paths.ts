@@ -1,7 +1,7 @@
 // The one place a Graph URL for an incompatibility link is built. Ids must already be canonical GUIDs
 // (see `normalizeGuid`): nothing from a message reaches a URL without passing that check.
 
-import {isCanonicalGuid} from '../pair.js';
+import {isCanonicalGuid} from '../pair/pair.js';
 
 const accessPackages = '/identityGovernance/entitlementManagement/accessPackages';
 

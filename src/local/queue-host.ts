@@ -10,9 +10,9 @@ import functions from '@azure/functions';
 import type {InvocationContext} from '@azure/functions';
 import type {DequeuedMessageItem, QueueClient} from '@azure/storage-queue';
 import {systemClock} from '../engine/clock.js';
-import type {QueueHostConfig} from '../host-config.js';
+import type {QueueHostConfig} from '../config/host-config.js';
 import {decodeMessage, ensureQueue} from '../queue/storage-queue.js';
-import {functionNames} from '../settings.js';
+import {functionNames} from '../config/settings.js';
 
 export type QueueHandler = (item: unknown, context: InvocationContext) => Promise<void>;
 

@@ -5,9 +5,9 @@
 // If the process dies, the held messages reappear on their own when their hold ends.
 
 import type {DequeuedMessageItem, QueueClient} from '@azure/storage-queue';
-import {readDeadLetterRecord, type DeadLetterReason, type DeadLetterRecord} from '../dead-letter.js';
-import {MessagePacker, type MessageEncoding} from '../message.js';
-import {checkPair, pairKey, type LinkAction} from '../pair.js';
+import {readDeadLetterRecord, type DeadLetterReason, type DeadLetterRecord} from '../dead-letter/dead-letter-record.js';
+import {MessagePacker, type MessageEncoding} from '../message/message.js';
+import {checkPair, pairKey, type LinkAction} from '../pair/pair.js';
 import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {decodeMessage} from './storage-queue.js';
 

@@ -1,9 +1,9 @@
 // Sends a list of pairs to the pairs queue, packed into as few messages as fit, a few at a time.
 
 import pLimit from 'p-limit';
-import {MessagePacker, packPairs, type MessageEncoding, type PairsEnvelope} from '../message.js';
-import {reversePair, type Pair} from '../pair.js';
-import type {PairRow} from '../pair-file.js';
+import {MessagePacker, packPairs, type MessageEncoding, type PairsEnvelope} from '../message/message.js';
+import {reversePair, type Pair} from '../pair/pair.js';
+import type {PairRow} from '../pair/pair-file.js';
 import type {MessageSink} from './storage-queue.js';
 
 /** Messages sent at once. */

@@ -2,10 +2,10 @@
 // so that every queue the app writes can trigger a Function or be read by Azure's own tools.
 
 import {Buffer} from 'node:buffer';
-import {DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential} from '@azure/identity';
 import {QueueServiceClient, type QueueClient} from '@azure/storage-queue';
-import type {MessageEncoding} from '../message.js';
-import {SettingsError, type StorageConnection} from '../settings.js';
+import type {MessageEncoding} from '../message/message.js';
+import {SettingsError, type StorageConnection} from '../config/settings.js';
+import {storageCredential} from '../storage/storage-credential.js';
 
 /**
  * Storage calls retry 3 times, 0.8 s doubling (the SDK's default waits 4 s doubling: half a minute before a wrong
@@ -19,14 +19,6 @@ export function createQueueServiceClient(storage: StorageConnection): QueueServi
 	}
 
 	return new QueueServiceClient(storage.queueServiceUri, storageCredential(storage), {retryOptions});
-}
-
-/**
- * The credential of an identity-based connection, as the Functions host reads `AzureWebJobsStorage__*`: the managed
- * identity `__clientId` names, else `DefaultAzureCredential` (an operator's own sign-in, for the CLI).
- */
-export function storageCredential(storage: Extract<StorageConnection, {kind: 'identity'}>): TokenCredential {
-	return storage.managedIdentityClientId ? new ManagedIdentityCredential({clientId: storage.managedIdentityClientId}) : new DefaultAzureCredential();
 }
 
 /** Creates the queue if needed; a failure names the setting to check and the endpoint that did not answer. */

@@ -3,7 +3,7 @@
 //  "assignments": [{"accessPackageId": "...", "target": {"objectId": "...", "displayName": "...", "principalName": "..."}}]}
 
 import {readFile} from 'node:fs/promises';
-import {checkPair, normalizeGuid, type Pair} from '../pair.js';
+import {checkPair, normalizeGuid, type Pair} from '../pair/pair.js';
 
 export interface Tenant {
 	packages: Array<{id: string; displayName: string}>;

@@ -1,7 +1,7 @@
 // The simulated tenant: its access packages, their incompatible links and its assignments, and the replies Graph gives
 // to the entitlement-management requests sod-sync makes (request in, reply out; no server, no faults, no throttling).
 
-import {isCanonicalGuid} from '../pair.js';
+import {isCanonicalGuid} from '../pair/pair.js';
 import {graphError, notFound, type Reply} from './graph-reply.js';
 
 export type RouteName =

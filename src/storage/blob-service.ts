@@ -1,9 +1,9 @@
 // Blob storage from the app's one storage connection (`AzureWebJobsStorage`): the manifest and the shared throttle
 // state live there, beside the queues, so a deployment needs no other service.
 
-import {storageCredential} from '../queue/storage-queue.js';
+import {storageCredential} from './storage-credential.js';
 import {BlobServiceClient, type StorageRetryOptions} from '@azure/storage-blob';
-import type {StorageConnection} from '../settings.js';
+import type {StorageConnection} from '../config/settings.js';
 
 /** Blob calls retry 3 times, 0.8 s doubling, like the queues'. */
 const retryOptions: StorageRetryOptions = {maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 10_000, tryTimeoutInMs: 30_000};

@@ -4,7 +4,6 @@
 
 import type {ContainerClient} from '@azure/storage-blob';
 import {
-	clampThrottleRecord,
 	emptyThrottleRecord,
 	mergeThrottleRecord,
 	parseThrottleRecord,
@@ -60,9 +59,10 @@ export class BlobThrottleStore implements ThrottleStore {
 				}
 
 				if (attempt >= maximumWriteTries) {
-					// Lost every race this time: what was read stands, and the news is not written. The caller keeps it
-					// for its next exchange (dropping it here lost a Retry-After in two rounds out of five).
-					return {...snapshotOf(clampThrottleRecord(stored.record, now), now), written: false};
+					// Lost every race this time: the news is not stored. The caller applies the record as it would be with
+					// it (its own news must not give way to an older pace) and keeps the news for its next exchange
+					// (dropping it here lost a Retry-After in two rounds out of five).
+					return {...snapshotOf(merged, now), written: false};
 				}
 			}
 		}

@@ -13,17 +13,17 @@ import {
 	type DeadLetterReason,
 	type DeadLetterRecord,
 	type RecordContext,
-} from '../dead-letter.js';
+} from '../dead-letter/dead-letter-record.js';
 import type {Clock} from '../engine/clock.js';
 import {systemClock} from '../engine/clock.js';
 import {InternalError} from '../engine/batch-dispatcher.js';
 import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} from '../engine/link-engine.js';
-import {encodedSize, packPairs, parseMessage, type MessageEncoding} from '../message.js';
-import type {Pair} from '../pair.js';
+import {encodedSize, packPairs, parseMessage, type MessageEncoding} from '../message/message.js';
+import type {Pair} from '../pair/pair.js';
 import type {MessageSink} from '../queue/storage-queue.js';
-import {settingNames} from '../settings.js';
+import {settingNames} from '../config/settings.js';
 import type {RawMessageStore} from '../storage/raw-message-store.js';
-import {printable} from '../untrusted-text.js';
+import {printable} from '../text/untrusted-text.js';
 import {decideRequeue, type DeferredPair, type RequeueAction} from './requeue-decision.js';
 
 export interface WorkerDependencies {

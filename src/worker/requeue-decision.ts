@@ -8,7 +8,7 @@
 // `maxPairAgeMs` after it first entered the queue is dead-lettered `expired`.
 
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {Pair} from '../pair.js';
+import type {Pair} from '../pair/pair.js';
 
 export interface RequeuePolicy {
 	/** `SOD_MAX_ATTEMPTS`: failed attempts before `retries-exhausted`. */

@@ -6,13 +6,13 @@ import {LinkEngine, type LinkEngineOptions} from '../engine/link-engine.js';
 import {retryPolicyFor, type RetryPolicy} from '../engine/retry-decision.js';
 import {createGraphClient, credentialTokenSource, staticTokenSource, type TokenSource} from '../graph/graph-client.js';
 import {GraphLinkGateway} from '../graph/link-gateway.js';
-import type {Environment, Settings} from '../settings.js';
+import type {Environment, Settings} from '../config/settings.js';
 import type {ThrottleStore} from '../engine/shared-throttle.js';
 import {createBlobServiceClient, throttleStateRetryOptions} from '../storage/blob-service.js';
 import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
-import type {AppStorage} from '../storage/app-storage.js';
+import type {AppStorage} from '../queue/app-storage.js';
 import {describeEngineEvent} from './engine-log.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';

@@ -3,7 +3,7 @@
 
 import {Buffer} from 'node:buffer';
 import {beforeAll, describe, expect, it} from 'vitest';
-import type {DeadLetterRecord} from '../../src/dead-letter.js';
+import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {runCli, runInProcess, spawnCli, waitFor} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';

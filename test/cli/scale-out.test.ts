@@ -2,7 +2,7 @@
 // in Azurite, and waiting (throttling, Graph unreachable) never costs a pair an attempt.
 
 import {describe, expect, it} from 'vitest';
-import type {DeadLetterRecord} from '../../src/dead-letter.js';
+import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {runInProcess, spawnCli} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';

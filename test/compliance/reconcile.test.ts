@@ -12,7 +12,7 @@ import {maximumManifestRows} from '../../src/compliance/manifest.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
 import {QueueSender} from '../../src/queue/storage-queue.js';
-import {readReconcileSettings, readSettings} from '../../src/settings.js';
+import {readReconcileSettings, readSettings} from '../../src/config/settings.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {createLinkEngine} from '../../src/worker/worker-runtime.js';
 import {runCli, runInProcess, spawnCli} from '../support/cli.js';

@@ -1,10 +1,10 @@
-// One source of truth: the deployment template sets exactly the settings src/settings.ts knows, with the queue and
+// One source of truth: the deployment template sets exactly the settings src/config/settings.ts knows, with the queue and
 // container names it defaults to; and what azd, Flex Consumption and App Service would refuse on a first `azd up` is
 // not in it. (The template is not compiled here: no Bicep compiler; its text is read.)
 
 import {readFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
-import {defaults, disabledSettingName, functionNames, platformSettingNames, readReconcileSettings, readSettings, settingNames} from '../../src/settings.js';
+import {defaults, disabledSettingName, functionNames, platformSettingNames, readReconcileSettings, readSettings, settingNames} from '../../src/config/settings.js';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 const template = read('infra/app.bicep');
@@ -15,7 +15,7 @@ const literal = (value: string) => (/^'[^'$]*'$/.test(value) ? value.slice(1, -1
 const variable = (name: string) => new RegExp(`^var ${name} = '([^']*)'`, 'm').exec(template)?.[1];
 
 describe('infra/app.bicep', () => {
-	it('sets only settings that src/settings.ts knows (its own or the platform\'s), each once', () => {
+	it('sets only settings that src/config/settings.ts knows (its own or the platform\'s), each once', () => {
 		const known = new Set<string>([...Object.values(settingNames), ...platformSettingNames]);
 		expect(appSettings.length).toBeGreaterThan(20);
 		expect(appSettings.map(setting => setting.name).filter(name => !known.has(name))).toEqual([]);
@@ -30,7 +30,7 @@ describe('infra/app.bicep', () => {
 		expect(names.has('AzureWebJobsStorage__queueServiceUri') && names.has('AzureWebJobsStorage__credential')).toBe(true);
 	});
 
-	it('names the queues and containers src/settings.ts defaults to', () => {
+	it('names the queues and containers src/config/settings.ts defaults to', () => {
 		expect(variable('pairsQueue')).toBe(defaults.queueName);
 		expect(variable('deadLetterQueue')).toBe(defaults.deadLetterQueueName);
 		for (const container of [defaults.manifestContainer, defaults.throttleStateContainer, defaults.deadLetterContainer]) {

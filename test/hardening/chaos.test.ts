@@ -5,7 +5,7 @@
 
 import {Buffer} from 'node:buffer';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import type {DeadLetterRecord} from '../../src/dead-letter.js';
+import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
 import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
 import {deadLetterIdentity} from '../../src/queue/dead-letter-queue.js';
 import {GraphSimulator} from '../../src/simulator/graph-simulator.js';

@@ -4,8 +4,8 @@
 
 import {Buffer} from 'node:buffer';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import type {DeadLetterRecord} from '../../src/dead-letter.js';
-import {queueHostConfigFrom} from '../../src/host-config.js';
+import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
+import {queueHostConfigFrom} from '../../src/config/host-config.js';
 import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
 import {QueueHost} from '../../src/local/queue-host.js';
 import {GraphSimulator} from '../../src/simulator/graph-simulator.js';

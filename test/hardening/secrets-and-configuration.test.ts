@@ -6,17 +6,17 @@ import functions from '@azure/functions';
 import {createServer} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {Buffer} from 'node:buffer';
-import {queueHostConfigFrom} from '../../src/host-config.js';
+import {queueHostConfigFrom} from '../../src/config/host-config.js';
 import {staticTokenSource, type TokenSource} from '../../src/graph/graph-client.js';
 import {startAzurite, type RunningAzurite} from '../../src/local/azurite.js';
 import {QueueHost} from '../../src/local/queue-host.js';
-import {readSettings} from '../../src/settings.js';
+import {readSettings} from '../../src/config/settings.js';
 import {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {createPairsHandler, handlePairsMessage} from '../../src/worker/pairs-handler.js';
 import {createLinkEngine, createTokenSource, createWorkerDependencies} from '../../src/worker/worker-runtime.js';
 import {runCli, runInProcess} from '../support/cli.js';
 import {drainQueue, queueService, uniqueQueueName} from '../support/queues.js';
-import {openAppStorage} from '../../src/storage/app-storage.js';
+import {openAppStorage} from '../../src/queue/app-storage.js';
 
 const secret = 'eyJ0eXAiOiJKV1Qi.secret-token-value.Zm9vYmFy';
 

@@ -4,9 +4,9 @@
 import {readFileSync} from 'node:fs';
 import {createRequire} from 'node:module';
 import {describe, expect, it} from 'vitest';
-import type {DeadLetterRecord} from '../../src/dead-letter.js';
+import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
 import {hostItem, QueueHost} from '../../src/local/queue-host.js';
-import {queueHostConfigFrom} from '../../src/host-config.js';
+import {queueHostConfigFrom} from '../../src/config/host-config.js';
 import {encodeMessage} from '../../src/queue/storage-queue.js';
 import {spawnCli, waitFor} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';

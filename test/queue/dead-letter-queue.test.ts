@@ -3,7 +3,7 @@
 
 import {BlobServiceClient} from '@azure/storage-blob';
 import {describe, expect, it} from 'vitest';
-import {errorInWords, failureRecord, type DeadLetterRecord} from '../../src/dead-letter.js';
+import {errorInWords, failureRecord, type DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
 import {DeadLetterScan, listDeadLetters, redriveDeadLetters} from '../../src/queue/dead-letter-queue.js';
 import {encodeMessage} from '../../src/queue/storage-queue.js';
 import {BlobRawMessageStore} from '../../src/storage/raw-message-store.js';

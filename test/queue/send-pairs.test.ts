@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {parseMessage} from '../../src/message.js';
+import {parseMessage} from '../../src/message/message.js';
 import {sendPairRows, sendPairs} from '../../src/queue/send-pairs.js';
 
 describe('sendPairs', () => {

@@ -6,7 +6,7 @@ import {existsSync} from 'node:fs';
 import {PassThrough, Readable} from 'node:stream';
 import {fileURLToPath} from 'node:url';
 import {main} from '../../src/cli/main.js';
-import type {Environment} from '../../src/settings.js';
+import type {Environment} from '../../src/config/settings.js';
 
 const cliPath = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 

@@ -4,13 +4,13 @@ import functions from '@azure/functions';
 import {LinkEngine} from '../../src/engine/link-engine.js';
 import {createGraphClient, staticTokenSource} from '../../src/graph/graph-client.js';
 import {GraphLinkGateway, type LinkGateway} from '../../src/graph/link-gateway.js';
-import {queueHostConfigFrom} from '../../src/host-config.js';
-import {readSettings, type Settings} from '../../src/settings.js';
+import {queueHostConfigFrom} from '../../src/config/host-config.js';
+import {readSettings, type Settings} from '../../src/config/settings.js';
 import type {GraphSimulator} from '../../src/simulator/graph-simulator.js';
 import {handlePairsMessage, type WorkerDependencies} from '../../src/worker/pairs-handler.js';
 import {createLinkEngine, createWorkerDependencies, retryPolicyFrom} from '../../src/worker/worker-runtime.js';
 import {queueService, uniqueQueueName} from './queues.js';
-import {openAppStorage} from '../../src/storage/app-storage.js';
+import {openAppStorage} from '../../src/queue/app-storage.js';
 
 export interface TestWorker {
 	settings: Settings;

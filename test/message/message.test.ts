@@ -1,6 +1,6 @@
 import {Buffer} from 'node:buffer';
 import {describe, expect, it} from 'vitest';
-import {encodedSize, maximumEncodedMessageBytes, packPairs, parseMessage} from '../src/message.js';
+import {encodedSize, maximumEncodedMessageBytes, packPairs, parseMessage} from '../../src/message/message.js';
 
 const a = 'c0a74b4d-2694-4d5d-a964-1bee4ff0aaf2';
 const b = '4f1c2a3b-1111-4d5d-a964-1bee4ff0aaf3';

@@ -4,7 +4,7 @@
 import {existsSync, readFileSync} from 'node:fs';
 import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
-import type {MessageEncoding} from './message.js';
+import type {MessageEncoding} from '../message/message.js';
 
 export interface QueueHostConfig {
 	/** Messages fetched per poll; defaults to 16 (Functions' default), at most 32. */

@@ -1,12 +1,12 @@
 // The dead-letter record: one JSON message per pair that could not be applied, or per message that could not be read.
 // Every field is always present (null when it does not apply), so readers need no guessing.
 
-import {deadLetterReasons, type DeadLetterReason} from './engine/retry-decision.js';
-import type {GraphFailure} from './graph/graph-failure.js';
-import {encodedSize, maximumEncodedMessageBytes, type MessageEncoding} from './message.js';
-import type {LinkAction, Pair} from './pair.js';
+import {deadLetterReasons, type DeadLetterReason} from '../engine/retry-decision.js';
+import type {GraphFailure} from '../graph/graph-failure.js';
+import {encodedSize, maximumEncodedMessageBytes, type MessageEncoding} from '../message/message.js';
+import type {LinkAction, Pair} from '../pair/pair.js';
 
-export type {DeadLetterReason} from './engine/retry-decision.js';
+export type {DeadLetterReason} from '../engine/retry-decision.js';
 
 export interface DeadLetterError {
 	/** HTTP status from Graph; null when no response arrived or Graph was never called. */

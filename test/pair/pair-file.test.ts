@@ -2,7 +2,7 @@
 
 import {Readable} from 'node:stream';
 import {describe, expect, it} from 'vitest';
-import {PairFileError, readPairRows, type PairFileFormat, type PairRow} from '../src/pair-file.js';
+import {PairFileError, readPairRows, type PairFileFormat, type PairRow} from '../../src/pair/pair-file.js';
 
 const a = 'c0a74b4d-1111-4c5a-9a1b-000000000001';
 const b = '4f1c2a3b-2222-4c5a-9a1b-000000000002';

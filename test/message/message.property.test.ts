@@ -3,8 +3,8 @@
 import {Buffer} from 'node:buffer';
 import fc from 'fast-check';
 import {describe, expect, it} from 'vitest';
-import {parseMessage, type ParsedMessage} from '../src/message.js';
-import {checkPair, isCanonicalGuid, pairKey} from '../src/pair.js';
+import {parseMessage, type ParsedMessage} from '../../src/message/message.js';
+import {checkPair, isCanonicalGuid, pairKey} from '../../src/pair/pair.js';
 
 function checkInvariants(parsed: ParsedMessage): void {
 	if (parsed.kind === 'invalid-message') {

@@ -2,10 +2,10 @@
 // the blob containers it keeps state in. Every entry point (the Functions, each CLI command, the tests) opens it here.
 
 import type {QueueClient, QueueServiceClient} from '@azure/storage-queue';
-import {readQueueHostConfig, type QueueHostConfig} from '../host-config.js';
-import type {MessageEncoding} from '../message.js';
-import {createQueueServiceClient, QueueSender} from '../queue/storage-queue.js';
-import type {Settings} from '../settings.js';
+import {readQueueHostConfig, type QueueHostConfig} from '../config/host-config.js';
+import type {MessageEncoding} from '../message/message.js';
+import {createQueueServiceClient, QueueSender} from './storage-queue.js';
+import type {Settings} from '../config/settings.js';
 
 export interface AppStorage {
 	/** host.json's `extensions.queues`, whose `messageEncoding` every queue the app writes follows. */

@@ -1,13 +1,14 @@
-// The second hardening round: hostile producers, a misbehaving Graph and careless settings, each through the path a
-// user meets (the CLI, the real queue on Azurite, the handler), each asserting what the user would see.
+// Untrusted text printed safely, input files bounded, and every unreadable message ending as one whole dead letter:
+// hostile producers, a misbehaving Graph and careless settings, each through the path a user meets (the CLI, the real
+// queue on Azurite, the handler), each asserting what the user would see.
 
 import {describe, expect, it} from 'vitest';
-import {parseMessage} from '../../src/message.js';
+import {parseMessage} from '../../src/message/message.js';
 import {encodeMessage} from '../../src/queue/storage-queue.js';
-import {printable} from '../../src/untrusted-text.js';
+import {printable} from '../../src/text/untrusted-text.js';
 import {runInProcess} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
-import type {DeadLetterRecord} from '../../src/dead-letter.js';
+import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
 import {countMessages, drainJson, drainQueue, queueService} from '../support/queues.js';
 import {spawnCli} from '../support/cli.js';
 

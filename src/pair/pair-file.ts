@@ -3,7 +3,7 @@
 // Used by `sod-sync enqueue` and by reconcile manifests.
 
 import {StringDecoder} from 'node:string_decoder';
-import {jsonTextTooDeep, maximumJsonDepth} from './json-depth.js';
+import {jsonTextTooDeep, maximumJsonDepth} from '../message/json-depth.js';
 import type {Readable} from 'node:stream';
 import {checkPair, type Pair} from './pair.js';
 

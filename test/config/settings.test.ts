@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
-import {readFunctionTimeoutMs} from '../src/host-config.js';
-import {budgetProblem, checkSettingsAtStart, defaults, readSettings, settingNames, SettingsError} from '../src/settings.js';
+import {readFunctionTimeoutMs} from '../../src/config/host-config.js';
+import {budgetProblem, checkSettingsAtStart, defaults, readSettings, settingNames, SettingsError} from '../../src/config/settings.js';
 
 const storage = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;';
 
@@ -79,15 +79,15 @@ describe('the settings table', () => {
 	const names = Object.values(settingNames);
 
 	it('is documented in the README, every name', () => {
-		const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+		const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 		for (const name of names) {
 			expect(readme, name).toContain(`\`${name}\``);
 		}
 	});
 
 	it('says that the settings the trigger bindings name (%SOD_QUEUE%, %SOD_RECONCILE_SCHEDULE%) are required', () => {
-		// The host resolves binding expressions before the app runs: no default in src/settings.ts reaches them.
-		const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+		// The host resolves binding expressions before the app runs: no default in src/config/settings.ts reaches them.
+		const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 		for (const name of [settingNames.queueName, settingNames.reconcileSchedule]) {
 			const row = readme.split('\n').find(line => line.startsWith(`| \`${name}\` |`));
 			expect(row, name).toMatch(/\| required \(Function\)[^|]*\|$/);
@@ -95,14 +95,14 @@ describe('the settings table', () => {
 	});
 
 	it('gives a complete local storage connection in local.settings.sample.json (blob, queue and table: timers and the host need them)', () => {
-		const sample = JSON.parse(readFileSync(new URL('../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
 		for (const endpoint of ['BlobEndpoint=http://127.0.0.1:10000/', 'QueueEndpoint=http://127.0.0.1:10001/', 'TableEndpoint=http://127.0.0.1:10002/']) {
 			expect(sample.Values.AzureWebJobsStorage).toContain(endpoint);
 		}
 	});
 
 	it('is listed in local.settings.sample.json, every name, with values readSettings accepts', () => {
-		const sample = JSON.parse(readFileSync(new URL('../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
 		for (const name of names) {
 			expect(Object.keys(sample.Values), name).toContain(name);
 		}
@@ -133,7 +133,7 @@ describe('the invocation budget against the host\'s functionTimeout', () => {
 
 	it('reads host.json\'s functionTimeout (10 min), and refuses a budget of an hour at start under the host, naming it', () => {
 		expect(readFunctionTimeoutMs()).toBe(minutes(10));
-		const sample = JSON.parse(readFileSync(new URL('../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
+		const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')) as {Values: Record<string, string>};
 		const environment = {...sample.Values, FUNCTIONS_WORKER_RUNTIME: 'node'};
 		expect(() => checkSettingsAtStart(environment)).not.toThrow();
 		expect(() => checkSettingsAtStart({...environment, [settingNames.invocationBudgetSeconds]: '3600'})).toThrow(

@@ -8,9 +8,9 @@
 // - any of these as the `data` of a CloudEvents 1.0 or Event Grid event.
 
 import {Buffer} from 'node:buffer';
-import {checkPair, linkActions, pairKey, quote, reversePair, type LinkAction, type Pair} from './pair.js';
+import {checkPair, linkActions, pairKey, quote, reversePair, type LinkAction, type Pair} from '../pair/pair.js';
 import {jsonTextTooDeep, maximumJsonDepth, stringifyWithoutRecursion, valueTooDeep} from './json-depth.js';
-import {hasUnsafeCharacters, printable} from './untrusted-text.js';
+import {hasUnsafeCharacters, printable} from '../text/untrusted-text.js';
 
 export interface InvalidPair {
 	/** The pair as it was sent, for the dead-letter record. */

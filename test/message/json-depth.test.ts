@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {jsonTextTooDeep, stringifyWithoutRecursion, valueTooDeep} from '../src/json-depth.js';
+import {jsonTextTooDeep, stringifyWithoutRecursion, valueTooDeep} from '../../src/message/json-depth.js';
 
 describe('json-depth', () => {
 	it.each([

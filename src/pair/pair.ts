@@ -1,7 +1,7 @@
 // An incompatibility pair: holders of `accessPackageId` cannot request `incompatibleAccessPackageId`.
 // Graph links are one-way, so a pair is directed.
 
-import {printable} from './untrusted-text.js';
+import {printable} from '../text/untrusted-text.js';
 
 export interface Pair {
 	/** The access package whose `incompatibleAccessPackages` list receives the link (lower-case GUID). */

@@ -1,0 +1,113 @@
+// The $batch dispatcher on fake timers: what leaves together, what waits for the gate, and what is never Graph's fault.
+
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest';
+import {BatchDispatcher, InternalError, type DispatchStats} from '../../src/engine/batch-dispatcher.js';
+import {systemClock} from '../../src/engine/clock.js';
+import {EngineEvents} from '../../src/engine/engine-events.js';
+import {ThrottleGate} from '../../src/engine/throttle-gate.js';
+import {ThroughputControl} from '../../src/engine/throughput-control.js';
+import type {CallResult, LinkGateway, LinkOperation} from '../../src/graph/link-gateway.js';
+
+const operation = (index: number): LinkOperation => ({
+	kind: 'add',
+	pair: {accessPackageId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`, incompatibleAccessPackageId: `00000000-0000-4000-8000-${String(index + 100).padStart(12, '0')}`},
+});
+
+function dispatcher(gateway: LinkGateway, batchSize = 20) {
+	const stats: DispatchStats = {requests: 0, operations: 0, throttled: 0, unreachable: 0};
+	const gate = new ThrottleGate();
+	const dispatch = new BatchDispatcher({
+		gateway,
+		control: new ThroughputControl({maxConcurrency: 2}),
+		gate,
+		clock: systemClock,
+		batchSize,
+		requestTimeoutMs: 30_000,
+		sync: undefined,
+		stats,
+		events: new EngineEvents(),
+	});
+	return {dispatch, stats, gate};
+}
+
+const context = () => ({deadline: Date.now() + 60_000, signal: new AbortController().signal});
+const ok: CallResult<unknown> = {kind: 'ok', value: undefined};
+
+describe('BatchDispatcher', () => {
+	beforeEach(() => {
+		vi.useFakeTimers({now: 1_000_000});
+	});
+
+	afterEach(() => {
+		vi.useRealTimers();
+	});
+
+	it('sends operations submitted together in $batch requests of at most batchSize, each answer to its operation', async () => {
+		const sizes: number[] = [];
+		const {dispatch, stats} = dispatcher({
+			execute: async () => ok,
+			async executeBatch(operations) {
+				sizes.push(operations.length);
+				return operations.map((_, index) => ({kind: 'ok', value: index}));
+			},
+		}, 5);
+		const run = context();
+		const sent = Promise.all(Array.from({length: 12}, async (_, index) => dispatch.send(operation(index), run)));
+		await vi.advanceTimersByTimeAsync(100);
+		const results = await sent;
+		expect(sizes.sort()).toEqual([2, 5, 5]);
+		expect(results.every(result => result.kind === 'ok')).toBe(true);
+		expect(stats).toMatchObject({requests: 3, operations: 12});
+	});
+
+	it('rejects with InternalError, never a failure blaming Graph, when a request throws', async () => {
+		const {dispatch} = dispatcher({
+			execute: async () => {
+				throw new TypeError('a bug');
+			},
+			executeBatch: async () => {
+				throw new TypeError('a bug');
+			},
+		});
+		const run = context();
+		const sent = Promise.allSettled([dispatch.send(operation(1), run), dispatch.send(operation(2), run)]);
+		await vi.advanceTimersByTimeAsync(10);
+		const results = await sent;
+		for (const result of results) {
+			expect(result.status).toBe('rejected');
+			expect((result as PromiseRejectedResult).reason).toBeInstanceOf(InternalError);
+			expect(String((result as PromiseRejectedResult).reason.message)).toMatch(/^an internal error in sod-sync, not an answer from Graph: TypeError: a bug$/);
+		}
+	});
+
+	it('holds a throttled operation until the gate reopens, then sends it again; the others are answered at once', async () => {
+		const starts: number[] = [];
+		let calls = 0;
+		const {dispatch, stats, gate} = dispatcher({
+			async execute() {
+				starts.push(Date.now()); // A lone operation goes without $batch.
+				return ok;
+			},
+			async executeBatch(operations) {
+				starts.push(Date.now());
+				calls++;
+				return operations.map((_, index) => (calls === 1 && index === 0 ? {kind: 'failed', failure: {kind: 'throttled', status: 429, message: 'wait', retryAfterMs: 2000}} : ok));
+			},
+		});
+		const run = context();
+		const sent = Promise.all([dispatch.send(operation(1), run), dispatch.send(operation(2), run)]);
+		await vi.advanceTimersByTimeAsync(1000);
+		expect(gate.isOpen()).toBe(false);
+		await vi.advanceTimersByTimeAsync(2000);
+		expect((await sent).map(result => result.kind)).toEqual(['ok', 'ok']);
+		expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(2000);
+		expect(stats.throttled).toBe(1);
+	});
+
+	it('defers an operation whose deadline leaves no time for a request, without sending it', async () => {
+		const {dispatch, stats} = dispatcher({execute: async () => ok, executeBatch: async operations => operations.map(() => ok)});
+		const result = await dispatch.send(operation(1), {deadline: Date.now() + 500, signal: new AbortController().signal});
+		expect(result.kind).toBe('deferred');
+		expect(stats.requests).toBe(0);
+	});
+});
