@@ -24,8 +24,10 @@ describe('regimeAt and paceAt, regime by regime', () => {
 		expect(paceAt(pace, at)).toBeCloseTo(rate, 1);
 	});
 
-	it('spends the refill on top in every regime, and only while it lasts', () => {
-		for (const pace of [probing, {...fitted, refill: undefined}, below]) {
+	it('spends the refill on top while probing and at a fitted ceiling, only while it lasts; never while recovering', () => {
+		expect(regimeAt({...below, refill: 20}, 100)).toBe('recovering');
+		expect(paceAt({...below, refill: 20}, 100)).toBe(paceAt(below, 100));
+		for (const pace of [probing, {...fitted, refill: undefined}]) {
 			const withRefill = {...pace, refill: 20};
 			const base = Math.min(pace.rate, pace.ceiling);
 			expect(regimeAt(withRefill, 100)).toBe('spending-refill');

@@ -220,16 +220,20 @@ describe('ThroughputControl', () => {
 	});
 });
 
-describe('paceAt spends the refill on top in every regime', () => {
+describe('paceAt and the refill', () => {
 	const refill = 50;
 	it.each([
 		['no ceiling known (probing)', {rate: 40, ceiling: Number.POSITIVE_INFINITY, setAt: 0}],
 		['at a fitted ceiling', {rate: 100, ceiling: 100, setAt: 0}],
-		['below a ceiling (a fitted pace averaged with a first estimate)', {rate: 92.5, ceiling: 100, setAt: 0}],
 	])('%s: a quarter of the rate on top while the refill lasts, nothing after', (_name, pace) => {
 		const base = Math.min(pace.rate, pace.ceiling);
 		const spendMs = (refill / (refillSpend * base)) * 1000;
 		expect(paceAt({...pace, refill}, 500) - paceAt(pace, 500)).toBeCloseTo(refillSpend * base, 9);
 		expect(paceAt({...pace, refill}, spendMs + 1)).toBeCloseTo(paceAt(pace, spendMs + 1), 6);
+	});
+
+	it('below a ceiling (a fitted pace averaged with a first estimate): nothing on top, the recovery alone', () => {
+		const pace = {rate: 92.5, ceiling: 100, setAt: 0};
+		expect(paceAt({...pace, refill}, 500)).toBe(paceAt(pace, 500));
 	});
 });
