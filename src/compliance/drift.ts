@@ -70,19 +70,3 @@ export class DriftTally {
 		return {missing: [...this.#drift.missing].sort(byKey), extra: [...this.#drift.extra].sort(byKey), outOfScope: [...this.#drift.outOfScope].sort(byKey)};
 	}
 }
-
-/**
- * The drift of a whole tenant read at once; a package absent from `current` has none of its desired links.
- *
- * @example
- * computeDrift(desired, new Map([[a, [b, c]]]), new Set([a, b]))
- */
-export function computeDrift(desired: readonly Pair[], current: ReadonlyMap<string, readonly string[]>, scope: ReadonlySet<string>): Drift {
-	const tally = new DriftTally(desired, scope);
-	const sources = new Set([...current.keys(), ...desired.map(pair => pair.accessPackageId)]);
-	for (const accessPackageId of sources) {
-		tally.compare(accessPackageId, current.get(accessPackageId) ?? []);
-	}
-
-	return tally.result();
-}

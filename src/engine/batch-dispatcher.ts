@@ -291,7 +291,7 @@ export class BatchDispatcher {
 			this.#control.recordAccepted(accepted);
 		}
 
-		if (this.#events.listened) {
+		if (this.#events.listens('request')) {
 			const ok = results.filter(result => result.kind === 'ok').length;
 			const throttledCount = results.filter(result => result.kind === 'failed' && result.failure.kind === 'throttled').length;
 			this.#events.emit({type: 'request', at: this.#clock.now(), operations: results.length, accepted: ok, throttled: throttledCount, failed: results.length - ok - throttledCount});

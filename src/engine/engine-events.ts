@@ -29,17 +29,21 @@ export type EngineEventListener = (event: EngineEvent) => void;
  * stop(); // unsubscribes
  */
 export class EngineEvents {
-	readonly #listeners = new Set<EngineEventListener>();
+	readonly #listeners = new Map<EngineEventListener, ReadonlySet<EngineEvent['type']> | undefined>();
 
-	/** Subscribes; returns the function that unsubscribes. */
-	on(listener: EngineEventListener): () => void {
-		this.#listeners.add(listener);
+	/** Subscribes to every event, or to those of `types`; returns the function that unsubscribes. */
+	on(listener: EngineEventListener, types?: ReadonlyArray<EngineEvent['type']>): () => void {
+		this.#listeners.set(listener, types && new Set(types));
 		return () => this.#listeners.delete(listener);
 	}
 
 	/** Tells every listener. A listener that throws is a bug at the edge: it never stops the engine or the others. */
 	emit(event: EngineEvent): void {
-		for (const listener of this.#listeners) {
+		for (const [listener, types] of this.#listeners) {
+			if (types && !types.has(event.type)) {
+				continue;
+			}
+
 			try {
 				listener(event);
 			} catch {
@@ -48,8 +52,14 @@ export class EngineEvents {
 		}
 	}
 
-	/** Whether anyone listens: callers skip building events nobody reads. */
-	get listened(): boolean {
-		return this.#listeners.size > 0;
+	/** Whether anyone listens to `type`: the engine skips building events nobody reads (`request`, on every request). */
+	listens(type: EngineEvent['type']): boolean {
+		for (const types of this.#listeners.values()) {
+			if (!types || types.has(type)) {
+				return true;
+			}
+		}
+
+		return false;
 	}
 }

@@ -13,8 +13,8 @@
 // - A 429 while paced with no bucket known (a pace adopted from another instance): the pace drops to `paceDecrease`
 //   of the rate the 429 came at and RECOVERS towards it along CUBIC's curve, then beyond. A recovering pace does not
 //   spend a refill on top (one it carries comes from averaging instances' estimates in the shared record): it is
-//   climbing already, and spending on top overshoots into the next penalty window (measured: scale-out-penalty at 0.92
-//   of the budget over four runs with it, 0.98 without).
+//   climbing already, and spending on top overshoots into the next penalty window (the six-process penalty-window
+//   scenario of `npm run bench` lost budget with it).
 // Before `setAt` (the gate is still shut) the pace is WAITING at its rate.
 
 /** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
@@ -111,26 +111,36 @@ function refillSeconds(pace: Pace): number {
  * paceAt({rate: 100, ceiling: 100, setAt: 0, refill: 50}, 1000) // 125: spending the refill, for 2 s
  */
 export function paceAt(pace: Pace, now: number): number {
-	if (now <= pace.setAt) {
-		return pace.rate;
-	}
-
 	const seconds = (now - pace.setAt) / 1000;
-	const spendSeconds = refillSeconds(pace);
-	const spending = seconds < spendSeconds ? refillSpend * Math.min(pace.rate, pace.ceiling) : 0;
-	if (!Number.isFinite(pace.ceiling)) {
-		return pace.rate * (1 + probeGrowth * seconds) + spending;
-	}
+	switch (regimeAt(pace, now)) {
+		case 'waiting': {
+			return pace.rate;
+		}
 
-	if (pace.rate >= pace.ceiling) {
-		// The plateau and the probe beyond start once the refill is spent.
-		return spending > 0 ? pace.ceiling + spending : pace.ceiling * (1 + paceGrowth * Math.max(0, seconds - spendSeconds - plateauSeconds) ** 3);
-	}
+		case 'probing': {
+			return pace.rate * (1 + probeGrowth * seconds);
+		}
 
-	// Recovering: CUBIC's climb, no refill on top (see the file's opening).
-	const ceiling = Math.max(pace.ceiling, pace.rate);
-	const regainAt = Math.cbrt((1 - pace.rate / ceiling) / paceGrowth);
-	return ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3);
+		case 'spending-refill': {
+			// On top of the straight probe with no ceiling known, or of the fitted ceiling.
+			const spending = refillSpend * Math.min(pace.rate, pace.ceiling);
+			return (Number.isFinite(pace.ceiling) ? pace.ceiling : pace.rate * (1 + probeGrowth * seconds)) + spending;
+		}
+
+		case 'holding': {
+			return pace.ceiling;
+		}
+
+		case 'probing-beyond': {
+			return pace.ceiling * (1 + paceGrowth * (seconds - refillSeconds(pace) - plateauSeconds) ** 3);
+		}
+
+		case 'recovering': {
+			// CUBIC's climb, no refill on top (see the file's opening).
+			const regainAt = Math.cbrt((1 - pace.rate / pace.ceiling) / paceGrowth);
+			return pace.ceiling * (1 + paceGrowth * (seconds - regainAt) ** 3);
+		}
+	}
 }
 
 /** What a throttle event shows, for choosing the next pace. */

@@ -3,6 +3,9 @@
 
 import type {EngineEvent} from '../engine/engine-events.js';
 
+/** The events worth a log line (`request` is counted, not logged: subscribing to it would build one per request). */
+export const loggedEngineEvents: ReadonlyArray<EngineEvent['type']> = ['throttled', 'gate-held', 'pace-changed', 'instances-changed'];
+
 const rate = (operationsPerSecond: number) => `${operationsPerSecond >= 10 ? Math.round(operationsPerSecond) : operationsPerSecond.toFixed(1)} operations/s`;
 
 /** One line for the events worth a line; undefined for the others (`request`: counted, not logged). */

@@ -13,7 +13,7 @@ import {BlobThrottleStore} from '../storage/blob-throttle-store.js';
 import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-store.js';
 import type {WorkerDependencies} from './pairs-handler.js';
 import type {AppStorage} from '../queue/app-storage.js';
-import {describeEngineEvent} from './engine-log.js';
+import {describeEngineEvent, loggedEngineEvents} from './engine-log.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
 
@@ -86,7 +86,7 @@ export function sharedLinkEngine(settings: Settings, environment: Environment, l
 			if (line !== undefined) {
 				log(line);
 			}
-		});
+		}, loggedEngineEvents);
 	}
 
 	return processEngine;

@@ -1,12 +1,23 @@
 import {describe, expect, it} from 'vitest';
-import {computeDrift, DriftTally} from '../../src/compliance/drift.js';
+import {DriftTally, type Drift} from '../../src/compliance/drift.js';
+import type {Pair} from '../../src/pair/pair.js';
 import {desiredLinks} from '../../src/compliance/manifest.js';
 
 const [a, b, c, x] = ['a', 'b', 'c', 'x'];
 const pair = (accessPackageId: string, incompatibleAccessPackageId: string) => ({accessPackageId, incompatibleAccessPackageId});
 const scope = new Set([a, b, c]);
 
-describe('computeDrift', () => {
+/** A whole tenant compared at once: every package read (those in `current`) and every desired source. */
+function computeDrift(desired: readonly Pair[], current: ReadonlyMap<string, readonly string[]>, inScope: ReadonlySet<string>): Drift {
+	const tally = new DriftTally(desired, inScope);
+	for (const accessPackageId of new Set([...current.keys(), ...desired.map(pair => pair.accessPackageId)])) {
+		tally.compare(accessPackageId, current.get(accessPackageId) ?? []);
+	}
+
+	return tally.result();
+}
+
+describe('DriftTally over a whole tenant', () => {
 	it('finds nothing when the tenant matches', () => {
 		expect(computeDrift([pair(a, b)], new Map([[a, [b]], [b, []]]), scope)).toEqual({missing: [], extra: [], outOfScope: []});
 	});

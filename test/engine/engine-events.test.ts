@@ -49,11 +49,22 @@ describe('EngineEvents', () => {
 		const stop = events.on(event => heard.push(`a ${event.type}`));
 		events.on(event => heard.push(`b ${event.type}`));
 		const event: EngineEvent = {type: 'instances-changed', at: 0, instances: 2, previous: 1};
-		expect(events.listened).toBe(true);
+		expect(events.listens('instances-changed')).toBe(true);
 		events.emit(event);
 		stop();
 		events.emit(event);
 		expect(heard).toEqual(['a instances-changed', 'b instances-changed', 'b instances-changed']);
+	});
+
+	it('tells a listener only the types it subscribed to, and says nobody listens to the others', () => {
+		const events = new EngineEvents();
+		const heard: string[] = [];
+		events.on(event => heard.push(event.type), ['throttled']);
+		expect(events.listens('request')).toBe(false);
+		expect(events.listens('throttled')).toBe(true);
+		events.emit({type: 'request', at: 0, operations: 1, accepted: 1, throttled: 0, failed: 0});
+		events.emit({type: 'throttled', at: 0, cause: 'throttled', retryAfterMs: 1000, reopenAt: 1000});
+		expect(heard).toEqual(['throttled']);
 	});
 });
 
