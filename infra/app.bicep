@@ -13,6 +13,7 @@ param maxPairAgeHours string
 param reconcileSchedule string
 param reconcileEnabled bool
 param reconcileApply string
+param ledgerRetentionDays int
 
 @description('The operator running azd (AZURE_PRINCIPAL_ID): may use `sod-sync enqueue`, `dead-letters` and the manifest with their own sign-in. Empty: no access for anyone but the app.')
 param principalId string = ''
@@ -37,6 +38,7 @@ var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
@@ -72,6 +74,17 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
   }
 ]
 
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// The import ledger (src/ledger/ledger-store.ts names it): what `sod-sync status`, `changes` and `undo` read.
+resource ledgerTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: 'sodsyncledger'
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -103,6 +116,28 @@ resource appBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// Table data for the import ledger (and the host's own diagnostics tables, which is why the account and not the table).
+resource appTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The operator: table data on the ledger table only (status and changes read it, enqueue and undo record imports).
+resource operatorTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(ledgerTable.id, principalId, roles.storageTableDataContributor)
+  scope: ledgerTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: principalId
+    principalType: principalType
   }
 }
 
@@ -210,10 +245,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       appSettings: [
-        // The host's and the app's storage, by identity (src/config/settings.ts reads the __queueServiceUri form). No table
-        // endpoint: the identity has no table role, and the host would log 403s for its diagnostics table.
+        // The host's and the app's storage, by identity (src/config/settings.ts reads the __queueServiceUri form). The
+        // table endpoint holds the import ledger; the identity has Storage Table Data Contributor (appTableRole).
         {name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob}
         {name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue}
+        {name: 'AzureWebJobsStorage__tableServiceUri', value: storage.properties.primaryEndpoints.table}
         {name: 'AzureWebJobsStorage__credential', value: 'managedidentity'}
         {name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId}
         // Graph: ManagedIdentityCredential with this client id (no GRAPH_ACCESS_TOKEN, ever, in Azure).
@@ -234,6 +270,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {name: 'SOD_NOT_FOUND_RETRIES', value: '3'}
         {name: 'SOD_THROTTLE_STATE_CONTAINER', value: 'sod-sync-state'}
         {name: 'SOD_DEAD_LETTER_CONTAINER', value: 'sod-sync-dead-letters'}
+        {name: 'SOD_LEDGER_RETENTION_DAYS', value: string(ledgerRetentionDays)}
         {name: 'SOD_RECONCILE_SCHEDULE', value: reconcileSchedule}
         {name: 'SOD_MANIFEST_CONTAINER', value: 'sod-sync'}
         {name: 'SOD_MANIFEST_BLOB', value: 'manifest.csv'}
@@ -252,3 +289,4 @@ output identityPrincipalId string = identity.properties.principalId
 output identityClientId string = identity.properties.clientId
 output storageAccountName string = storage.name
 output queueServiceUri string = storage.properties.primaryEndpoints.queue
+output tableServiceUri string = storage.properties.primaryEndpoints.table

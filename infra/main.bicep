@@ -57,7 +57,12 @@ param reconcileEnabled bool = false
 @description('SOD_RECONCILE_APPLY: the schedule enqueues the fixes it finds (false: it reports drift only).')
 param reconcileApply string = 'false'
 
-@description('The operator running azd (azd fills AZURE_PRINCIPAL_ID): gets queue data on the account and blob data on the dead-letter and manifest containers, to use sod-sync enqueue and dead-letters with their own sign-in.')
+@description('Days the import ledger (sod-sync status, changes, undo) keeps an import; 0 turns the ledger off.')
+@minValue(0)
+@maxValue(3650)
+param ledgerRetentionDays int = 90
+
+@description('The operator running azd (azd fills AZURE_PRINCIPAL_ID): gets queue data on the account, blob data on the dead-letter and manifest containers and table data on the ledger table, to use sod-sync enqueue, dead-letters, status, changes and undo with their own sign-in.')
 param principalId string = ''
 
 @allowed(['User', 'ServicePrincipal'])
@@ -90,6 +95,7 @@ module app 'app.bicep' = {
     reconcileSchedule: reconcileSchedule
     reconcileEnabled: reconcileEnabled
     reconcileApply: reconcileApply
+    ledgerRetentionDays: ledgerRetentionDays
     principalId: principalId
     principalType: principalType
   }
@@ -103,3 +109,4 @@ output SOD_IDENTITY_PRINCIPAL_ID string = app.outputs.identityPrincipalId
 output SOD_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
 output SOD_STORAGE_ACCOUNT string = app.outputs.storageAccountName
 output SOD_QUEUE_SERVICE_URI string = app.outputs.queueServiceUri
+output SOD_TABLE_SERVICE_URI string = app.outputs.tableServiceUri

@@ -5,7 +5,7 @@ import {randomBytes} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
-import {join} from 'node:path';
+import {basename, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import {correlationIdProblem} from '../message/message.js';
 import {linkActions, type LinkAction} from '../pair/pair.js';
@@ -13,6 +13,7 @@ import {formatFromPath, PairFileError, readPairRows, type PairFileFormat} from '
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {sendPairRows} from '../queue/send-pairs.js';
 import {generatedCorrelationId, openAppStorage} from '../queue/app-storage.js';
+import {ImportRecorder} from '../ledger/import-recorder.js';
 
 export const enqueueHelp = `Usage: sod-sync enqueue <file | -> [options]
 
@@ -25,7 +26,8 @@ Options:
   --skip-invalid             enqueue the valid rows and report the others
   --symmetric                link each pair in both directions
   --action add|remove        default add
-  --correlation-id ID        carried into every log line and dead letter (default: generated)
+  --correlation-id ID        names the import: carried into every log line and dead letter, and what
+                             \`sod-sync status\`, \`changes\` and \`undo\` take (default: generated)
 ${settingFlagsHelp}
 
 Exit codes: 0 enqueued, 1 storage failure, 2 invalid input (nothing enqueued).`;
@@ -108,9 +110,15 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 			return exitCodes.invalidInput;
 		}
 
-		// Pass 2: pack and send.
+		// Pass 2: record the import in the ledger, then pack and send.
+		const warn = (line: string) => {
+			progress.clear();
+			io.stderr.write(`${line}\n`);
+		};
+
+		const recorder = await ImportRecorder.start(settings, {correlationId, source: source === '-' ? 'stdin' : basename(source), invalidRows: invalid}, warn);
 		const {pairs: queue, encoding} = openAppStorage(settings);
-		const {pairs, messages, failure} = await sendPairRows(
+		const {pairs, messages, duplicates, sentPairs, failure} = await sendPairRows(
 			readPairRows(createReadStream(path), resolvedFormat),
 			queue,
 			{action, symmetric: values.symmetric ? true : undefined, correlationId, attempt: 0},
@@ -121,8 +129,13 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 			},
 		);
 		progress.clear();
-		const skipped = invalid > 0 ? `; ${formatCount(invalid)} invalid rows skipped` : '';
-		if (failure !== undefined || io.signal.aborted) {
+		const interrupted = failure !== undefined || io.signal.aborted;
+		await recorder.finish({sentPairs, duplicates, interrupted});
+		const skipped = [
+			invalid > 0 ? `; ${formatCount(invalid)} invalid rows skipped` : '',
+			duplicates > 0 ? `; ${formatCount(duplicates)} repeated pairs sent once` : '',
+		].join('');
+		if (interrupted) {
 			const why = failure === undefined ? 'interrupted' : (failure as Error).message;
 			io.stderr.write(
 				`enqueue stopped (${why}) after ${formatCount(messages)} messages; re-running the whole file is safe (adding a link twice is harmless)\n`,
@@ -131,7 +144,7 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 		}
 
 		io.stdout.write(
-			`enqueued ${formatCount(pairs)} pairs${values.symmetric ? ' (each both ways)' : ''} in ${formatCount(messages)} messages to '${settings.queueName}', correlation ${correlationId}${skipped}\n`,
+			`enqueued ${formatCount(pairs)} pairs${values.symmetric ? ' (each row both ways)' : ''} in ${formatCount(messages)} messages to '${settings.queueName}', correlation ${correlationId}${skipped}\n`,
 		);
 		return exitCodes.ok;
 	} finally {

@@ -14,12 +14,15 @@ import {enqueueCommand} from './enqueue-command.js';
 import {describeRun, runQueueHost} from './run-command.js';
 import {describeSimulatorStats, startSimulator} from './simulate-graph-command.js';
 import {openAppStorage} from '../queue/app-storage.js';
+import {importStatus} from '../ledger/ledger.js';
+import {openLedgerStore} from '../ledger/open-ledger.js';
+import {describeStatus} from './ledger-commands.js';
 
 export const localHelp = `Usage: sod-sync local [--import FILE] [--tenant FILE]
 
 Runs sod-sync end to end on this machine: Azurite (in memory) and the Graph simulator (50 operations/s, a penalty
 window, 1% 5xx, 1% dropped connections after the write), enqueues the import, runs the worker until the queue is empty,
-then prints the outcome table and the dead letters. Stops everything it started.
+then prints the outcome table, the dead letters and the import's status from the ledger. Stops everything it started.
 
 Options:
   --import FILE              pairs to enqueue (default samples/sample-import.csv)
@@ -42,7 +45,7 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 
 	const importPath = values.import ?? samples('sample-import.csv');
 	const say = (text = '') => io.stdout.write(`${text}\n`);
-	const azurite = await startAzurite({blob: true});
+	const azurite = await startAzurite({blob: true, table: true});
 	const simulator = await startSimulator(
 		{
 			throttle: {operationsPerSecond: 50, retryAfter: 'seconds', retryAfterSeconds: 1, penaltyWindow: true},
@@ -91,6 +94,14 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 		const summary = new DeadLetterSummary();
 		await listDeadLetters(storage.queue(settings.deadLetterQueueName), storage.encoding, message => summary.add(message));
 		io.stdout.write(summary.describe(settings.deadLetterQueueName));
+		say();
+		say('$ sod-sync status local-demo');
+		const store = openLedgerStore(settings, line => io.stderr.write(`${line}\n`));
+		if (store) {
+			const [record, settlements] = await Promise.all([store.readImport('local-demo'), store.readSettlements('local-demo')]);
+			say(describeStatus(importStatus('local-demo', record, settlements, new Date())));
+		}
+
 		say();
 		say('Everything above ran against local stand-ins; point GRAPH_BASE_URL and AzureWebJobsStorage at real ones to do it for real.');
 		return exitCodes.ok;

@@ -11,6 +11,9 @@ const commands: Record<string, {load: () => Promise<Command>; summary: string}> 
 	local: {load: async () => (await import('./local-command.js')).localCommand, summary: 'run everything on this machine: Azurite, the Graph simulator, a sample import'},
 	enqueue: {load: async () => (await import('./enqueue-command.js')).enqueueCommand, summary: 'validate a CSV or JSON Lines file of pairs and enqueue it'},
 	run: {load: async () => (await import('./run-command.js')).runCommand, summary: 'run the worker on the pairs queue (the local queue host)'},
+	status: {load: async () => (await import('./ledger-commands.js')).statusCommand, summary: "an import's progress and totals, or the recent imports"},
+	changes: {load: async () => (await import('./ledger-commands.js')).changesCommand, summary: 'the links an import added or removed (the audit trail)'},
+	undo: {load: async () => (await import('./ledger-commands.js')).undoCommand, summary: 'enqueue the inverse of what an import changed'},
 	reconcile: {load: async () => (await import('./reconcile-command.js')).reconcileCommand, summary: 'compare the tenant with a manifest of rules; --apply fixes the drift'},
 	violations: {load: async () => (await import('./reconcile-command.js')).violationsCommand, summary: 'list users who already hold both packages of a rule'},
 	grant: {load: async () => (await import('./grant-command.js')).grantCommand, summary: "give a managed identity Microsoft Graph's entitlement-management permission"},
@@ -31,7 +34,7 @@ ${Object.entries(commands)
 Every command takes --help. Settings come from the environment (the Function's app settings; see README.md),
 and flags override them.
 
-Exit codes: 0 success, 1 error, 2 bad usage or invalid input, 3 drift (reconcile).`;
+Exit codes: 0 success, 1 error, 2 bad usage or invalid input, 3 drift (reconcile), no such import (status, changes, undo).`;
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {
 	const [name, ...args] = argv;

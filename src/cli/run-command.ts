@@ -4,7 +4,7 @@ import {QueueHost, type QueueHostCounts} from '../local/queue-host.js';
 import type {Environment} from '../config/settings.js';
 import type {LinkEngine} from '../engine/link-engine.js';
 import {createPairsHandler} from '../worker/pairs-handler.js';
-import {createWorkerDependencies} from '../worker/worker-runtime.js';
+import {createWorkerDependencies, workerLedgerFor} from '../worker/worker-runtime.js';
 import {openAppStorage} from '../queue/app-storage.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {OutcomeTotals} from './outcome-totals.js';
@@ -67,12 +67,18 @@ export async function runQueueHost(
 	const progress = new ProgressLine(io.stderr);
 	const startedAt = Date.now();
 	const printLogs = !io.stderr.isTTY || options.verbose;
+	const warn = (line: string) => {
+		progress.clear();
+		io.stderr.write(`${line}\n`);
+	};
+
 	const dependencies = createWorkerDependencies(
 		settings,
 		storage,
 		environment,
 		{
 			signal: io.signal,
+			ledger: workerLedgerFor(settings, warn),
 			onSummary(summary) {
 				totals.add(summary);
 				progress.update(`run: ${totals.brief()}`);
@@ -99,6 +105,11 @@ export async function runQueueHost(
 		},
 	});
 	const counts = await host.run({untilEmpty: options.untilEmpty, signal: io.signal});
+	const unrecorded = (await dependencies.ledger?.flush()) ?? 0;
+	if (unrecorded > 0) {
+		warn(`sod-sync ledger: ${unrecorded} settled messages could not be recorded before exit; \`sod-sync status\` will show their pairs as pending (they were applied or dead-lettered).`);
+	}
+
 	progress.clear();
 	return {counts, totals, engine: dependencies.engine, elapsedMs: Date.now() - startedAt};
 }

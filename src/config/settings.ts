@@ -25,6 +25,8 @@ export interface Settings {
 	throttleStateContainer: string | undefined;
 	/** The blob container for raw messages too large to sit inline in their dead-letter record. */
 	deadLetterContainer: string;
+	/** Days an import's ledger is kept; 0 turns the ledger off. */
+	ledgerRetentionDays: number;
 	/** First retry wait for 5xx and connection errors; 404 retries start at ten times this. */
 	retryBaseMs: number;
 	notFoundRetries: number;
@@ -32,7 +34,13 @@ export interface Settings {
 
 export type StorageConnection =
 	| {kind: 'connection-string'; connectionString: string}
-	| {kind: 'identity'; queueServiceUri: string; blobServiceUri: string | undefined; managedIdentityClientId: string | undefined};
+	| {
+			kind: 'identity';
+			queueServiceUri: string;
+			blobServiceUri: string | undefined;
+			tableServiceUri: string | undefined;
+			managedIdentityClientId: string | undefined;
+	  };
 
 export type Environment = Record<string, string | undefined>;
 
@@ -55,6 +63,7 @@ export const settingNames = {
 	maxPairAgeHours: 'SOD_MAX_PAIR_AGE_HOURS',
 	throttleStateContainer: 'SOD_THROTTLE_STATE_CONTAINER',
 	deadLetterContainer: 'SOD_DEAD_LETTER_CONTAINER',
+	ledgerRetentionDays: 'SOD_LEDGER_RETENTION_DAYS',
 	retryBaseMs: 'SOD_RETRY_BASE_MS',
 	notFoundRetries: 'SOD_NOT_FOUND_RETRIES',
 	reconcileSchedule: 'SOD_RECONCILE_SCHEDULE',
@@ -82,12 +91,13 @@ export function disabledSettingName(functionName: string): string {
 
 /**
  * Settings of the platform that a deployment sets beside sod-sync's own (infra/app.bicep): the identity-based storage
- * connection, the managed identity for Graph, Application Insights, and the switch that disables the timer. No table
- * endpoint: the host only uses it where the identity has a table role, and sod-sync keeps nothing in tables.
+ * connection (its table endpoint holds the import ledger; the identity has Storage Table Data Contributor), the managed
+ * identity for Graph, Application Insights, and the switch that disables the timer.
  */
 export const platformSettingNames = [
 	'AzureWebJobsStorage__blobServiceUri',
 	'AzureWebJobsStorage__queueServiceUri',
+	'AzureWebJobsStorage__tableServiceUri',
 	'AzureWebJobsStorage__credential',
 	'AzureWebJobsStorage__clientId',
 	'AZURE_CLIENT_ID',
@@ -136,6 +146,11 @@ export const defaults = {
 	 * record would not fit a queue message (64 KiB) is kept there whole, and the record names the blob.
 	 */
 	deadLetterContainer: 'sod-sync-dead-letters',
+	/**
+	 * Defaults to 90 days: an import's ledger (what `status`, `changes` and `undo` read, in the `sodsyncledger` table of
+	 * the AzureWebJobsStorage account) is kept that long after it was last written; 0 turns the ledger off.
+	 */
+	ledgerRetentionDays: 90,
 	/**
 	 * Defaults to 200 ms, doubling per retry (with jitter) up to 30 s: a lone 5xx or dropped connection is usually one bad
 	 * node, so the first retry comes soon and repeated failures back off hard. A 404's waits start at ten times this
@@ -215,6 +230,7 @@ export function readSettings(environment: Environment): Settings {
 		maxPairAgeMs: read(settingNames.maxPairAgeHours, hoursIn(0.001, 24 * 6), defaults.maxPairAgeHours) * 3_600_000,
 		throttleStateContainer: read(settingNames.throttleStateContainer, parseStateContainer, defaults.throttleStateContainer),
 		deadLetterContainer: read(settingNames.deadLetterContainer, parseContainerName, defaults.deadLetterContainer),
+		ledgerRetentionDays: read(settingNames.ledgerRetentionDays, integerIn(0, 3650), defaults.ledgerRetentionDays),
 		retryBaseMs: read(settingNames.retryBaseMs, integerIn(10, 60_000), defaults.retryBaseMs),
 		notFoundRetries: read(settingNames.notFoundRetries, integerIn(0, 20), defaults.notFoundRetries),
 	};
@@ -256,6 +272,7 @@ function readStorageConnection(environment: Environment, problems: string[]): St
 			kind: 'identity',
 			queueServiceUri,
 			blobServiceUri: environment[`${name}__blobServiceUri`]?.trim() || undefined,
+			tableServiceUri: environment[`${name}__tableServiceUri`]?.trim() || undefined,
 			managedIdentityClientId: environment[`${name}__clientId`]?.trim() || undefined,
 		};
 	}

@@ -4,13 +4,14 @@
 // - one pair:        {"accessPackageId": "<guid>", "incompatibleAccessPackageId": "<guid>"}
 // - an array of pairs
 // - an envelope:     {"pairs": [...], "action": "add" | "remove", "symmetric": false, "correlationId": "...", "attempt": 0,
-//                    "firstEnqueuedAt": "2026-11-30T12:00:00.000Z"}
+//                    "firstEnqueuedAt": "2026-11-30T12:00:00.000Z", "origin": "requeue" | "redrive"}
 // - any of these as the `data` of a CloudEvents 1.0 or Event Grid event.
 
 import {Buffer} from 'node:buffer';
 import {checkPair, linkActions, pairKey, quote, reversePair, type LinkAction, type Pair} from '../pair/pair.js';
 import {jsonTextTooDeep, maximumJsonDepth, stringifyWithoutRecursion, valueTooDeep} from './json-depth.js';
 import {hasUnsafeCharacters, printable} from '../text/untrusted-text.js';
+import {messageOrigins, type MessageOrigin} from '../ledger/ledger.js';
 
 export interface InvalidPair {
 	/** The pair as it was sent, for the dead-letter record. */
@@ -28,6 +29,8 @@ export interface PairsMessage {
 	readonly attempt: number;
 	/** When the pairs first entered the queue (epoch ms); the worker stamps it on re-queues. Undefined when not given. */
 	readonly firstEnqueuedAt: number | undefined;
+	/** Where the pairs came from, for the import ledger: `import` unless sod-sync re-queued or redrove them. */
+	readonly origin: MessageOrigin;
 }
 
 export type ParsedMessage =
@@ -43,6 +46,8 @@ export interface PairsEnvelope {
 	attempt?: number;
 	/** ISO 8601; producers never need to set it (the message's insertion time stands in). */
 	firstEnqueuedAt?: string;
+	/** Set by sod-sync on the pairs it re-queues or redrives (the import ledger counts them once); producers leave it out. */
+	origin?: Exclude<MessageOrigin, 'import'>;
 }
 
 const maximumCorrelationIdLength = 256;
@@ -135,16 +140,18 @@ interface EnvelopeFields {
 	correlationId?: string;
 	attempt?: number;
 	firstEnqueuedAt?: number;
+	origin?: MessageOrigin;
 }
 
 function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 	const fields: EnvelopeFields = {};
-	const {action, symmetric, correlationId, attempt, firstEnqueuedAt} = ownFields(record, [
+	const {action, symmetric, correlationId, attempt, firstEnqueuedAt, origin} = ownFields(record, [
 		'action',
 		'symmetric',
 		'correlationId',
 		'attempt',
 		'firstEnqueuedAt',
+		'origin',
 	]);
 	if (action !== undefined) {
 		if (!linkActions.includes(action as LinkAction)) {
@@ -186,6 +193,14 @@ function readEnvelope(record: Record<string, unknown>): Read<EnvelopeFields> {
 		}
 
 		fields.firstEnqueuedAt = at;
+	}
+
+	if (origin !== undefined && origin !== null) {
+		if (!messageOrigins.includes(origin as MessageOrigin)) {
+			return {kind: 'invalid', reason: `"origin" must be "import", "requeue" or "redrive", got ${describeJson(origin)}`};
+		}
+
+		fields.origin = origin as MessageOrigin;
 	}
 
 	return {kind: 'ok', value: fields};
@@ -233,6 +248,7 @@ function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
 		correlationId: fields.correlationId,
 		attempt: fields.attempt ?? 0,
 		firstEnqueuedAt: fields.firstEnqueuedAt,
+		origin: fields.origin ?? 'import',
 	};
 }
 
@@ -367,6 +383,7 @@ export class MessagePacker {
 	readonly #emptyBytes: number;
 	readonly #rawLimit: number;
 	#batch: string[] = [];
+	readonly #keys = new Set<string>();
 	#bytes: number;
 
 	constructor(envelope: Omit<PairsEnvelope, 'pairs'>, encoding: MessageEncoding, maximumBytes = maximumEncodedMessageBytes) {
@@ -382,6 +399,11 @@ export class MessagePacker {
 		return this.#batch.length;
 	}
 
+	/** True when the message being filled holds `pair` already (the worker would read it once). */
+	holds(pair: Pair): boolean {
+		return this.#keys.has(pairKey(pair));
+	}
+
 	/** Adds a pair; returns the finished message when this pair did not fit in it (the pair starts the next one). */
 	add(pair: Pair): string | undefined {
 		const json = JSON.stringify({accessPackageId: pair.accessPackageId, incompatibleAccessPackageId: pair.incompatibleAccessPackageId});
@@ -393,6 +415,7 @@ export class MessagePacker {
 
 		this.#bytes += Buffer.byteLength(json, 'utf8') + (this.#batch.length > 0 ? 1 : 0);
 		this.#batch.push(json);
+		this.#keys.add(pairKey(pair));
 		return full;
 	}
 
@@ -404,6 +427,7 @@ export class MessagePacker {
 
 		const text = `${this.#head}[${this.#batch.join(',')}]}`;
 		this.#batch = [];
+		this.#keys.clear();
 		this.#bytes = this.#emptyBytes;
 		return text;
 	}

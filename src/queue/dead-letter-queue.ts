@@ -256,7 +256,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
 			if (record.reason === 'invalid-pair' && record.invalidPairs !== null) {
 				const pairs = record.invalidPairs.map(entry => entry.pair);
 				// eslint-disable-next-line no-await-in-loop
-				await sendThenRemove(JSON.stringify({pairs, action: record.action ?? 'add', correlationId: record.correlationId ?? undefined}), [message.messageId], 'redriven');
+				await sendThenRemove(JSON.stringify({pairs, action: record.action ?? 'add', correlationId: record.correlationId ?? undefined, origin: 'redrive'}), [message.messageId], 'redriven');
 				continue;
 			}
 
@@ -265,14 +265,14 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
 			if (checked.kind === 'invalid') {
 				// An invalid pair goes back as it was sent; the worker will dead-letter it again unless the cause was fixed upstream.
 				// eslint-disable-next-line no-await-in-loop
-				await sendThenRemove(JSON.stringify({pairs: [record.pair], action, correlationId: record.correlationId ?? undefined}), [message.messageId], 'redriven');
+				await sendThenRemove(JSON.stringify({pairs: [record.pair], action, correlationId: record.correlationId ?? undefined, origin: 'redrive'}), [message.messageId], 'redriven');
 				continue;
 			}
 
 			const key = JSON.stringify([action, record.correlationId]);
 			let group = groups.get(key);
 			if (!group) {
-				group = {packer: new MessagePacker({action, correlationId: record.correlationId ?? undefined, attempt: 0}, encoding), members: [], pairs: new Set()};
+				group = {packer: new MessagePacker({action, correlationId: record.correlationId ?? undefined, attempt: 0, origin: 'redrive'}, encoding), members: [], pairs: new Set()};
 				groups.set(key, group);
 			}
 

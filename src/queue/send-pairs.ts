@@ -23,8 +23,13 @@ export async function sendPairs(
 }
 
 export interface SentRows {
+	/** Pairs sent, as the worker counts them: each direction of a symmetric row, a pair repeated in one message once. */
 	pairs: number;
 	messages: number;
+	/** Pairs not sent because the message being filled held them already. */
+	duplicates: number;
+	/** Pairs in the messages the queue accepted (`pairs` less those of messages not sent after a failure). */
+	sentPairs: number;
 	/** The first send that failed; sending stopped there (what was sent stays sent: re-running is safe). */
 	failure: unknown;
 }
@@ -32,8 +37,9 @@ export interface SentRows {
 /**
  * Packs the valid rows of a pair file into messages and sends them, `sendConcurrency` at a time, reading no further
  * ahead than that (p-limit's queue is the back-pressure: a send waits for its turn when the queue is full), so a file
- * of any size is sent in constant memory. A row marked symmetric also sends its reverse, unless the envelope already
- * says `symmetric` (then the worker expands it). Stops at the first failure or when `signal` aborts.
+ * of any size is sent in constant memory. A row marked symmetric, or every row when the envelope says `symmetric`,
+ * also sends its reverse, so that every pair is in the message as the worker will count it; a pair the message being
+ * filled already holds is not sent twice. Stops at the first failure or when `signal` aborts.
  */
 export async function sendPairRows(
 	rows: AsyncIterable<PairRow>,
@@ -43,14 +49,16 @@ export async function sendPairRows(
 	options: {signal?: AbortSignal; onProgress?: (sent: Omit<SentRows, 'failure'>) => void} = {},
 ): Promise<SentRows> {
 	const limit = pLimit(sendConcurrency);
-	const packer = new MessagePacker(envelope, encoding);
-	const result: SentRows = {pairs: 0, messages: 0, failure: undefined};
+	const {symmetric: everyRowBothWays, ...sent} = envelope;
+	const packer = new MessagePacker(sent, encoding);
+	const result: SentRows = {pairs: 0, messages: 0, duplicates: 0, sentPairs: 0, failure: undefined};
 	const sends: Array<Promise<void>> = [];
-	const send = async (text: string) => {
+	const send = async (text: string, pairs: number) => {
 		const sent = limit(async () => {
 			if (result.failure === undefined) {
 				await queue.send(text);
 				result.messages++;
+				result.sentPairs += pairs;
 			}
 		}).catch((error: unknown) => {
 			result.failure ??= error;
@@ -70,20 +78,27 @@ export async function sendPairRows(
 			continue;
 		}
 
-		for (const pair of row.symmetric && !envelope.symmetric ? [row.pair, reversePair(row.pair)] : [row.pair]) {
+		for (const pair of row.symmetric || everyRowBothWays ? [row.pair, reversePair(row.pair)] : [row.pair]) {
+			if (packer.holds(pair)) {
+				result.duplicates++;
+				continue;
+			}
+
 			result.pairs++;
+			const held = packer.pending;
 			const full = packer.add(pair);
 			if (full !== undefined) {
-				await send(full);
+				await send(full, held);
 			}
 		}
 
 		options.onProgress?.(result);
 	}
 
+	const held = packer.pending;
 	const last = packer.flush();
 	if (last !== undefined && result.failure === undefined && !options.signal?.aborted) {
-		await send(last);
+		await send(last, held);
 	}
 
 	await Promise.all(sends);

@@ -1,6 +1,7 @@
 // The storage-queue handler: one pairs message in; links in Graph, dead letters and re-queues out.
 // The Function, the local queue host and the tests all call this same handler.
 
+import {randomUUID} from 'node:crypto';
 import type {InvocationContext} from '@azure/functions';
 import pLimit from 'p-limit';
 import {
@@ -24,6 +25,9 @@ import type {MessageSink} from '../queue/storage-queue.js';
 import {settingNames} from '../config/settings.js';
 import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {printable} from '../text/untrusted-text.js';
+import {accountFor, type PreImage, type TerminalStatus} from '../ledger/ledger.js';
+import type {WorkerLedger} from '../ledger/worker-ledger.js';
+import {packageIds} from '../graph/link-gateway.js';
 import {decideRequeue, type DeferredPair, type RequeueAction} from './requeue-decision.js';
 
 export interface WorkerDependencies {
@@ -42,6 +46,11 @@ export interface WorkerDependencies {
 	clock?: Clock;
 	/** Aborts in-flight work (host shutdown): unfinished pairs are re-queued. */
 	signal?: AbortSignal;
+	/**
+	 * The import ledger: each settled message that carries a correlation id is recorded there, accounted against the
+	 * pre-image of its packages. Without one (SOD_LEDGER_RETENTION_DAYS=0, or no table endpoint) nothing is recorded.
+	 */
+	ledger?: WorkerLedger;
 	/** Called once per message handled, after its outputs are written. */
 	onSummary?: (summary: MessageSummary) => void;
 }
@@ -116,6 +125,9 @@ export async function handlePairsMessage(
 	});
 
 	const requeues: Array<{pairs: Pair[]; delayMs: number; attempt: number}> = [];
+	const finished: Array<{pair: Pair; status: TerminalStatus}> = [];
+	const ledger = parsed.kind === 'pairs' && parsed.correlationId !== undefined ? dependencies.ledger : undefined;
+	let preImages: Map<string, PreImage> | undefined;
 	const firstEnqueuedAt = (parsed.kind === 'pairs' ? parsed.firstEnqueuedAt : undefined) ?? insertionTime(context) ?? startedAt;
 	if (parsed.kind === 'invalid-message') {
 		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
@@ -143,9 +155,21 @@ export async function handlePairsMessage(
 			return requeued;
 		};
 
+		// The ledger's pre-images, before any of this message's writes: what was linked before the import, per package.
+		const deadline = startedAt + dependencies.invocationBudgetMs;
+		if (ledger) {
+			try {
+				preImages = await ledger.preImages(parsed.correlationId!, parsed.pairs, async accessPackageId => {
+					const read = await dependencies.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline, signal: dependencies.signal});
+					return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
+				});
+			} catch (error) {
+				failInvocation(error, messageId, context);
+			}
+		}
+
 		// Admission by pace: take no more than this process can send before the deadline. `run` counts what it holds
 		// before it first awaits, so that two messages arriving together are weighed one after the other.
-		const deadline = startedAt + dependencies.invocationBudgetMs;
 		const admitted = dependencies.engine.admit(parsed.pairs.length, deadline);
 		const notAdmitted = parsed.pairs.slice(admitted);
 		const running = dependencies.engine.run(parsed.pairs.slice(0, admitted), parsed.action, {deadline, signal: dependencies.signal});
@@ -167,20 +191,7 @@ export async function handlePairsMessage(
 			outcomes = await running;
 		} catch (error) {
 			await handedBack; // Settled, whatever it did: the message comes back whole, and re-adding is harmless.
-			if (error instanceof SystemicFailure) {
-				// Not the pairs' fault: no dead letters. Failing the invocation hands the message back to the host, which
-				// retries it after visibilityTimeout and moves it to the poison queue after maxDequeueCount tries.
-				context.error(
-					`sod-sync message ${messageId ?? '?'}: ${error.message.replace(/\.+$/, '')}. The message will be retried; check the identity's Graph permission and credential.`,
-				);
-			} else {
-				// Our own bug, never Graph's answer: nothing is dead-lettered, and the message comes back whole.
-				context.error(
-					`sod-sync message ${messageId ?? '?'}: ${error instanceof InternalError ? error.message : `an internal error in sod-sync: ${String((error as Error)?.stack ?? error)}`}. Nothing was dead-lettered; the message will be retried (please report this).`,
-				);
-			}
-
-			throw error;
+			failInvocation(error, messageId, context);
 		}
 
 		const failedHandBack = await handedBack;
@@ -199,6 +210,7 @@ export async function handlePairsMessage(
 				deferred.push(outcome);
 			} else {
 				summary.outcomes[outcome.status]++;
+				finished.push(outcome);
 			}
 		}
 
@@ -215,6 +227,22 @@ export async function handlePairsMessage(
 		throw failedWrites.error;
 	}
 
+	if (ledger && parsed.kind === 'pairs') {
+		// After the outputs: a message whose outputs failed comes back, and is recorded when it settles.
+		const accounting = accountFor(finished, parsed.action, accessPackageId => preImages?.get(accessPackageId));
+		await ledger.settle({
+			correlationId: parsed.correlationId!,
+			messageId: messageId ?? randomUUID(),
+			origin: parsed.origin,
+			pairs: summary.pairs,
+			...accounting,
+			deadLetter: summary.outcomes['dead-letter'],
+			deadLetters: summary.deadLetters,
+			requeued: summary.outcomes.requeued,
+			settledAt: new Date(clock.now()),
+		});
+	}
+
 	summary.durationMs = clock.now() - startedAt;
 	context.log(describeSummary(summary));
 	if (summary.deadLetters.forbidden) {
@@ -225,6 +253,25 @@ export async function handlePairsMessage(
 	return summary;
 }
 
+/**
+ * Fails the invocation, so the host hands the message back: Graph refused the credential (not the pairs' fault: no
+ * dead letters; the host retries after visibilityTimeout and poisons after maxDequeueCount tries), or sod-sync's own bug.
+ */
+function failInvocation(error: unknown, messageId: string | undefined, context: InvocationContext): never {
+	if (error instanceof SystemicFailure) {
+		context.error(
+			`sod-sync message ${messageId ?? '?'}: ${error.message.replace(/\.+$/, '')}. The message will be retried; check the identity's Graph permission and credential.`,
+		);
+	} else {
+		// Never Graph's answer: nothing is dead-lettered, and the message comes back whole.
+		context.error(
+			`sod-sync message ${messageId ?? '?'}: ${error instanceof InternalError ? error.message : `an internal error in sod-sync: ${String((error as Error)?.stack ?? error)}`}. Nothing was dead-lettered; the message will be retried (please report this).`,
+		);
+	}
+
+	throw error;
+}
+
 /** The re-queued pairs packed into messages with the message's envelope, each invisible for its delay. */
 function requeueMessagesFor(
 	requeues: ReadonlyArray<{pairs: Pair[]; delayMs: number; attempt: number}>,
@@ -233,7 +280,13 @@ function requeueMessagesFor(
 	dependencies: WorkerDependencies,
 ): Array<{text: string; visibilityTimeoutSeconds: number}> {
 	return requeues.flatMap(requeue => {
-		const envelope = {action: parsed.action, correlationId: parsed.correlationId, attempt: requeue.attempt, firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString()};
+		const envelope = {
+			action: parsed.action,
+			correlationId: parsed.correlationId,
+			attempt: requeue.attempt,
+			firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString(),
+			origin: 'requeue' as const,
+		};
 		const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
 		return [...packPairs(requeue.pairs, envelope, dependencies.encoding)].map(text => ({text, visibilityTimeoutSeconds}));
 	});

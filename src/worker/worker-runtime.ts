@@ -14,6 +14,8 @@ import {BlobRawMessageStore, type RawMessageStore} from '../storage/raw-message-
 import type {WorkerDependencies} from './pairs-handler.js';
 import type {AppStorage} from '../queue/app-storage.js';
 import {describeEngineEvent, loggedEngineEvents} from './engine-log.js';
+import {openLedgerStore} from '../ledger/open-ledger.js';
+import {WorkerLedger} from '../ledger/worker-ledger.js';
 
 export type CredentialChoice = 'static-token' | 'managed-identity' | 'default';
 
@@ -120,6 +122,15 @@ export function rawMessageStoreFor(settings: Settings): RawMessageStore | undefi
 	}
 }
 
+/**
+ * The worker's import ledger, or undefined when it is off: `SOD_LEDGER_RETENTION_DAYS=0`, or a connection with no table
+ * endpoint (one warning). Writes that fail later are the WorkerLedger's to handle.
+ */
+export function workerLedgerFor(settings: Settings, warn: (message: string) => void = message => console.warn(message)): WorkerLedger | undefined {
+	const store = openLedgerStore(settings, warn);
+	return store && new WorkerLedger(store, {warn});
+}
+
 /** The handler's dependencies on the app's storage (see `openAppStorage`), opened once by the caller. */
 export function createWorkerDependencies(
 	settings: Settings,
@@ -138,5 +149,6 @@ export function createWorkerDependencies(
 		maxPairAgeMs: settings.maxPairAgeMs,
 		rawMessages: rawMessageStoreFor(settings),
 		...overrides,
+		ledger: 'ledger' in overrides ? overrides.ledger : workerLedgerFor(settings),
 	};
 }

@@ -5,6 +5,7 @@
 import {readFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
 import {defaults, disabledSettingName, functionNames, platformSettingNames, readReconcileSettings, readSettings, settingNames} from '../../src/config/settings.js';
+import {ledgerTableName} from '../../src/ledger/ledger-store.js';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 const template = read('infra/app.bicep');
@@ -112,7 +113,7 @@ describe('a first azd up', () => {
 		expect(mainTemplate).toMatch(/@allowed\(\['User', 'ServicePrincipal'\]\)\n@description\([^\n]*\)\nparam principalType string = 'User'/);
 		expect(mainTemplate).toMatch(/principalType: principalType/);
 		const operatorAssignments = [...template.matchAll(/principalId: principalId\n\s+principalType: (\S+)/g)].map(([, type]) => type);
-		expect(operatorAssignments.length).toBe(2);
+		expect(operatorAssignments.length).toBe(3);
 		expect(operatorAssignments.every(type => type === 'principalType')).toBe(true);
 		expect(template).not.toMatch(/principalType: 'User'/);
 	});
@@ -124,6 +125,16 @@ describe('a first azd up', () => {
 		expect(/var operatorContainers = \[([^\]]*)\]/.exec(template)?.[1]).toBe('manifestContainer, deadLetterContainer');
 		expect(variable('manifestContainer')).toBe(defaults.manifestContainer);
 		expect(variable('deadLetterContainer')).toBe(defaults.deadLetterContainer);
+	});
+
+	it('keeps the import ledger in the table the code names, the app and the operator each with a table data role', () => {
+		expect(/resource ledgerTable [^\n]*\{\n\s+parent: tableService\n\s+name: '([^']+)'/.exec(template)?.[1]).toBe(ledgerTableName);
+		expect(appSettings.find(setting => setting.name === 'AzureWebJobsStorage__tableServiceUri')?.value).toBe('storage.properties.primaryEndpoints.table');
+		expect(resourceBlock(template, 'appTableRole')).toMatch(/roles\.storageTableDataContributor[\s\S]*principalId: identity\.properties\.principalId/);
+		const operator = resourceBlock(template, 'operatorTableRole');
+		expect(operator).toMatch(/scope: ledgerTable\n/);
+		expect(operator).toContain('roles.storageTableDataContributor');
+		expect(/storageTableDataContributor: '([^']+)'/.exec(template)?.[1]).toBe('0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3');
 	});
 
 	it('deploys Node 22 (Node 20 is past its end of life)', () => {

@@ -36,7 +36,7 @@ export function useLocalStack(options: {blob?: boolean} = {blob: true}): LocalSt
 	let azurite: RunningAzurite | undefined;
 	let simulator: GraphSimulator | undefined;
 	beforeAll(async () => {
-		azurite = await startAzurite({blob: options.blob});
+		azurite = await startAzurite({blob: options.blob, table: options.blob});
 	});
 
 	afterAll(async () => {

@@ -34,6 +34,8 @@ export function createTestWorker(
 		invocationBudgetMs?: number;
 		maxAttempts?: number;
 		maxPairAgeMs?: number;
+		/** Records settled messages in the import ledger (Azurite's table), as a deployment does. Defaults to true. */
+		ledger?: boolean;
 		/** Wraps the gateway the engine talks to Graph through (to plant a defect, say). */
 		gateway?: (real: LinkGateway) => LinkGateway;
 	} = {},
@@ -67,6 +69,7 @@ export function createTestWorker(
 		invocationBudgetMs: options.invocationBudgetMs ?? 20_000,
 		maxAttempts: options.maxAttempts ?? 5,
 		...(options.maxPairAgeMs === undefined ? {} : {maxPairAgeMs: options.maxPairAgeMs}),
+		...(options.ledger === false ? {ledger: undefined} : {}),
 	});
 	const requeued: TestWorker['requeued'] = [];
 	const pairsSink = dependencies.pairsQueue;
