@@ -12,8 +12,11 @@ import {copyFile, mkdtemp, readFile, rm, symlink, writeFile} from 'node:fs/promi
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {TableClient} from '@azure/data-tables';
 import {QueueServiceClient} from '@azure/storage-queue';
 import {startAzurite} from '../dist/src/local/azurite.js';
+import {importStatus} from '../dist/src/ledger/ledger.js';
+import {ledgerTableName, TableLedgerStore} from '../dist/src/ledger/ledger-store.js';
 import {GraphSimulator} from '../dist/src/simulator/graph-simulator.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -76,11 +79,12 @@ async function appFolder(work, name, queues) {
 	return app;
 }
 
-const azurite = await startAzurite({blob: true});
+const azurite = await startAzurite({blob: true, table: true});
 const simulators = [];
 const work = await mkdtemp(join(tmpdir(), 'sod-sync-conformance-'));
 try {
 	const service = QueueServiceClient.fromConnectionString(azurite.connectionString);
+	const ledger = new TableLedgerStore(TableClient.fromConnectionString(azurite.connectionString, ledgerTableName, {allowInsecureConnection: true}));
 	const sample = JSON.parse(await readFile(join(root, 'local.settings.sample.json'), 'utf8')).Values;
 	const baseEnvironment = {...sample, AzureWebJobsStorage: azurite.connectionString, SOD_RETRY_BASE_MS: '20'};
 	const app = await appFolder(work, 'app', {maxPollingInterval: '00:00:01'});
@@ -142,7 +146,7 @@ try {
 		const queue = service.getQueueClient(queueName);
 		await queue.createIfNotExists();
 		const messages = [
-			JSON.stringify({pairs: [...pairs.slice(0, 100), pairs[5], {accessPackageId: 'not-a-guid', incompatibleAccessPackageId: ids[2]}], correlationId: 'conformance-1'}),
+			JSON.stringify({pairs: [...pairs.slice(0, 100), pairs[5], {accessPackageId: 'not-a-guid', incompatibleAccessPackageId: ids[2]}], correlationId: `${queueName}-import`}),
 			JSON.stringify({pairs: [...pairs.slice(100, 200), {accessPackageId: ids[3], incompatibleAccessPackageId: unknown}, {accessPackageId: ids[4], incompatibleAccessPackageId: ids[4]}]}),
 			JSON.stringify(pairs.slice(200, 290)),
 			JSON.stringify(JSON.stringify({pairs: pairs.slice(290)})), // Double-encoded: a JSON string holding the pairs JSON.
@@ -163,7 +167,10 @@ try {
 			.map(record => `${record.reason} ${JSON.stringify(record.pair)} ${record.message ?? ''}`)
 			.sort();
 		const poisoned = await drain(service.getQueueClient(`${queueName}-poison`));
-		outcomes.push({host, links: simulator.allLinks(), deadLetters, poisoned, expected: pairs.length});
+		// The import ledger, as the host's invocation wrote it: the message's row, accounted against the pre-image.
+		const settlements = await ledger.readSettlements(`${queueName}-import`);
+		const accounted = importStatus(`${queueName}-import`, undefined, settlements, new Date());
+		outcomes.push({host, links: simulator.allLinks(), deadLetters, poisoned, expected: pairs.length, ledger: {messages: settlements.length, outcomes: accounted.outcomes}});
 	}
 
 	const [worker, local] = outcomes;
@@ -176,6 +183,9 @@ try {
 	check(worker.deadLetters.some(line => line === 'invalid-message null not json'), 'an invalid-message record keeps text that is not JSON byte for byte');
 	check(worker.deadLetters.some(line => line === 'invalid-message null {"pairs":12345678901234567000}'), 'JSON of the wrong shape is kept as the worker hands it over (parsed)');
 	check(worker.poisoned.length === 0 && local.poisoned.length === 0, 'nothing poisoned');
+	const ledgerExpected = JSON.stringify({messages: 1, outcomes: {linked: 99, 'already-linked': 1, removed: 0, 'already-absent': 0, 'dead-letter': 1, requeued: 0}});
+	check(JSON.stringify(worker.ledger) === ledgerExpected, `functions worker: the ledger holds the message with a correlation id, exactly: ${JSON.stringify(worker.ledger)}`);
+	check(JSON.stringify(local.ledger) === ledgerExpected, `sod-sync run: the same ledger row: ${JSON.stringify(local.ledger)}`);
 
 	// 3. A 401: the invocation fails, the host hands the message back, and poisons it after maxDequeueCount.
 	const strict = await GraphSimulator.start({packageCount: 4, seed: 3, token: 'the-right-token'});

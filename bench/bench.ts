@@ -40,6 +40,8 @@ interface Scenario {
 	environment?: Record<string, string>;
 	/** Whether the SDK-docs baseline runs too (the scale-out scenarios compare sod-sync builds instead). Defaults to true. */
 	baseline?: boolean;
+	/** Whether sod-sync also runs with the import ledger off, beside it on: the ledger's cost, side by side. */
+	ledgerCost?: boolean;
 }
 
 const scenarios: Scenario[] = [
@@ -52,6 +54,7 @@ const scenarios: Scenario[] = [
 		ceiling: (concurrency * batchSize) / 0.1,
 		ceilingText: `GRAPH_MAX_CONCURRENCY x 20 / 100 ms = ${(concurrency * batchSize) / 0.1}`,
 		hosts: 1,
+		ledgerCost: true,
 	},
 	{
 		name: 'rate-throttled',
@@ -62,6 +65,7 @@ const scenarios: Scenario[] = [
 		ceiling: 400,
 		ceilingText: 'the budget, 400',
 		hosts: 1,
+		ledgerCost: true,
 	},
 	{
 		name: 'penalty-window',
@@ -92,6 +96,7 @@ const scenarios: Scenario[] = [
 		ceiling: 400,
 		ceilingText: 'the shared budget, 400',
 		hosts: 3,
+		ledgerCost: true,
 	},
 	{
 		name: 'scale-out-6',
@@ -141,7 +146,7 @@ const scenarios: Scenario[] = [
 	},
 ];
 
-type Contender = 'baseline' | 'sod-sync' | 'sod-sync before';
+type Contender = 'baseline' | 'sod-sync' | 'sod-sync before' | 'sod-sync, ledger off';
 
 interface Usage {
 	cpuMs: number;
@@ -185,7 +190,7 @@ async function main(): Promise<void> {
 	}
 
 	const chosen = scenarios.filter(scenario => !values.only || values.only.includes(scenario.name));
-	const azurite = await startAzurite({blob: true});
+	const azurite = await startAzurite({blob: true, table: true});
 	const work = await mkdtemp(join(tmpdir(), 'sod-sync-bench-'));
 	try {
 		process.stdout.write(`sod-sync benchmark on ${machine()}\n\n`);
@@ -198,6 +203,7 @@ async function main(): Promise<void> {
 			const contenders: Contender[] = [
 				...(scenario.baseline === false ? [] : (['baseline'] as const)),
 				...(beforeCli ? (['sod-sync before'] as const) : []),
+				...(scenario.ledgerCost ? (['sod-sync, ledger off'] as const) : []),
 				'sod-sync',
 			];
 			for (const contender of contenders) {
@@ -260,11 +266,18 @@ async function runScenario(
 			);
 			usages = (await Promise.all(files.map(async file => measureProcess([baselineScript, file, String(concurrency)], environment, work)))).map(run => run.usage);
 		} else {
-			const prefix = `bench-${scenario.name}${contender === 'sod-sync before' ? '-before' : ''}`;
+			const prefix = `bench-${scenario.name}${contender === 'sod-sync before' ? '-before' : contender === 'sod-sync, ledger off' ? '-no-ledger' : ''}`;
 			const queues = {SOD_QUEUE: prefix, SOD_DEAD_LETTER_QUEUE: `${prefix}-dead`};
 			const service = QueueServiceClient.fromConnectionString(azurite.connectionString);
-			await enqueuePairs(service.getQueueClient(queues.SOD_QUEUE), pairs);
-			const hostEnvironment = {...environment, ...scenario.environment, ...queues, AzureWebJobsStorage: azurite.connectionString};
+			// Each run is an import of its own (the ledger's pre-images are per import).
+			await enqueuePairs(service.getQueueClient(queues.SOD_QUEUE), pairs, prefix);
+			const hostEnvironment = {
+				...environment,
+				...scenario.environment,
+				...queues,
+				AzureWebJobsStorage: azurite.connectionString,
+				...(contender === 'sod-sync, ledger off' ? {SOD_LEDGER_RETENTION_DAYS: '0'} : {}),
+			};
 			usages = (
 				await Promise.all(Array.from({length: scenario.hosts}, async () => measureProcess([hostCli, 'run', '--until-empty'], hostEnvironment, work)))
 			).map(run => run.usage);
@@ -471,6 +484,16 @@ function describe(
 		});
 	}
 
+	// The ledger's cost: the same scenario with the ledger on and off, in the same sitting.
+	const ledgerRows = chosen.flatMap(scenario => {
+		const on = find(scenario.name, 'sod-sync');
+		const off = find(scenario.name, 'sod-sync, ledger off');
+		return on && off
+			? [
+					`| ${scenario.name} | ${off.pairsPerSecond.toFixed(0)} / ${on.pairsPerSecond.toFixed(0)} (${(on.pairsPerSecond / off.pairsPerSecond).toFixed(2)}x) | ${off.cpuMsPer1000.toFixed(0)} / ${on.cpuMsPer1000.toFixed(0)} (${(on.cpuMsPer1000 / off.cpuMsPer1000).toFixed(2)}x) | ${off.requestsPerPair.toFixed(3)} / ${on.requestsPerPair.toFixed(3)} |`,
+				]
+			: [];
+	});
 	const markdown = [
 		`Machine: ${machine()}`,
 		'',
@@ -485,6 +508,16 @@ function describe(
 		'| --- | --- | --- |',
 		...verdicts.map(v => `| ${v.target} | ${v.figure} | ${v.met ? 'yes' : '**no**'} |`),
 		'',
+		...(ledgerRows.length > 0
+			? [
+					'The import ledger, off / on (one import each; on: a settlement row per message and one read of each package\'s links per import):',
+					'',
+					'| scenario | pairs/s | CPU ms per 1,000 pairs (all) | requests/pair |',
+					'| --- | ---: | ---: | ---: |',
+					...ledgerRows,
+					'',
+				]
+			: []),
 		...(reconciles.length > 0
 			? [
 					'| reconcile (rules / packages) | contender | s | peak RSS MB | missing found |',
@@ -520,9 +553,13 @@ async function writePairs(work: string, name: string, pairs: unknown[]): Promise
 	return file;
 }
 
-async function enqueuePairs(queue: ReturnType<QueueServiceClient['getQueueClient']>, pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string}>): Promise<void> {
+async function enqueuePairs(
+	queue: ReturnType<QueueServiceClient['getQueueClient']>,
+	pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string}>,
+	correlationId: string,
+): Promise<void> {
 	await queue.createIfNotExists();
-	const packer = new MessagePacker({action: 'add', correlationId: 'bench', attempt: 0}, 'base64');
+	const packer = new MessagePacker({action: 'add', correlationId, attempt: 0}, 'base64');
 	const texts: string[] = [];
 	for (const pair of pairs) {
 		const full = packer.add(pair);

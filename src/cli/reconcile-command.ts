@@ -1,11 +1,13 @@
 // `sod-sync reconcile <manifest>` and `sod-sync violations <manifest>`: compliance against a desired state.
 
 import {createReadStream} from 'node:fs';
+import {basename} from 'node:path';
 import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, type Manifest} from '../compliance/manifest.js';
 import {hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {Pair} from '../pair/pair.js';
+import type {LinkAction, Pair} from '../pair/pair.js';
+import {ImportRecorder} from '../ledger/import-recorder.js';
 import {printable} from '../text/untrusted-text.js';
 import {formatFromPath} from '../pair/pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
@@ -113,18 +115,35 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 	const {settings, engine} = engineFrom(values, io);
 	const storage = openAppStorage(settings);
 	const correlationId = generatedCorrelationId('reconcile');
-	const report = await reconcile({
-		engine,
-		rules: manifest.rules,
-		scope,
-		apply: values.apply ?? false,
-		prune: values.prune ?? false,
-		enqueue: async (pairs, action) =>
-			sendPairs(storage.pairs, pairs, {action, correlationId, attempt: 0}, storage.encoding),
-		deadline: Date.now() + settings.invocationBudgetMs,
-		signal: io.signal,
-		readConcurrency: readConcurrencyFor(settings),
-	});
+	// What --apply enqueues is an import like any other: `sod-sync status <correlation>` follows it.
+	let recorder: ImportRecorder | undefined;
+	let sentPairs = 0;
+	const enqueue = async (pairs: readonly Pair[], action: LinkAction) => {
+		recorder ??= await ImportRecorder.start(settings, {correlationId, source: `reconcile of ${basename(positionals[0]!)}`, invalidRows: 0}, line => io.stderr.write(`${line}\n`));
+		const messages = await sendPairs(storage.pairs, pairs, {action, correlationId, attempt: 0}, storage.encoding);
+		sentPairs += pairs.length;
+		return messages;
+	};
+
+	let report: ReconcileReport;
+	try {
+		report = await reconcile({
+			engine,
+			rules: manifest.rules,
+			scope,
+			apply: values.apply ?? false,
+			prune: values.prune ?? false,
+			enqueue,
+			deadline: Date.now() + settings.invocationBudgetMs,
+			signal: io.signal,
+			readConcurrency: readConcurrencyFor(settings),
+		});
+	} catch (error) {
+		await recorder?.finish({sentPairs, duplicates: 0, interrupted: true});
+		throw error;
+	}
+
+	await recorder?.finish({sentPairs, duplicates: 0, interrupted: false});
 	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId));
 	if (report.readFailures.length > 0) {
 		return exitCodes.error;
@@ -165,7 +184,7 @@ function describeReport(report: ReconcileReport, applied: boolean, correlationId
 
 	if (applied) {
 		lines.push(
-			`enqueued ${formatCount(report.enqueued.add)} adds and ${formatCount(report.enqueued.remove)} removes in ${formatCount(report.enqueued.messages)} messages, correlation ${correlationId}`,
+			`enqueued ${formatCount(report.enqueued.add)} adds and ${formatCount(report.enqueued.remove)} removes in ${formatCount(report.enqueued.messages)} messages, correlation ${correlationId} (sod-sync status ${correlationId} --watch)`,
 		);
 	} else if (hasDrift(report)) {
 		lines.push('nothing changed: --apply enqueues the missing links (and with --prune, removes the extra ones)');

@@ -73,6 +73,11 @@ export interface RunOptions {
 	deadline: number;
 	/** Aborts the run (host shutdown): unfinished pairs are deferred. */
 	signal?: AbortSignal;
+	/**
+	 * Awaited before a pair's first request (the import ledger's pre-image of its package: what was linked before the
+	 * import must be known before the import writes). A rejection fails the run like a request's systemic failure.
+	 */
+	before?: (pair: Pair) => Promise<void>;
 }
 
 /** What the engine counts: its dispatcher's requests, operations, 429s and unreachable requests. */
@@ -218,6 +223,7 @@ export class LinkEngine {
 		const settled = await Promise.allSettled(
 			pairs.map(async pair => {
 				try {
+					await options.before?.(pair);
 					return await this.#apply(pair, action, context);
 				} catch (error) {
 					run.abort();

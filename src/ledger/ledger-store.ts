@@ -25,6 +25,8 @@ export interface LedgerStore {
 	settle(settlement: Settlement): Promise<'recorded' | 'already-recorded'>;
 	readSettlements(correlationId: string): Promise<Settlement[]>;
 	readPreImage(correlationId: string, accessPackageId: string): Promise<string[] | undefined>;
+	/** Every pre-image stored for the import so far, by package: one query, where a process starts on an import. */
+	readPreImages(correlationId: string): Promise<Map<string, string[]>>;
 	/** Stores a package's pre-image unless one is there already; returns the one stored (this or the earlier). */
 	createPreImage(correlationId: string, accessPackageId: string, incompatibleIds: readonly string[]): Promise<string[]>;
 	/** Deletes what was last written before `cutoff` when the last prune was a day or more ago; the rows deleted. */
@@ -136,6 +138,18 @@ export class TableLedgerStore implements LedgerStore {
 		await this.#ensureTable();
 		const entity = await this.#read(escapeKey(correlationId), `p|${accessPackageId}`);
 		return entity === undefined ? undefined : decodeIds(unchunked(entity, 'ids'));
+	}
+
+	async readPreImages(correlationId: string): Promise<Map<string, string[]>> {
+		await this.#ensureTable();
+		const images = new Map<string, string[]>();
+		const partition = escapeKey(correlationId);
+		const filter = odata`PartitionKey eq ${partition} and RowKey ge ${'p|'} and RowKey lt ${'p}'}`;
+		for await (const entity of this.#table.listEntities<Record<string, unknown>>({queryOptions: {filter}})) {
+			images.set(String(entity.rowKey).slice(2), decodeIds(unchunked(entity, 'ids')));
+		}
+
+		return images;
 	}
 
 	async createPreImage(correlationId: string, accessPackageId: string, incompatibleIds: readonly string[]): Promise<string[]> {

@@ -22,8 +22,8 @@ export interface WorkerLedgerOptions {
 	backlogSize?: number;
 }
 
-/** Table calls per message at once (pre-image reads). */
-const storeConcurrency = 8;
+/** Pre-images loaded at once per message (the Graph reads among them are bounded by the engine besides). */
+const loadConcurrency = 32;
 /** After the store fails, pre-images are not asked of it for this long (each message would wait out its retries). */
 const unreachablePauseMs = 30_000;
 
@@ -35,6 +35,8 @@ export class WorkerLedger {
 	readonly #backlogSize: number;
 	readonly #cache = new Map<string, ReadonlySet<string>>();
 	readonly #loading = new Map<string, Promise<PreImage>>();
+	/** Per import, the stored pre-images read in one query where this process first meets the import. */
+	readonly #stored = new Map<string, Promise<void>>();
 	readonly #backlog: Settlement[] = [];
 	#draining: Promise<void> | undefined;
 	#unreachableUntil = 0;
@@ -55,15 +57,25 @@ export class WorkerLedger {
 	}
 
 	/**
-	 * The pre-image of every package `pairs` write to, for this import: kept in memory, else the stored one, else read
-	 * from Graph now (before any of this message's writes) and stored, the first instance's read winning. A package
-	 * Graph does not know has no links. Undefined for a package whose links could not be read or stored.
+	 * The pre-image of every package `pairs` write to, for this import, each a promise of its own (a pair's writes wait
+	 * for its package's only): kept in memory (every one stored so far is read in one query where this process first
+	 * meets the import), else read from Graph now and stored, the first instance's read winning. A package Graph does
+	 * not know has no links. Undefined for a package whose links could not be read or stored. A promise rejects only
+	 * when the read does (Graph refused the credential), which fails the invocation.
 	 */
-	async preImages(correlationId: string, pairs: readonly Pair[], read: LinkReader): Promise<Map<string, PreImage>> {
-		const packages = [...new Set(pairs.map(pair => pair.accessPackageId))];
-		const limit = pLimit(storeConcurrency);
-		const images = await Promise.all(packages.map(async accessPackageId => limit(async () => this.#preImage(correlationId, accessPackageId, read))));
-		return new Map(packages.map((accessPackageId, index) => [accessPackageId, images[index]]));
+	preImages(correlationId: string, pairs: readonly Pair[], read: LinkReader): Map<string, Promise<PreImage>> {
+		const stored = this.#loadStored(correlationId);
+		const limit = pLimit(loadConcurrency);
+		const images = new Map<string, Promise<PreImage>>();
+		for (const pair of pairs) {
+			if (!images.has(pair.accessPackageId)) {
+				const image = stored.then(async () => limit(async () => this.#preImage(correlationId, pair.accessPackageId, read)));
+				image.catch(() => undefined); // Handled by whoever awaits it; never an unhandled rejection.
+				images.set(pair.accessPackageId, image);
+			}
+		}
+
+		return images;
 	}
 
 	/** Records a settled message; never rejects. While the ledger is unreachable the record waits, without a try. */
@@ -146,28 +158,47 @@ export class WorkerLedger {
 
 		const image = await loading;
 		if (image) {
-			if (this.#cache.size >= this.#cacheSize) {
-				this.#cache.delete(this.#cache.keys().next().value!);
-			}
-
-			this.#cache.set(key, image);
+			this.#remember(key, image);
 		}
 
 		return image;
 	}
 
-	async #loadPreImage(correlationId: string, accessPackageId: string, read: LinkReader): Promise<PreImage> {
-		if (this.#now() < this.#unreachableUntil) {
-			return undefined;
+	async #loadStored(correlationId: string): Promise<void> {
+		let loading = this.#stored.get(correlationId);
+		if (!loading) {
+			loading = (async () => {
+				if (this.#now() < this.#unreachableUntil) {
+					this.#stored.delete(correlationId); // Tried again once the pause is over.
+					return;
+				}
+
+				try {
+					for (const [accessPackageId, ids] of await this.#store.readPreImages(correlationId)) {
+						this.#remember(`${correlationId}\n${accessPackageId}`, new Set(ids));
+					}
+				} catch (error) {
+					this.#stored.delete(correlationId);
+					this.#unreachable(error);
+				}
+			})();
+			this.#stored.set(correlationId, loading);
 		}
 
-		try {
-			const stored = await this.#store.readPreImage(correlationId, accessPackageId);
-			if (stored) {
-				return new Set(stored);
-			}
-		} catch (error) {
-			this.#unreachable(error);
+		await loading;
+	}
+
+	#remember(key: string, image: ReadonlySet<string>): void {
+		if (this.#cache.size >= this.#cacheSize) {
+			this.#cache.delete(this.#cache.keys().next().value!);
+		}
+
+		this.#cache.set(key, image);
+	}
+
+	/** Not stored when this process looked: read from Graph, then stored unless another instance stored it first. */
+	async #loadPreImage(correlationId: string, accessPackageId: string, read: LinkReader): Promise<PreImage> {
+		if (this.#now() < this.#unreachableUntil) {
 			return undefined;
 		}
 

@@ -127,7 +127,7 @@ export async function handlePairsMessage(
 	const requeues: Array<{pairs: Pair[]; delayMs: number; attempt: number}> = [];
 	const finished: Array<{pair: Pair; status: TerminalStatus}> = [];
 	const ledger = parsed.kind === 'pairs' && parsed.correlationId !== undefined ? dependencies.ledger : undefined;
-	let preImages: Map<string, PreImage> | undefined;
+	const preImages = new Map<string, PreImage>();
 	const firstEnqueuedAt = (parsed.kind === 'pairs' ? parsed.firstEnqueuedAt : undefined) ?? insertionTime(context) ?? startedAt;
 	if (parsed.kind === 'invalid-message') {
 		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
@@ -155,24 +155,24 @@ export async function handlePairsMessage(
 			return requeued;
 		};
 
-		// The ledger's pre-images, before any of this message's writes: what was linked before the import, per package.
 		const deadline = startedAt + dependencies.invocationBudgetMs;
-		if (ledger) {
-			try {
-				preImages = await ledger.preImages(parsed.correlationId!, parsed.pairs, async accessPackageId => {
-					const read = await dependencies.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline, signal: dependencies.signal});
-					return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
-				});
-			} catch (error) {
-				failInvocation(error, messageId, context);
-			}
-		}
-
 		// Admission by pace: take no more than this process can send before the deadline. `run` counts what it holds
 		// before it first awaits, so that two messages arriving together are weighed one after the other.
 		const admitted = dependencies.engine.admit(parsed.pairs.length, deadline);
 		const notAdmitted = parsed.pairs.slice(admitted);
-		const running = dependencies.engine.run(parsed.pairs.slice(0, admitted), parsed.action, {deadline, signal: dependencies.signal});
+		// The ledger's pre-images: what was linked before the import, per package, known before its first write (each
+		// pair waits for its own package's, read once per import; the rest of the message goes on meanwhile).
+		const admittedPairs = parsed.pairs.slice(0, admitted);
+		const loading = ledger?.preImages(parsed.correlationId!, admittedPairs, async accessPackageId => {
+			const read = await dependencies.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline, signal: dependencies.signal});
+			return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
+		});
+		const before = loading
+			? async (pair: Pair) => {
+					preImages.set(pair.accessPackageId, await loading.get(pair.accessPackageId));
+				}
+			: undefined;
+		const running = dependencies.engine.run(admittedPairs, parsed.action, {deadline, signal: dependencies.signal, before});
 		// The rest goes back on the queue at once, while the admitted pairs run, for an instance or an invocation with
 		// room: held until this invocation ends, it would wait as long again before anyone could take it.
 		let handedBack: Promise<Awaited<ReturnType<typeof writeResults>>> = Promise.resolve(undefined);
@@ -229,7 +229,7 @@ export async function handlePairsMessage(
 
 	if (ledger && parsed.kind === 'pairs') {
 		// After the outputs: a message whose outputs failed comes back, and is recorded when it settles.
-		const accounting = accountFor(finished, parsed.action, accessPackageId => preImages?.get(accessPackageId));
+		const accounting = accountFor(finished, parsed.action, accessPackageId => preImages.get(accessPackageId));
 		await ledger.settle({
 			correlationId: parsed.correlationId!,
 			messageId: messageId ?? randomUUID(),

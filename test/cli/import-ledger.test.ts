@@ -134,6 +134,22 @@ describe('the import ledger: status, changes and undo', () => {
 		expect(listed.stdout).toMatch(/import-42\s+done\s+/);
 	}, 180_000);
 
+	it('status --watch prints a plain line per refresh off a terminal, then the totals once the import is done', async () => {
+		const {ids, environment} = await local.startQueues({throttle: {operationsPerSecond: 150, retryAfterSeconds: 1}, faults: {latencyMs: 10, jitterMs: 5}});
+		const rows = orderedPairs(ids).slice(0, 400);
+		expect((await runInProcess(['enqueue', '-', '--correlation-id', 'watched'], environment, csv(rows))).code).toBe(0);
+		const watch = spawnCli(['status', 'watched', '--watch', '--interval', '0.2'], environment);
+		await waitFor(() => watch.output().includes('watched: 0 of 400 settled, 400 left'), 10_000, 'a first progress line');
+		const worker = spawnCli(['run', '--until-empty'], environment);
+		expect(await worker.exited).toBe(0);
+		expect(await watch.exited).toBe(0);
+		const output = watch.output();
+		expect(output).toMatch(/watched: done; import from stdin/);
+		expect(output).toMatch(/\n  linked +400\n/);
+		// Nothing after the totals: the watch ended when the import was done.
+		expect(output.trimEnd().endsWith('(sod-sync changes watched)')).toBe(true);
+	}, 60_000);
+
 	it('refuses to undo an import that is not done, and says why', async () => {
 		const {ids, environment} = await local.startQueues();
 		const sent = await runInProcess(['enqueue', '-', '--correlation-id', 'not-yet'], environment, csv([[ids[0]!, ids[1]!]]));
