@@ -8,6 +8,7 @@
 // Everything runs on loopback (Azurite from node_modules, the Graph simulator) and is stopped at the end.
 
 import {spawn} from 'node:child_process';
+import {createServer} from 'node:http';
 import {copyFile, mkdtemp, readFile, rm, symlink, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
@@ -126,6 +127,38 @@ try {
 		`a bad setting stops the app at load, naming it (exit ${misconfigured.code})`,
 	);
 
+	// Metrics over OTLP/HTTP JSON from the Function, to a receiver here: cumulative points, the latest per attribute set.
+	const received = [];
+	const receiver = createServer((request, response) => {
+		let body = '';
+		request.on('data', chunk => (body += chunk));
+		request.on('end', () => {
+			for (const resource of JSON.parse(body).resourceMetrics ?? []) {
+				for (const scope of resource.scopeMetrics ?? []) {
+					for (const metric of scope.metrics ?? []) {
+						for (const point of (metric.sum ?? metric.gauge)?.dataPoints ?? []) {
+							const attributes = Object.fromEntries((point.attributes ?? []).map(({key, value}) => [key, value.stringValue ?? value.intValue]));
+							received.push({name: metric.name, attributes, value: Number(point.asInt ?? point.asDouble), time: BigInt(point.timeUnixNano)});
+						}
+					}
+				}
+			}
+
+			response.writeHead(200, {'content-type': 'application/json'});
+			response.end('{}');
+		});
+	});
+	await new Promise(resolve => receiver.listen(0, '127.0.0.1', resolve));
+	const otlp = {
+		OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.address().port}`,
+		OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+		OTEL_METRIC_EXPORT_INTERVAL: '300',
+	};
+	const latest = (name, attributes) =>
+		received
+			.filter(point => point.name === name && JSON.stringify(point.attributes) === JSON.stringify(attributes))
+			.reduce((last, point) => (last === undefined || point.time >= last.time ? point : last), undefined)?.value;
+
 	// 2. One import, two hosts: the real worker and sod-sync run, each on its own queue and its own (identical) simulator.
 	const outcomes = [];
 	for (const host of ['functions worker', 'sod-sync run']) {
@@ -160,7 +193,7 @@ try {
 		const result =
 			host === 'sod-sync run'
 				? await run(process.execPath, [cli, 'run', '--until-empty'], environment)
-				: await run(process.execPath, hostArgs(environment, 'run', '--until-empty', '--seconds', '40'), {});
+				: await run(process.execPath, hostArgs({...environment, ...otlp}, 'run', '--until-empty', '--seconds', '40'), {});
 		check(result.code === 0, `${host}: exit ${result.code}${result.code === 0 ? '' : `\n${result.stdout}\n${result.stderr}`.slice(-3000)}`);
 		const deadLetters = (await drain(service.getQueueClient(`${queueName}-dead`)))
 			.map(text => JSON.parse(text))
@@ -186,6 +219,12 @@ try {
 	const ledgerExpected = JSON.stringify({messages: 1, outcomes: {linked: 99, 'already-linked': 1, removed: 0, 'already-absent': 0, 'dead-letter': 1, requeued: 0}});
 	check(JSON.stringify(worker.ledger) === ledgerExpected, `functions worker: the ledger holds the message with a correlation id, exactly: ${JSON.stringify(worker.ledger)}`);
 	check(JSON.stringify(local.ledger) === ledgerExpected, `sod-sync run: the same ledger row: ${JSON.stringify(local.ledger)}`);
+	receiver.close();
+	const names = new Set(received.map(point => point.name));
+	check(['sod_sync.pairs', 'sod_sync.graph.operations', 'sod_sync.instances'].every(name => names.has(name)), `functions worker: exports its metrics over OTLP (${[...names].join(', ') || 'none received'})`);
+	const linkedExported = latest('sod_sync.pairs', {outcome: 'linked'});
+	check(linkedExported === worker.links.length - 1, `functions worker: sod_sync.pairs linked ${linkedExported}, the links it made ${worker.links.length - 1}`);
+	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found'}) === 1, 'functions worker: sod_sync.pairs dead-letter not-found 1');
 
 	// 3. A 401: the invocation fails, the host hands the message back, and poisons it after maxDequeueCount.
 	const strict = await GraphSimulator.start({packageCount: 4, seed: 3, token: 'the-right-token'});

@@ -4,6 +4,8 @@
 // Every run checks the end state: every pair linked, nothing dead-lettered.
 
 import {spawn} from 'node:child_process';
+import {createServer, type Server} from 'node:http';
+import type {AddressInfo} from 'node:net';
 import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {cpus, release, tmpdir, totalmem} from 'node:os';
 import {join} from 'node:path';
@@ -42,6 +44,8 @@ interface Scenario {
 	baseline?: boolean;
 	/** Whether sod-sync also runs with the import ledger off, beside it on: the ledger's cost, side by side. */
 	ledgerCost?: boolean;
+	/** Whether sod-sync also runs exporting its metrics (OTLP/protobuf to a local sink, every second), beside it off. */
+	metricsCost?: boolean;
 }
 
 const scenarios: Scenario[] = [
@@ -55,6 +59,7 @@ const scenarios: Scenario[] = [
 		ceilingText: `GRAPH_MAX_CONCURRENCY x 20 / 100 ms = ${(concurrency * batchSize) / 0.1}`,
 		hosts: 1,
 		ledgerCost: true,
+		metricsCost: true,
 	},
 	{
 		name: 'rate-throttled',
@@ -66,6 +71,7 @@ const scenarios: Scenario[] = [
 		ceilingText: 'the budget, 400',
 		hosts: 1,
 		ledgerCost: true,
+		metricsCost: true,
 	},
 	{
 		name: 'penalty-window',
@@ -146,7 +152,7 @@ const scenarios: Scenario[] = [
 	},
 ];
 
-type Contender = 'baseline' | 'sod-sync' | 'sod-sync before' | 'sod-sync, ledger off';
+type Contender = 'baseline' | 'sod-sync' | 'sod-sync before' | 'sod-sync, ledger off' | 'sod-sync, metrics on';
 
 interface Usage {
 	cpuMs: number;
@@ -177,6 +183,7 @@ async function main(): Promise<void> {
 			only: {type: 'string', multiple: true},
 			'skip-enqueue': {type: 'boolean'},
 			'skip-reconcile': {type: 'boolean'},
+			'skip-cold-start': {type: 'boolean'},
 			'compare-with': {type: 'string'},
 			logs: {type: 'string'},
 		},
@@ -191,6 +198,7 @@ async function main(): Promise<void> {
 
 	const chosen = scenarios.filter(scenario => !values.only || values.only.includes(scenario.name));
 	const azurite = await startAzurite({blob: true, table: true});
+	const sink = await startMetricsSink();
 	const work = await mkdtemp(join(tmpdir(), 'sod-sync-bench-'));
 	try {
 		process.stdout.write(`sod-sync benchmark on ${machine()}\n\n`);
@@ -204,6 +212,7 @@ async function main(): Promise<void> {
 				...(scenario.baseline === false ? [] : (['baseline'] as const)),
 				...(beforeCli ? (['sod-sync before'] as const) : []),
 				...(scenario.ledgerCost ? (['sod-sync, ledger off'] as const) : []),
+				...(scenario.metricsCost ? (['sod-sync, metrics on'] as const) : []),
 				'sod-sync',
 			];
 			for (const contender of contenders) {
@@ -219,6 +228,7 @@ async function main(): Promise<void> {
 		}
 
 		const engine = await measureEngineCpu();
+		const coldStart = values['skip-cold-start'] ? [] : await measureColdStart(azurite, work);
 		const enqueue = values['skip-enqueue'] ? undefined : await measureEnqueue(azurite, work);
 		const reconciles = [];
 		if (!values['skip-reconcile']) {
@@ -228,18 +238,19 @@ async function main(): Promise<void> {
 			}
 		}
 
-		const report = describe(chosen, measurements, engine, enqueue, reconciles);
+		const report = describe(chosen, measurements, engine, enqueue, reconciles, coldStart);
 		process.stdout.write(`\n${report.markdown}\n`);
 		// Only a full run replaces the results the README quotes; a partial one (--only, --skip-*) just prints.
-		if (values.only || values['skip-enqueue'] || values['skip-reconcile']) {
+		if (values.only || values['skip-enqueue'] || values['skip-reconcile'] || values['skip-cold-start']) {
 			process.stdout.write('partial run: bench/results/ left as it was\n');
 		} else {
 			await writeFile(join(root, 'bench/results/latest.md'), report.markdown);
-			await writeFile(join(root, 'bench/results/latest.json'), `${JSON.stringify({machine: machine(), measurements, engine, enqueue, reconciles, verdicts: report.verdicts}, null, 2)}\n`);
+			await writeFile(join(root, 'bench/results/latest.json'), `${JSON.stringify({machine: machine(), measurements, engine, enqueue, reconciles, coldStart, verdicts: report.verdicts}, null, 2)}\n`);
 			process.stdout.write('written to bench/results/latest.md and latest.json\n');
 		}
 	} finally {
 		await rm(work, {recursive: true, force: true});
+		sink.close();
 		await azurite.stop();
 	}
 }
@@ -266,7 +277,8 @@ async function runScenario(
 			);
 			usages = (await Promise.all(files.map(async file => measureProcess([baselineScript, file, String(concurrency)], environment, work)))).map(run => run.usage);
 		} else {
-			const prefix = `bench-${scenario.name}${contender === 'sod-sync before' ? '-before' : contender === 'sod-sync, ledger off' ? '-no-ledger' : ''}`;
+			const suffixes: Partial<Record<Contender, string>> = {'sod-sync before': '-before', 'sod-sync, ledger off': '-no-ledger', 'sod-sync, metrics on': '-metrics'};
+			const prefix = `bench-${scenario.name}${suffixes[contender] ?? ''}`;
 			const queues = {SOD_QUEUE: prefix, SOD_DEAD_LETTER_QUEUE: `${prefix}-dead`};
 			const service = QueueServiceClient.fromConnectionString(azurite.connectionString);
 			// Each run is an import of its own (the ledger's pre-images are per import).
@@ -277,6 +289,7 @@ async function runScenario(
 				...queues,
 				AzureWebJobsStorage: azurite.connectionString,
 				...(contender === 'sod-sync, ledger off' ? {SOD_LEDGER_RETENTION_DAYS: '0'} : {}),
+				...(contender === 'sod-sync, metrics on' ? metricsEnvironment() : {}),
 			};
 			usages = (
 				await Promise.all(Array.from({length: scenario.hosts}, async () => measureProcess([hostCli, 'run', '--until-empty'], hostEnvironment, work)))
@@ -318,6 +331,49 @@ async function runScenario(
 }
 
 /** CPU and memory of `sod-sync run --until-empty` on an empty queue: start-up, SDK loading, one poll. */
+/** A local OTLP endpoint that accepts every export and keeps nothing: the exporter's whole cost, none of a collector's. */
+let metricsSinkUrl = '';
+
+async function startMetricsSink(): Promise<Server> {
+	const server = createServer((request, response) => {
+		request.resume();
+		request.on('end', () => {
+			response.writeHead(200, {'content-type': 'application/x-protobuf'});
+			response.end();
+		});
+	});
+	await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+	metricsSinkUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+	return server;
+}
+
+function metricsEnvironment(): Record<string, string> {
+	return {OTEL_EXPORTER_OTLP_ENDPOINT: metricsSinkUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_METRIC_EXPORT_INTERVAL: '1000'};
+}
+
+/**
+ * Cold start with metrics off and on: `sod-sync run --until-empty` on an empty queue (load, connect, find nothing,
+ * export and exit), seven times each, interleaved; the medians of wall time and CPU.
+ */
+async function measureColdStart(azurite: RunningAzurite, work: string): Promise<Array<{metrics: 'off' | 'on'; wallMs: number; cpuMs: number}>> {
+	process.stdout.write('cold start, metrics off / on ...');
+	const samples = {off: [] as Array<{wallMs: number; cpuMs: number}>, on: [] as Array<{wallMs: number; cpuMs: number}>};
+	const environment = {AzureWebJobsStorage: azurite.connectionString, SOD_QUEUE: 'bench-cold', SOD_DEAD_LETTER_QUEUE: 'bench-cold-dead', GRAPH_BASE_URL: 'http://127.0.0.1:9', GRAPH_ACCESS_TOKEN: 'x'};
+	for (let round = 0; round < 7; round++) {
+		for (const metrics of ['off', 'on'] as const) {
+			const started = Date.now();
+			// eslint-disable-next-line no-await-in-loop
+			const run = await measureProcess([cli, 'run', '--until-empty'], {...environment, ...(metrics === 'on' ? metricsEnvironment() : {})}, work);
+			samples[metrics].push({wallMs: Date.now() - started, cpuMs: run.usage.cpuMs});
+		}
+	}
+
+	const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+	const result = (['off', 'on'] as const).map(metrics => ({metrics, wallMs: median(samples[metrics].map(item => item.wallMs)), cpuMs: median(samples[metrics].map(item => item.cpuMs))}));
+	process.stdout.write(` ${result.map(item => `${item.metrics}: ${item.wallMs} ms wall, ${item.cpuMs.toFixed(0)} ms CPU`).join('; ')}\n`);
+	return result;
+}
+
 async function idleUsage(azurite: RunningAzurite, work: string): Promise<{usage: Usage}> {
 	return measureProcess(
 		[cli, 'run', '--until-empty'],
@@ -431,6 +487,7 @@ function describe(
 	engine: Awaited<ReturnType<typeof measureEngineCpu>>,
 	enqueue: Awaited<ReturnType<typeof measureEnqueue>> | undefined,
 	reconciles: Array<{contender: string} & Awaited<ReturnType<typeof measureReconcile>>> = [],
+	coldStart: Awaited<ReturnType<typeof measureColdStart>> = [],
 ) {
 	const find = (scenario: string, contender: string) => measurements.find(m => m.scenario === scenario && m.contender === contender);
 	const rows = measurements.map(
@@ -494,6 +551,17 @@ function describe(
 				]
 			: [];
 	});
+	// Metrics' cost: the same scenario exporting (OTLP/protobuf every second to a local sink) and not.
+	const metricsRows = chosen.flatMap(scenario => {
+		const off = find(scenario.name, 'sod-sync');
+		const on = find(scenario.name, 'sod-sync, metrics on');
+		return on && off
+			? [
+					`| ${scenario.name} | ${off.pairsPerSecond.toFixed(0)} / ${on.pairsPerSecond.toFixed(0)} (${(on.pairsPerSecond / off.pairsPerSecond).toFixed(2)}x) | ${off.cpuMsPer1000.toFixed(0)} / ${on.cpuMsPer1000.toFixed(0)} (${(on.cpuMsPer1000 / off.cpuMsPer1000).toFixed(2)}x) |`,
+				]
+			: [];
+	});
+	const coldRows = coldStart.map(item => `| cold start (\`run --until-empty\` on an empty queue), metrics ${item.metrics} | ${item.wallMs} ms wall | ${item.cpuMs.toFixed(0)} ms CPU |`);
 	const markdown = [
 		`Machine: ${machine()}`,
 		'',
@@ -515,6 +583,17 @@ function describe(
 					'| scenario | pairs/s | CPU ms per 1,000 pairs (all) | requests/pair |',
 					'| --- | ---: | ---: | ---: |',
 					...ledgerRows,
+					'',
+				]
+			: []),
+		...(metricsRows.length > 0 || coldRows.length > 0
+			? [
+					'Metrics, off / on (on: OTLP/protobuf to a local sink every second; cold start: medians of seven runs each, interleaved):',
+					'',
+					'| scenario | pairs/s | CPU ms per 1,000 pairs (all) |',
+					'| --- | ---: | ---: |',
+					...metricsRows,
+					...coldRows,
 					'',
 				]
 			: []),

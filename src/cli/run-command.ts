@@ -8,6 +8,8 @@ import {createWorkerDependencies, workerLedgerFor} from '../worker/worker-runtim
 import {openAppStorage} from '../queue/app-storage.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {OutcomeTotals} from './outcome-totals.js';
+import {SodMetrics} from '../telemetry/metrics.js';
+import {startTelemetry} from '../telemetry/telemetry.js';
 
 export const runHelp = `Usage: sod-sync run [--until-empty] [options]
 
@@ -62,6 +64,13 @@ export async function runQueueHost(
 	options: {untilEmpty: boolean; leaseSeconds?: number; verbose?: boolean; environment?: Environment},
 ): Promise<RunResult & {elapsedMs: number}> {
 	const {settings, environment} = settingsFrom(flagValues, options.environment ?? io.environment);
+	// Metrics only where the environment asks for them (OTEL_EXPORTER_OTLP_ENDPOINT): flushed before this returns.
+	const telemetry = await startTelemetry(environment);
+	const metrics = telemetry ? new SodMetrics() : undefined;
+	if (telemetry) {
+		io.stderr.write(`sod-sync: metrics to ${telemetry.destination}\n`);
+	}
+
 	const storage = openAppStorage(settings);
 	const totals = new OutcomeTotals();
 	const progress = new ProgressLine(io.stderr);
@@ -80,6 +89,7 @@ export async function runQueueHost(
 			signal: io.signal,
 			ledger: workerLedgerFor(settings, warn),
 			onSummary(summary) {
+				metrics?.recordSummary(summary);
 				totals.add(summary);
 				progress.update(`run: ${totals.brief()}`);
 			},
@@ -91,6 +101,7 @@ export async function runQueueHost(
 			}
 		},
 	);
+	const stopObserving = metrics?.observe(dependencies.engine);
 	const host = new QueueHost({
 		queue: storage.queue(settings.queueName),
 		poisonQueue: storage.queue(`${settings.queueName}-poison`),
@@ -105,6 +116,10 @@ export async function runQueueHost(
 		},
 	});
 	const counts = await host.run({untilEmpty: options.untilEmpty, signal: io.signal});
+	stopObserving?.();
+	await telemetry?.shutdown().catch((error: unknown) => {
+		io.stderr.write(`sod-sync: the last metrics could not be exported (${(error as Error).message})\n`);
+	});
 	const unrecorded = (await dependencies.ledger?.flush()) ?? 0;
 	if (unrecorded > 0) {
 		warn(`sod-sync ledger: ${unrecorded} settled messages could not be recorded before exit; \`sod-sync status\` will show their pairs as pending (they were applied or dead-lettered).`);

@@ -33,6 +33,11 @@ export class InternalError extends Error {
 }
 
 /** Failures that say "wait", not "this request failed": they shut the gate for everyone. */
+/** What Graph answers an operation that succeeds: 204 No Content to a `$ref` write, 200 to a read. */
+function successStatus(operation: LinkOperation): string {
+	return operation.kind === 'add' || operation.kind === 'remove' ? '204' : '200';
+}
+
 function meansWait(result: CallResult<unknown>): result is {kind: 'failed'; failure: GraphFailure} {
 	return result.kind === 'failed' && (result.failure.kind === 'throttled' || result.failure.kind === 'unreachable');
 }
@@ -294,7 +299,12 @@ export class BatchDispatcher {
 		if (this.#events.listens('request')) {
 			const ok = results.filter(result => result.kind === 'ok').length;
 			const throttledCount = results.filter(result => result.kind === 'failed' && result.failure.kind === 'throttled').length;
-			this.#events.emit({type: 'request', at: this.#clock.now(), operations: results.length, accepted: ok, throttled: throttledCount, failed: results.length - ok - throttledCount});
+			const statuses: Record<string, number> = {};
+			results.forEach((result, index) => {
+				const status = result.kind === 'ok' ? successStatus(operations[index]!) : String(result.failure.status ?? 'none');
+				statuses[status] = (statuses[status] ?? 0) + 1;
+			});
+			this.#events.emit({type: 'request', at: this.#clock.now(), operations: results.length, accepted: ok, throttled: throttledCount, failed: results.length - ok - throttledCount, statuses});
 		}
 
 		let unreachable = false;

@@ -7,8 +7,11 @@ import type {Pace} from './shared-throttle.js';
 export type EventSource = 'this-instance' | 'another-instance';
 
 export type EngineEvent =
-	/** One request to Graph came back: how many operations it carried, and what became of them. */
-	| {type: 'request'; at: number; operations: number; accepted: number; throttled: number; failed: number}
+	/**
+	 * One request to Graph came back: how many operations it carried, and what became of them. `statuses` counts the
+	 * operations by HTTP status (`$batch` items one by one; `none` when no answer came: a dropped connection, a timeout).
+	 */
+	| {type: 'request'; at: number; operations: number; accepted: number; throttled: number; failed: number; statuses: Readonly<Record<string, number>>}
 	/**
 	 * A throttle event: the first 429 of a burst (`retryAfterMs` undefined when Graph sent none), or Graph unreachable.
 	 * The gate is shut until `reopenAt` and reopens then by itself (no event).

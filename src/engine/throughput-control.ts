@@ -181,6 +181,11 @@ export class ThroughputControl {
 		this.#concurrency = Math.min(this.#maximum, this.#concurrency + 1 / (Math.max(1, Math.floor(this.#concurrency)) * this.#instances));
 	}
 
+	/** The instances working now (this one included), as last told. */
+	get instances(): number {
+		return this.#instances;
+	}
+
 	/** How many instances work now (this one included). Before the first request, the starting concurrency is shared. */
 	setInstances(instances: number): void {
 		this.#instances = Math.max(1, Math.floor(instances));

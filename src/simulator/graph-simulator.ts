@@ -264,7 +264,16 @@ export class GraphSimulator {
 				return;
 			}
 
-			this.#count(reply.status);
+			// Counted per operation: an itemized $batch's items were counted as they were answered (its envelope is not an
+			// operation); a $batch answered whole counts its status once for each item it carried.
+			if (this.#itemizedBatches.has(reply)) {
+				this.stats.batchByStatus[reply.status] = (this.stats.batchByStatus[reply.status] ?? 0) + 1;
+			} else if (!this.#uncounted.has(reply)) {
+				for (let item = 0; item < operationsIn(request, body); item++) {
+					this.#count(reply.status);
+				}
+			}
+
 			send(response, reply, clientRequestId);
 		} catch (error) {
 			this.#count(500);
@@ -283,7 +292,9 @@ export class GraphSimulator {
 		if (version === '_simulator' && method === 'GET' && (authorized || this.#options.requireToken === false)) {
 			// Not Graph: lets a process that did not start the simulator (the benchmark) read what it saw.
 			this.stats.requests--;
-			return path === '/links' ? {status: 200, body: {value: this.allLinks()}} : {status: 200, body: this.stats};
+			const own: Reply = path === '/links' ? {status: 200, body: {value: this.allLinks()}} : {status: 200, body: this.stats};
+			this.#uncounted.add(own);
+			return own;
 		}
 
 		this.stats.firstRequestAt ||= Date.now();
@@ -409,7 +420,9 @@ export class GraphSimulator {
 		// Microsoft's pages disagree: 200 whenever the batch parses (batching), or 424 when items were throttled (throttling).
 		const throttledStatus = this.#options.throttle?.batchStatusWhenThrottled ?? 200;
 		const status = responses.some(response => response.status === 429) ? throttledStatus : 200;
-		return {reply: {status, body: {responses}}, resetAfterWrite};
+		const reply: Reply = {status, body: {responses}};
+		this.#itemizedBatches.add(reply);
+		return {reply, resetAfterWrite};
 	}
 
 	#batchItem(
@@ -490,6 +503,11 @@ export class GraphSimulator {
 		return rate !== undefined && rate > 0 && this.#random() < rate;
 	}
 
+	/** The simulator's own routes' replies: not Graph's, not counted. */
+	readonly #uncounted = new WeakSet<Reply>();
+	/** The envelopes of `$batch` requests answered item by item (their items are the operations counted). */
+	readonly #itemizedBatches = new WeakSet<Reply>();
+
 	#count(status: number): void {
 		countAnswer(this.stats, status, Date.now());
 	}
@@ -544,4 +562,18 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 function isWrite(method: string): boolean {
 	return method === 'POST' || method === 'DELETE' || method === 'PATCH' || method === 'PUT';
+}
+
+/** The operations a request carries: its items for a `$batch` whose body says (at least one), else one. */
+function operationsIn(request: IncomingMessage, body: string): number {
+	if (request.method !== 'POST' || !/\/\$batch(?:\?|$)/.test(request.url ?? '')) {
+		return 1;
+	}
+
+	try {
+		const requests = (JSON.parse(body) as {requests?: unknown}).requests;
+		return Array.isArray(requests) && requests.length > 0 ? requests.length : 1;
+	} catch {
+		return 1;
+	}
 }

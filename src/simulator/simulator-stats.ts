@@ -6,8 +6,13 @@ export interface SimulatorStats {
 	requests: number;
 	/** Operations attempted (each `$batch` item counts one). */
 	operations: number;
-	/** Answers by status, batch items included. */
+	/**
+	 * Answers by status, one per operation: each `$batch` item counts one (the envelope of a `$batch` answered item by
+	 * item is not an operation; one answered whole counts its status once per item it carried).
+	 */
 	byStatus: Record<number, number>;
+	/** The statuses of the `$batch` envelopes answered item by item (200, or 424 when items were throttled). */
+	batchByStatus: Record<number, number>;
 	/** Answers by route, e.g. `POST link` (see `RouteName`). */
 	byRoute: Record<string, number>;
 	peakConcurrency: number;
@@ -37,6 +42,7 @@ export function emptyStats(): SimulatorStats {
 		requests: 0,
 		operations: 0,
 		byStatus: {},
+		batchByStatus: {},
 		byRoute: {},
 		peakConcurrency: 0,
 		unmatched: [],

@@ -62,7 +62,7 @@ describe('EngineEvents', () => {
 		events.on(event => heard.push(event.type), ['throttled']);
 		expect(events.listens('request')).toBe(false);
 		expect(events.listens('throttled')).toBe(true);
-		events.emit({type: 'request', at: 0, operations: 1, accepted: 1, throttled: 0, failed: 0});
+		events.emit({type: 'request', at: 0, operations: 1, accepted: 1, throttled: 0, failed: 0, statuses: {'204': 1}});
 		events.emit({type: 'throttled', at: 0, cause: 'throttled', retryAfterMs: 1000, reopenAt: 1000});
 		expect(heard).toEqual(['throttled']);
 	});
@@ -92,6 +92,15 @@ describe('the events a LinkEngine raises', () => {
 		expect(requests.reduce((sum, event) => sum + event.operations, 0)).toBe(engine.stats.operations);
 		expect(requests.reduce((sum, event) => sum + event.throttled, 0)).toBe(engine.stats.throttled);
 		expect(requests.reduce((sum, event) => sum + event.accepted, 0)).toBe(200);
+		// By HTTP status, operation by operation: a write that succeeded answered 204, a throttled one 429.
+		const statuses: Record<string, number> = {};
+		for (const event of requests) {
+			for (const [status, count] of Object.entries(event.statuses)) {
+				statuses[status] = (statuses[status] ?? 0) + count;
+			}
+		}
+
+		expect(statuses).toEqual({'204': 200, '429': engine.stats.throttled});
 	});
 
 	it('the other instances, the gate another instance shut, and the pace shared with this one', async () => {

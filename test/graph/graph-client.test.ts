@@ -135,7 +135,7 @@ describe('GraphLinkGateway over the real SDK', () => {
 			new AbortController().signal,
 		);
 		simulator.configure({throttle: {}});
-		expect(simulator.stats.byStatus[424]).toBe(1);
+		expect(simulator.stats.batchByStatus[424]).toBe(1);
 		expect(results).toEqual([
 			{kind: 'failed', failure: expect.objectContaining({kind: 'throttled', status: 429, retryAfterMs: 3000})},
 			{kind: 'ok', value: expect.objectContaining({value: expect.any(Array)})},

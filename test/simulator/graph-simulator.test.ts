@@ -190,6 +190,18 @@ describe('GraphSimulator', () => {
 			expect(['1', '2', '3', '4'].map(id => byId.get(id)!.status)).toEqual([204, 204, 204, 204]);
 			expect(simulator!.linksOf(ids[0])).toHaveLength(4);
 			expect(simulator!.stats.operations).toBe(5);
+			// Answers by status count operations: the items, not the envelope that carried them.
+			expect(simulator!.stats.byStatus).toEqual({200: 1, 204: 4});
+			expect(simulator!.stats.batchByStatus).toEqual({200: 1});
+		});
+
+		it('counts a batch answered whole once per item it carried, and its own stats route not at all', async () => {
+			const {call, ids} = await start();
+			simulator!.script({method: 'POST', path: /^\/\$batch$/, reply: {status: 429, headers: {'retry-after': '1'}, body: {error: {code: 'TooManyRequests', message: 'slow down'}}}});
+			const requests = ids.slice(0, 3).map((id, index) => ({id: String(index), method: 'GET', url: `/identityGovernance/entitlementManagement/accessPackages/${id}/incompatibleAccessPackages`}));
+			expect((await call('POST', `${simulator!.baseUrl}/v1.0/$batch`, {requests})).status).toBe(429);
+			expect((await call('GET', `${simulator!.baseUrl}/_simulator/stats`)).status).toBe(200);
+			expect(simulator!.stats.byStatus).toEqual({429: 3});
 		});
 
 		it('throttles batch items one by one, each with its own retry-after', async () => {

@@ -17,7 +17,7 @@ describe('describeEngineEvent', () => {
 			"sod-sync: pacing at 2.5 operations/s from now on (shared by another instance; this instance's share; no ceiling fitted yet)",
 		],
 		[{type: 'instances-changed', at: 0, instances: 3, previous: 1}, "sod-sync: 3 instances share Graph's budget (was 1)"],
-		[{type: 'request', at: 0, operations: 20, accepted: 20, throttled: 0, failed: 0}, undefined],
+		[{type: 'request', at: 0, operations: 20, accepted: 20, throttled: 0, failed: 0, statuses: {'204': 20}}, undefined],
 	])('%j', (event, line) => {
 		expect(describeEngineEvent(event)).toBe(line);
 	});

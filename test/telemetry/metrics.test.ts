@@ -1,0 +1,121 @@
+// Metrics as an operator's backend receives them: `sod-sync run` exporting over OTLP/HTTP (JSON and protobuf) to a
+// local receiver, checked against the run's own report and the simulator's counts; several processes add up; with no
+// exporter configured, nothing starts.
+
+import {describe, expect, it} from 'vitest';
+import {metricNames} from '../../src/telemetry/metrics.js';
+import {startTelemetry, telemetryChoice} from '../../src/telemetry/telemetry.js';
+import {runInProcess, spawnCli} from '../support/cli.js';
+import {useLocalStack} from '../support/local-stack.js';
+import {attributeKey, startOtlpReceiver} from '../support/otlp-receiver.js';
+
+const local = useLocalStack({blob: true});
+
+function csv(rows: ReadonlyArray<readonly [string, string]>): string {
+	return `accessPackageId,incompatibleAccessPackageId\n${rows.map(([a, b]) => `${a},${b}`).join('\n')}\n`;
+}
+
+/** The run report's outcome table: `  linked   296` lines. */
+function reported(output: string): Record<string, number> {
+	const counts: Record<string, number> = {};
+	for (const [, name, count] of output.matchAll(/^ {2}(linked|already-linked|removed|already-absent|dead-letter|requeued) +([\d,]+)/gm)) {
+		counts[name!] = (counts[name!] ?? 0) + Number(count!.replaceAll(',', ''));
+	}
+
+	return counts;
+}
+
+function sumBy(totals: Map<string, number>, attribute: string): Record<string, number> {
+	const sums: Record<string, number> = {};
+	for (const [key, value] of totals) {
+		const name = String((JSON.parse(key) as Record<string, unknown>)[attribute]);
+		sums[name] = (sums[name] ?? 0) + value;
+	}
+
+	return sums;
+}
+
+describe('metrics over OTLP', () => {
+	for (const [protocol, processes] of [
+		['http/json', 1],
+		['http/protobuf', 2],
+	] as const) {
+		it(`${protocol}, ${processes} process(es): the names, and counts equal to the run report and the simulator's`, async () => {
+			const receiver = await startOtlpReceiver();
+			try {
+				const {simulator, ids, environment, pairsQueue} = await local.startQueues({
+					packageCount: 30,
+					throttle: {operationsPerSecond: 150, retryAfterSeconds: 1},
+					faults: {latencyMs: 5, jitterMs: 5},
+				});
+				simulator.link(ids[0]!, ids[1]!); // Already there: already-linked.
+				const unknown = '00000000-0000-4000-a000-000000000404';
+				const rows = [...ids.flatMap(a => ids.filter(b => b !== a).map(b => [a, b] as const)).slice(0, 400), [ids[2]!, unknown] as const];
+				expect((await runInProcess(['enqueue', '-'], environment, csv(rows))).code).toBe(0);
+				// A producer's message with a pair that is not one: dead-lettered invalid-pair.
+				await pairsQueue.sendMessage(Buffer.from(JSON.stringify([{accessPackageId: ids[3], incompatibleAccessPackageId: 'nope'}])).toString('base64'));
+				const settings = {
+					...environment,
+					SOD_NOT_FOUND_RETRIES: '0',
+					OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+					OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+					OTEL_METRIC_EXPORT_INTERVAL: '500',
+				};
+				const runs = Array.from({length: processes}, () => spawnCli(['run', '--until-empty'], settings));
+				expect(await Promise.all(runs.map(async run => run.exited))).toEqual(runs.map(() => 0));
+				expect(receiver.contentTypes.every(type => type.startsWith(protocol === 'http/json' ? 'application/json' : 'application/x-protobuf'))).toBe(true);
+				expect(new Set(receiver.points.map(point => point.instance)).size).toBe(processes);
+
+				// sod_sync.pairs per outcome: the run reports', added over the processes.
+				const pairs = receiver.totals(metricNames.pairs);
+				const byOutcome = sumBy(pairs, 'outcome');
+				const report = runs.map(run => reported(run.output())).reduce<Record<string, number>>((sum, counts) => {
+					for (const [name, count] of Object.entries(counts)) {
+						sum[name] = (sum[name] ?? 0) + count;
+					}
+
+					return sum;
+				}, {});
+				expect(Object.fromEntries(Object.entries(byOutcome).filter(([, count]) => count > 0))).toEqual(
+					Object.fromEntries(Object.entries(report).filter(([, count]) => count > 0)),
+				);
+				expect(byOutcome.linked).toBe(simulator.allLinks().length - 1);
+				expect(pairs.get(attributeKey({outcome: 'dead-letter', reason: 'not-found'}))).toBe(1);
+				expect(pairs.get(attributeKey({outcome: 'dead-letter', reason: 'invalid-pair'}))).toBe(1);
+
+				// sod_sync.graph.operations per status: the simulator's own count of the operations it answered.
+				const byStatus = sumBy(receiver.totals(metricNames.operations), 'status');
+				const simulated = Object.fromEntries(Object.entries(simulator.stats.byStatus).map(([status, count]) => [status, count]));
+				expect(byStatus).toEqual(simulated);
+				expect(byStatus['429']).toBeGreaterThan(0);
+
+				// Throttled, so a throttle event, a pace and the instance count.
+				expect([...receiver.totals(metricNames.throttleEvents).values()].reduce((sum, count) => sum + count, 0)).toBeGreaterThan(0);
+				expect(receiver.points.some(point => point.metric === metricNames.pace && point.kind === 'gauge' && point.value > 0)).toBe(true);
+				expect(receiver.points.some(point => point.metric === metricNames.instances && point.kind === 'gauge' && point.value >= 1)).toBe(true);
+				for (const run of runs) {
+					expect(run.output()).toContain(`sod-sync: metrics to ${receiver.url}/v1/metrics (OTLP ${protocol})`);
+				}
+			} finally {
+				await receiver.close();
+			}
+		}, 90_000);
+	}
+
+	it('with no exporter configured nothing starts, and a protocol it cannot speak is refused by name', async () => {
+		expect(telemetryChoice({})).toBeUndefined();
+		expect(telemetryChoice({APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=x'})).toBeUndefined();
+		expect(telemetryChoice({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/'})).toEqual({url: 'http://127.0.0.1:4318/v1/metrics', protocol: 'http/protobuf', intervalMs: 60_000});
+		expect(telemetryChoice({OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://collector/custom', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'})?.url).toBe('http://collector/custom');
+		expect(() => telemetryChoice({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc'})).toThrow(/'grpc' is not supported/);
+		// Credentials written into the URL are never printed.
+		const telemetry = await startTelemetry({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://user:secret@127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'});
+		expect(telemetry?.destination).toBe('http://***@127.0.0.1:9/v1/metrics (OTLP http/json)');
+		await telemetry?.shutdown().catch(() => undefined);
+		const {ids, environment} = await local.startQueues();
+		expect((await runInProcess(['enqueue', '-'], environment, csv([[ids[0]!, ids[1]!]]))).code).toBe(0);
+		const run = spawnCli(['run', '--until-empty'], environment);
+		expect(await run.exited).toBe(0);
+		expect(run.output()).not.toContain('metrics to');
+	}, 60_000);
+});
