@@ -6,8 +6,8 @@ import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, 
 import {hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {LinkAction, Pair} from '../pair/pair.js';
-import {ImportRecorder} from '../ledger/import-recorder.js';
+import type {Pair} from '../pair/pair.js';
+import {ImportRecorder, RecordedEnqueue} from '../ledger/import-recorder.js';
 import {printable} from '../text/untrusted-text.js';
 import {formatFromPath} from '../pair/pair-file.js';
 import {sendPairs} from '../queue/send-pairs.js';
@@ -116,15 +116,10 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 	const storage = openAppStorage(settings);
 	const correlationId = generatedCorrelationId('reconcile');
 	// What --apply enqueues is an import like any other: `sod-sync status <correlation>` follows it.
-	let recorder: ImportRecorder | undefined;
-	let sentPairs = 0;
-	const enqueue = async (pairs: readonly Pair[], action: LinkAction) => {
-		recorder ??= await ImportRecorder.start(settings, {correlationId, source: `reconcile of ${basename(positionals[0]!)}`, invalidRows: 0}, line => io.stderr.write(`${line}\n`));
-		const messages = await sendPairs(storage.pairs, pairs, {action, correlationId, attempt: 0}, storage.encoding);
-		sentPairs += pairs.length;
-		return messages;
-	};
-
+	const recorded = new RecordedEnqueue(
+		async () => ImportRecorder.start(settings, {correlationId, source: `reconcile of ${basename(positionals[0]!)}`, invalidRows: 0}, line => io.stderr.write(`${line}\n`)),
+		async (pairs, action) => sendPairs(storage.pairs, pairs, {action, correlationId, attempt: 0}, storage.encoding),
+	);
 	let report: ReconcileReport;
 	try {
 		report = await reconcile({
@@ -133,17 +128,17 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 			scope,
 			apply: values.apply ?? false,
 			prune: values.prune ?? false,
-			enqueue,
+			enqueue: recorded.enqueue,
 			deadline: Date.now() + settings.invocationBudgetMs,
 			signal: io.signal,
 			readConcurrency: readConcurrencyFor(settings),
 		});
 	} catch (error) {
-		await recorder?.finish({sentPairs, duplicates: 0, interrupted: true});
+		await recorded.finish(true);
 		throw error;
 	}
 
-	await recorder?.finish({sentPairs, duplicates: 0, interrupted: false});
+	await recorded.finish(false);
 	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId));
 	if (report.readFailures.length > 0) {
 		return exitCodes.error;

@@ -18,6 +18,8 @@ export const maximumManifestBytes = maximumManifestRows * 256;
 import {describeDriftSummary, hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from './reconcile.js';
 import {openAppStorage} from '../queue/app-storage.js';
 import {printable} from '../text/untrusted-text.js';
+import {ImportRecorder, RecordedEnqueue} from '../ledger/import-recorder.js';
+import type {LinkAction, Pair} from '../pair/pair.js';
 
 export interface ReconcileTimerDependencies {
 	engine: LinkEngine;
@@ -29,6 +31,8 @@ export interface ReconcileTimerDependencies {
 	invocationBudgetMs: number;
 	/** Package reads in progress at once (`readConcurrencyFor`). */
 	readConcurrency: number;
+	/** Records what --apply enqueues as an import in the ledger (none: not recorded). */
+	startImport?: (correlationId: string, source: string, warn: (message: string) => void) => Promise<ImportRecorder>;
 	onReport?: (report: ReconcileReport) => void;
 }
 
@@ -49,16 +53,27 @@ export function createReconcileTimerHandler(
 		}
 
 		const correlationId = `reconcile-${context.invocationId}`;
-		const report = await reconcile({
-			engine: resolved.engine,
-			rules: manifest.rules,
-			scope: settings.scope,
-			apply: settings.apply,
-			prune: settings.prune,
-			enqueue: async (pairs, action) => sendPairs(resolved.pairsQueue, pairs, {action, correlationId, attempt: 0}, resolved.encoding),
-			deadline: Date.now() + resolved.invocationBudgetMs,
-			readConcurrency: resolved.readConcurrency,
-		});
+		const send = async (pairs: readonly Pair[], action: LinkAction) => sendPairs(resolved.pairsQueue, pairs, {action, correlationId, attempt: 0}, resolved.encoding);
+		const startImport = resolved.startImport;
+		const recorded = startImport ? new RecordedEnqueue(async () => startImport(correlationId, `scheduled reconcile of ${where}`, message => context.warn(message)), send) : undefined;
+		let report: ReconcileReport;
+		try {
+			report = await reconcile({
+				engine: resolved.engine,
+				rules: manifest.rules,
+				scope: settings.scope,
+				apply: settings.apply,
+				prune: settings.prune,
+				enqueue: recorded?.enqueue ?? send,
+				deadline: Date.now() + resolved.invocationBudgetMs,
+				readConcurrency: resolved.readConcurrency,
+			});
+		} catch (error) {
+			await recorded?.finish(true);
+			throw error;
+		}
+
+		await recorded?.finish(false);
 		const line = `${describeDriftSummary(report)} (${where}${settings.apply ? '' : ', report only'})`;
 		if (report.readFailures.length > 0) {
 			context.warn(`${line}; unreadable: ${report.readFailures.map(item => `${item.accessPackageId} (${item.failure.status ?? printable(item.failure.code ?? '?', 100)})`).join(', ')}`);
@@ -85,6 +100,7 @@ export function reconcileTimerDependencies(environment: Environment): ReconcileT
 		encoding: storage.encoding,
 		invocationBudgetMs: settings.invocationBudgetMs,
 		readConcurrency: readConcurrencyFor(settings),
+		startImport: async (correlationId, source, warn) => ImportRecorder.start(settings, {correlationId, source, invalidRows: 0}, warn),
 	};
 }
 

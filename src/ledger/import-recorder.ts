@@ -2,6 +2,7 @@
 // The ledger never stops an import: if it cannot be written, one warning, and the pairs are sent as usual.
 
 import type {Settings} from '../config/settings.js';
+import type {LinkAction, Pair} from '../pair/pair.js';
 import {printable} from '../text/untrusted-text.js';
 import type {ImportRecord} from './ledger.js';
 import type {LedgerStore} from './ledger-store.js';
@@ -87,5 +88,35 @@ export class ImportRecorder {
 		this.#warn(
 			`sod-sync ledger: the import could not be recorded (${printable(String((error as Error)?.message ?? error), 300)}); its pairs are sent as usual, but \`sod-sync status\` will not know how many to expect.`,
 		);
+	}
+}
+
+/**
+ * An enqueue that records its import in the ledger when it first sends (reconcile --apply, the scheduled reconcile):
+ * what they enqueue is then an import `sod-sync status` can follow like any other.
+ */
+export class RecordedEnqueue {
+	readonly #start: () => Promise<ImportRecorder>;
+	readonly #send: (pairs: readonly Pair[], action: LinkAction) => Promise<number>;
+	#recorder: Promise<ImportRecorder> | undefined;
+	#sentPairs = 0;
+
+	constructor(start: () => Promise<ImportRecorder>, send: (pairs: readonly Pair[], action: LinkAction) => Promise<number>) {
+		this.#start = start;
+		this.#send = send;
+	}
+
+	/** Sends `pairs` (the import is recorded before the first send); resolves with the messages sent. */
+	readonly enqueue = async (pairs: readonly Pair[], action: LinkAction): Promise<number> => {
+		this.#recorder ??= this.#start();
+		await this.#recorder;
+		const messages = await this.#send(pairs, action);
+		this.#sentPairs += pairs.length;
+		return messages;
+	};
+
+	/** Records what was sent, if anything was. */
+	async finish(interrupted: boolean): Promise<void> {
+		await (await this.#recorder)?.finish({sentPairs: this.#sentPairs, duplicates: 0, interrupted});
 	}
 }

@@ -6,7 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {readFileSync} from 'node:fs';
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
-import {join} from 'node:path';
+import {basename, join} from 'node:path';
 import {createReconcileTimerHandler, manifestBlobReader, reconcileTimerDependencies} from '../../src/compliance/reconcile-timer.js';
 import {maximumManifestRows} from '../../src/compliance/manifest.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
@@ -92,11 +92,15 @@ describe('sod-sync reconcile', () => {
 		const path = await writeManifest(manifest([[a, b, true], [a, c]]));
 		const applied = await runInProcess(['reconcile', path, '--apply'], environment);
 		expect(applied.code).toBe(3);
-		expect(applied.stdout).toMatch(/enqueued 3 adds and 0 removes in 1 messages/);
+		expect(applied.stdout).toMatch(/enqueued 3 adds and 0 removes in 1 messages, correlation (reconcile-\S+) \(sod-sync status \1 --watch\)/);
 		expect((await runCli(['run', '--until-empty'], environment)).code).toBe(0);
 		expect(simulator.allLinks()).toEqual([`${a}/${b}`, `${b}/${a}`, `${a}/${c}`].sort());
 		const again = await runInProcess(['reconcile', path], environment);
 		expect(again.code).toBe(0);
+		// What --apply enqueued is an import in the ledger, followed to the end like any other.
+		const correlationId = /correlation (reconcile-\S+) /.exec(applied.stdout)![1]!;
+		const status = JSON.parse((await runInProcess(['status', correlationId, '--json'], environment)).stdout) as Record<string, unknown>;
+		expect(status).toMatchObject({pairs: 3, done: true, source: `reconcile of ${basename(path)}`, changed: {linked: 3, removed: 0}});
 	});
 
 	it('--prune removes only extra links between in-scope packages, never one to a package the manifest does not name', async () => {
@@ -253,6 +257,27 @@ describe('the scheduled reconcile (timer Function)', () => {
 		});
 		await handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
 		expect(logs).toEqual([expect.stringMatching(/^warning: sod-sync reconcile: 2 packages in scope, 1 links desired, 0 present, 1 missing, 0 extra.*\(sod-sync\/manifest\.csv, report only\)$/)]);
+	});
+
+	it('with SOD_RECONCILE_APPLY, records what it enqueues as an import in the ledger', async () => {
+		const {simulator, ids, environment} = await stack();
+		const [a, b] = ids;
+		const settings = {...environment, SOD_RECONCILE_APPLY: 'true', SOD_MANIFEST_CONTAINER: 'timer-apply'};
+		const container = BlobServiceClient.fromConnectionString(local.azurite.connectionString).getContainerClient('timer-apply');
+		await container.createIfNotExists();
+		const text = manifest([[a, b]]);
+		await container.getBlockBlobClient('manifest.csv').upload(text, Buffer.byteLength(text));
+		// An engine of its own: the process's shared one was built for an earlier test's simulator.
+		const engine = createLinkEngine(readSettings(settings), staticTokenSource(simulator.token));
+		const handler = createReconcileTimerHandler({...reconcileTimerDependencies(settings), engine});
+		const context = new functions.InvocationContext({invocationId: 'timer-apply', functionName: 'reconcileSchedule', logHandler: () => undefined});
+		await handler({isPastDue: false, schedule: {adjustForDST: false}, scheduleStatus: {last: '', next: '', lastUpdated: ''}}, context);
+		const before = JSON.parse((await runInProcess(['status', 'reconcile-timer-apply', '--json'], settings)).stdout) as Record<string, unknown>;
+		expect(before).toMatchObject({pairs: 1, pending: 1, done: false, state: 'running', source: 'scheduled reconcile of timer-apply/manifest.csv'});
+		expect((await runCli(['run', '--until-empty'], settings)).code).toBe(0);
+		expect(simulator.allLinks()).toEqual([`${a}/${b}`]);
+		const after = JSON.parse((await runInProcess(['status', 'reconcile-timer-apply', '--json'], settings)).stdout) as Record<string, unknown>;
+		expect(after).toMatchObject({pairs: 1, pending: 0, done: true, changed: {linked: 1, removed: 0}});
 	});
 
 	it('checks its settings, naming them', () => {
