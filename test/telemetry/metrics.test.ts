@@ -8,6 +8,7 @@ import {startTelemetry, telemetryChoice} from '../../src/telemetry/telemetry.js'
 import {runInProcess, spawnCli} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
 import {attributeKey, startOtlpReceiver} from '../support/otlp-receiver.js';
+import {certificatePath, startAppInsightsReceiver} from '../support/app-insights-receiver.js';
 
 const local = useLocalStack({blob: true});
 
@@ -102,11 +103,48 @@ describe('metrics over OTLP', () => {
 		}, 90_000);
 	}
 
+	it('Application Insights: the same names and counts, as the exporter sends them (deltas, attributes as properties)', async () => {
+		const receiver = await startAppInsightsReceiver();
+		try {
+			const {simulator, ids, environment} = await local.startQueues({packageCount: 20, throttle: {operationsPerSecond: 150, retryAfterSeconds: 1}, faults: {latencyMs: 5, jitterMs: 5}});
+			const rows = ids.flatMap(a => ids.filter(b => b !== a).map(b => [a, b] as const)).slice(0, 300);
+			expect((await runInProcess(['enqueue', '-'], environment, csv(rows))).code).toBe(0);
+			const settings = {
+				...environment,
+				APPLICATIONINSIGHTS_CONNECTION_STRING: receiver.connectionString,
+				// The SDK's own usage reports go to Microsoft, not to the connection string's endpoint: off in tests.
+				APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true',
+				NODE_EXTRA_CA_CERTS: certificatePath,
+				OTEL_METRIC_EXPORT_INTERVAL: '500',
+			};
+			const run = spawnCli(['run', '--until-empty'], settings);
+			expect(await run.exited).toBe(0);
+			expect(run.output()).toContain(`sod-sync: metrics to https://127.0.0.1:`);
+			const byOutcome = sumBy(receiver.totals(metricNames.pairs), 'outcome');
+			expect(byOutcome).toEqual(Object.fromEntries(Object.entries(reported(run.output())).filter(([, count]) => count > 0)));
+			expect(byOutcome.linked).toBe(300);
+			expect(sumBy(receiver.totals(metricNames.operations), 'status')).toEqual(Object.fromEntries(Object.entries(simulator.stats.byStatus).map(([status, count]) => [status, count])));
+			expect(receiver.metrics.some(metric => metric.name === metricNames.instances)).toBe(true);
+		} finally {
+			await receiver.close();
+		}
+	}, 90_000);
+
 	it('with no exporter configured nothing starts, and a protocol it cannot speak is refused by name', async () => {
 		expect(telemetryChoice({})).toBeUndefined();
-		expect(telemetryChoice({APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=x'})).toBeUndefined();
-		expect(telemetryChoice({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/'})).toEqual({url: 'http://127.0.0.1:4318/v1/metrics', protocol: 'http/protobuf', intervalMs: 60_000});
-		expect(telemetryChoice({OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://collector/custom', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'})?.url).toBe('http://collector/custom');
+		expect(telemetryChoice({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/'})).toEqual({kind: 'otlp', url: 'http://127.0.0.1:4318/v1/metrics', protocol: 'http/protobuf', intervalMs: 60_000});
+		// Application Insights, with Entra authentication as the template sets it (the identity its ClientId names).
+		expect(telemetryChoice({APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=x', APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=1234'})).toEqual({
+			kind: 'azure-monitor',
+			connectionString: 'InstrumentationKey=x',
+			entra: true,
+			entraClientId: '1234',
+			intervalMs: 60_000,
+		});
+		expect(telemetryChoice({APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=x'})).toMatchObject({kind: 'azure-monitor', entra: false});
+		// Both set: OTLP, the one set on purpose (the template always sets the connection string).
+		expect(telemetryChoice({APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=x', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c'})?.kind).toBe('otlp');
+		expect(telemetryChoice({OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://collector/custom', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'})).toMatchObject({url: 'http://collector/custom'});
 		expect(() => telemetryChoice({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc'})).toThrow(/'grpc' is not supported/);
 		// Credentials written into the URL are never printed.
 		const telemetry = await startTelemetry({OTEL_EXPORTER_OTLP_ENDPOINT: 'http://user:secret@127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'});
