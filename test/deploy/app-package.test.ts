@@ -39,6 +39,8 @@ describe('the deployment package', () => {
 		}
 
 		expect(names.some(name => name.startsWith('test/') || name.startsWith('dist/bench/') || name.startsWith('src/'))).toBe(false);
+		// Nothing only a build reads: no dependency's type declarations or source maps.
+		expect(names.filter(name => name.startsWith('node_modules/') && /\.(?:d\.[cm]?ts|map)$/.test(name))).toEqual([]);
 
 		// Nothing that would build it again: Oryx runs `npm run build` when the deployed package.json has a build script.
 		const deployed = JSON.parse(entries.find(entry => entry.name === 'package.json')!.data.toString('utf8')) as Record<string, unknown>;
@@ -56,7 +58,9 @@ describe('the deployment package', () => {
 			await writeFile(path, entry.data);
 		}
 
-		const script = "for (const name of ['sync-pairs', 'reconcile-schedule']) await import(`./dist/functions/${name}.js`); console.log('loaded')";
+		// The registrations, and what they load only when asked (the ledger's table client, the metrics SDK and exporters).
+		const lazily = ['@azure/data-tables', '@opentelemetry/sdk-metrics', '@opentelemetry/resources', '@opentelemetry/exporter-metrics-otlp-http', '@opentelemetry/exporter-metrics-otlp-proto', '@azure/monitor-opentelemetry-exporter'];
+		const script = `for (const name of ['sync-pairs', 'reconcile-schedule']) await import(\`./dist/functions/\${name}.js\`); for (const name of ${JSON.stringify(lazily)}) await import(name); console.log('loaded')`;
 		const load = spawnSync(process.execPath, ['--input-type=module', '-e', script], {cwd: unpacked, env: {PATH: process.env.PATH}, encoding: 'utf8'});
 		expect(load.stderr).not.toMatch(/Cannot find|ERR_MODULE_NOT_FOUND/);
 		expect(load.status, load.stderr).toBe(0);
