@@ -14,7 +14,7 @@ import {messageOrigins, type ImportRecord, type MessageOrigin, type Settlement} 
 
 export const ledgerTableName = 'sodsyncledger';
 
-/** What the worker and the commands need of the ledger's storage (a table in production and tests; a fake nowhere). */
+/** What the worker and the commands need of the ledger's storage: a table (Azure, Azurite); the worker's unit tests use one that fails on demand. */
 export interface LedgerStore {
 	/** Creates or replaces an import's row. */
 	recordImport(record: ImportRecord): Promise<void>;

@@ -3,32 +3,13 @@
 import fc from 'fast-check';
 import {describe, expect, it} from 'vitest';
 import {accountFor, importChanges, importStatus, type ImportRecord, type Settlement} from '../../src/ledger/ledger.js';
+import {settlement} from '../support/settlements.js';
 import type {Pair} from '../../src/pair/pair.js';
 
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 const pair = (a: number, b: number): Pair => ({accessPackageId: id(a), incompatibleAccessPackageId: id(b)});
 const at = new Date('2026-12-02T10:00:00Z');
 
-function settlement(fields: Partial<Settlement> & Pick<Settlement, 'messageId' | 'pairs'>): Settlement {
-	return {
-		correlationId: 'import-1',
-		origin: 'import',
-		linked: 0,
-		alreadyLinked: 0,
-		removed: 0,
-		alreadyAbsent: 0,
-		deadLetter: 0,
-		deadLetters: {},
-		requeued: 0,
-		linkedPairs: [],
-		removedPairs: [],
-		foundLinked: [],
-		foundAbsent: [],
-		withoutPreImage: 0,
-		settledAt: at,
-		...fields,
-	};
-}
 
 function record(pairs: number, state: ImportRecord['state'] = 'enqueued'): ImportRecord {
 	return {correlationId: 'import-1', source: 'pairs.csv', pairs, invalidRows: 0, duplicateRows: 0, startedAt: at, state};

@@ -8,6 +8,7 @@ import type {ImportRecord, Settlement} from '../../src/ledger/ledger.js';
 import type {LedgerStore} from '../../src/ledger/ledger-store.js';
 import {WorkerLedger, type LinkReader} from '../../src/ledger/worker-ledger.js';
 import {SystemicFailure} from '../../src/engine/link-engine.js';
+import {settlement} from '../support/settlements.js';
 
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 const pair = (a: number, b: number) => ({accessPackageId: id(a), incompatibleAccessPackageId: id(b)});
@@ -81,26 +82,8 @@ class FlakyStore implements LedgerStore {
 	}
 }
 
-function settlement(messageId: string, pairs = 1): Settlement {
-	return {
-		correlationId: 'import-1',
-		messageId,
-		origin: 'import',
-		pairs,
-		linked: pairs,
-		alreadyLinked: 0,
-		removed: 0,
-		alreadyAbsent: 0,
-		deadLetter: 0,
-		deadLetters: {},
-		requeued: 0,
-		linkedPairs: [],
-		removedPairs: [],
-		foundLinked: [],
-		foundAbsent: [],
-		withoutPreImage: 0,
-		settledAt: new Date(0),
-	};
+function settled(messageId: string, pairs = 1): Settlement {
+	return settlement({messageId, pairs, linked: pairs, settledAt: new Date(0)});
 }
 
 function clock(start = 0) {
@@ -115,17 +98,17 @@ describe('WorkerLedger: settlements', () => {
 		const time = clock();
 		const ledger = new WorkerLedger(store, {warn: message => warnings.push(message), now: time.now});
 		store.down = true;
-		await ledger.settle(settlement('m1'));
-		await ledger.settle(settlement('m2'));
+		await ledger.settle(settled('m1'));
+		await ledger.settle(settled('m2'));
 		expect(ledger.backlog).toBe(2);
 		expect(warnings).toEqual([expect.stringMatching(/^sod-sync ledger: the import ledger cannot be written \(connect ECONNREFUSED 127\.0\.0\.1:10002\); pairs are still applied/)]);
 		// While paused after a failure, a settlement waits without trying the store.
 		const calls = store.calls;
-		await ledger.settle(settlement('m3'));
+		await ledger.settle(settled('m3'));
 		expect(store.calls).toBe(calls);
 		store.down = false;
 		time.advance(30_000);
-		await ledger.settle(settlement('m4'));
+		await ledger.settle(settled('m4'));
 		expect(store.settled).toEqual(['m1', 'm2', 'm3', 'm4']);
 		expect(ledger.backlog).toBe(0);
 		expect(warnings[1]).toBe('sod-sync ledger: reachable again; every settlement kept meanwhile is recorded.');
@@ -135,7 +118,7 @@ describe('WorkerLedger: settlements', () => {
 		const store = new FlakyStore();
 		const ledger = new WorkerLedger(store, {warn: () => undefined, now: clock().now});
 		store.down = true;
-		await ledger.settle(settlement('m1'));
+		await ledger.settle(settled('m1'));
 		expect(await ledger.flush()).toBe(1);
 		store.down = false;
 		expect(await ledger.flush()).toBe(0);
@@ -149,7 +132,7 @@ describe('WorkerLedger: settlements', () => {
 		store.down = true;
 		for (const [index, pairs] of [10, 20, 30, 40].entries()) {
 			// eslint-disable-next-line no-await-in-loop
-			await ledger.settle(settlement(`m${index}`, pairs));
+			await ledger.settle(settled(`m${index}`, pairs));
 		}
 
 		expect(ledger.backlog).toBe(2);
