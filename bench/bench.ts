@@ -542,25 +542,22 @@ function describe(
 	}
 
 	// The ledger's cost: the same scenario with the ledger on and off, in the same sitting.
-	const ledgerRows = chosen.flatMap(scenario => {
-		const on = find(scenario.name, 'sod-sync');
-		const off = find(scenario.name, 'sod-sync, ledger off');
-		return on && off
-			? [
-					`| ${scenario.name} | ${off.pairsPerSecond.toFixed(0)} / ${on.pairsPerSecond.toFixed(0)} (${(on.pairsPerSecond / off.pairsPerSecond).toFixed(2)}x) | ${off.cpuMsPer1000.toFixed(0)} / ${on.cpuMsPer1000.toFixed(0)} (${(on.cpuMsPer1000 / off.cpuMsPer1000).toFixed(2)}x) | ${off.requestsPerPair.toFixed(3)} / ${on.requestsPerPair.toFixed(3)} |`,
-				]
-			: [];
-	});
+	// The same scenario with a feature off and on, side by side: pairs/s and CPU per 1,000 pairs (and requests per pair).
+	const offAndOn = (off: Contender, on: Contender, requests: boolean) =>
+		chosen.flatMap(scenario => {
+			const [without, withIt] = [find(scenario.name, off), find(scenario.name, on)];
+			if (!without || !withIt) {
+				return [];
+			}
+
+			const pair = (of: (m: Measurement) => number, digits: number, ratio: boolean) =>
+				`${of(without).toFixed(digits)} / ${of(withIt).toFixed(digits)}${ratio ? ` (${(of(withIt) / of(without)).toFixed(2)}x)` : ''}`;
+			const cells = [pair(m => m.pairsPerSecond, 0, true), pair(m => m.cpuMsPer1000, 0, true), ...(requests ? [pair(m => m.requestsPerPair, 3, false)] : [])];
+			return [`| ${scenario.name} | ${cells.join(' | ')} |`];
+		});
+	const ledgerRows = offAndOn('sod-sync, ledger off', 'sod-sync', true);
 	// Metrics' cost: the same scenario exporting (OTLP/protobuf every second to a local sink) and not.
-	const metricsRows = chosen.flatMap(scenario => {
-		const off = find(scenario.name, 'sod-sync');
-		const on = find(scenario.name, 'sod-sync, metrics on');
-		return on && off
-			? [
-					`| ${scenario.name} | ${off.pairsPerSecond.toFixed(0)} / ${on.pairsPerSecond.toFixed(0)} (${(on.pairsPerSecond / off.pairsPerSecond).toFixed(2)}x) | ${off.cpuMsPer1000.toFixed(0)} / ${on.cpuMsPer1000.toFixed(0)} (${(on.cpuMsPer1000 / off.cpuMsPer1000).toFixed(2)}x) |`,
-				]
-			: [];
-	});
+	const metricsRows = offAndOn('sod-sync', 'sod-sync, metrics on', false);
 	const coldRows = coldStart.map(item => `| metrics ${item.metrics} | ${item.wallMs} | ${item.cpuMs.toFixed(0)} |`);
 	const markdown = [
 		`Machine: ${machine()}`,

@@ -2,7 +2,7 @@
 
 import {setTimeout as sleep} from 'node:timers/promises';
 import type {Settings} from '../config/settings.js';
-import {importChanges, importStatus, outcomeNames, type ImportStatus} from '../ledger/ledger.js';
+import {importChanges, importStatus, outcomeNames, type ImportStatus, type Settlement} from '../ledger/ledger.js';
 import type {LedgerStore} from '../ledger/ledger-store.js';
 import {ImportRecorder} from '../ledger/import-recorder.js';
 import {openLedgerStore} from '../ledger/open-ledger.js';
@@ -86,9 +86,13 @@ function correlationArgument(positionals: string[], command: string): string {
 	return correlationId;
 }
 
-async function readStatus(store: LedgerStore, correlationId: string): Promise<ImportStatus> {
+/** An import's record and settlements, read once, and its status added up from them; `found` false when it has neither. */
+export async function readImportLedger(
+	store: LedgerStore,
+	correlationId: string,
+): Promise<{found: boolean; settlements: Settlement[]; status: ImportStatus}> {
 	const [record, settlements] = await Promise.all([store.readImport(correlationId), store.readSettlements(correlationId)]);
-	return importStatus(correlationId, record, settlements, new Date());
+	return {found: record !== undefined || settlements.length > 0, settlements, status: importStatus(correlationId, record, settlements, new Date())};
 }
 
 export async function statusCommand(args: string[], io: CommandIo): Promise<number> {
@@ -117,8 +121,8 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
 	const progress = new ProgressLine(io.stderr);
 	for (;;) {
 		// eslint-disable-next-line no-await-in-loop
-		const status = await readStatus(store, correlationId);
-		if (!status.import && status.messages === 0) {
+		const {found, status} = await readImportLedger(store, correlationId);
+		if (!found) {
 			progress.clear();
 			io.stderr.write(`sod-sync status: no import '${printable(correlationId, 256)}' in the ledger (sod-sync status lists the recent ones)\n`);
 			return noSuchImport;
@@ -161,9 +165,8 @@ async function listImports(store: LedgerStore, io: CommandIo, json: boolean): Pr
 
 	for (const status of statuses) {
 		const record = status.import!;
-		const settled = (status.pairs ?? 0) - (status.pending ?? 0) - status.outcomes.requeued;
 		io.stdout.write(
-			`${record.startedAt.toISOString().slice(0, 19)}Z  ${printable(status.correlationId, 80).padEnd(36)}  ${stateWord(status).padEnd(11)}  ${formatCount(settled)}/${formatCount(status.pairs ?? 0)} settled  +${formatCount(status.changed.linked)} -${formatCount(status.changed.removed)}  dead-letter ${formatCount(status.outcomes['dead-letter'])}  ${printable(record.source, 60)}\n`,
+			`${record.startedAt.toISOString().slice(0, 19)}Z  ${printable(status.correlationId, 80).padEnd(36)}  ${stateWord(status).padEnd(11)}  ${formatCount(settledOf(status))}/${formatCount(status.pairs ?? 0)} settled  +${formatCount(status.changed.linked)} -${formatCount(status.changed.removed)}  dead-letter ${formatCount(status.outcomes['dead-letter'])}  ${printable(record.source, 60)}\n`,
 		);
 	}
 
@@ -324,8 +327,8 @@ export async function changesCommand(args: string[], io: CommandIo): Promise<num
 	const correlationId = correlationArgument(positionals, 'changes');
 	const {settings} = settingsFrom(values, io.environment);
 	const store = ledgerStore(settings, io);
-	const [record, settlements] = await Promise.all([store.readImport(correlationId), store.readSettlements(correlationId)]);
-	if (!record && settlements.length === 0) {
+	const {found, settlements} = await readImportLedger(store, correlationId);
+	if (!found) {
 		io.stderr.write(`sod-sync changes: no import '${printable(correlationId, 256)}' in the ledger\n`);
 		return noSuchImport;
 	}
@@ -367,8 +370,8 @@ export async function undoCommand(args: string[], io: CommandIo): Promise<number
 
 	const {settings} = settingsFrom(values, io.environment);
 	const store = ledgerStore(settings, io);
-	const status = await readStatus(store, original);
-	if (!status.import && status.messages === 0) {
+	const {found, settlements, status} = await readImportLedger(store, original);
+	if (!found) {
 		io.stderr.write(`sod-sync undo: no import '${printable(original, 256)}' in the ledger\n`);
 		return noSuchImport;
 	}
@@ -380,7 +383,7 @@ export async function undoCommand(args: string[], io: CommandIo): Promise<number
 		return noSuchImport;
 	}
 
-	const changes = importChanges(await store.readSettlements(original));
+	const changes = importChanges(settlements);
 	const toRemove = changes.linked;
 	const toAdd = changes.removed;
 	if (values['dry-run']) {

@@ -14,9 +14,8 @@ import {enqueueCommand} from './enqueue-command.js';
 import {describeRun, runQueueHost} from './run-command.js';
 import {describeSimulatorStats, startSimulator} from './simulate-graph-command.js';
 import {openAppStorage} from '../queue/app-storage.js';
-import {importStatus} from '../ledger/ledger.js';
 import {openLedgerStore} from '../ledger/open-ledger.js';
-import {describeStatus} from './ledger-commands.js';
+import {describeStatus, readImportLedger} from './ledger-commands.js';
 
 export const localHelp = `Usage: sod-sync local [--import FILE] [--tenant FILE]
 
@@ -98,8 +97,7 @@ export async function localCommand(args: string[], io: CommandIo): Promise<numbe
 		say('$ sod-sync status local-demo');
 		const store = openLedgerStore(settings, line => io.stderr.write(`${line}\n`));
 		if (store) {
-			const [record, settlements] = await Promise.all([store.readImport('local-demo'), store.readSettlements('local-demo')]);
-			say(describeStatus(importStatus('local-demo', record, settlements, new Date())));
+			say(describeStatus((await readImportLedger(store, 'local-demo')).status));
 		}
 
 		say();

@@ -24,7 +24,6 @@ export interface LedgerStore {
 	/** `already-recorded` when this message was settled before (a redelivery): it is not counted again. */
 	settle(settlement: Settlement): Promise<'recorded' | 'already-recorded'>;
 	readSettlements(correlationId: string): Promise<Settlement[]>;
-	readPreImage(correlationId: string, accessPackageId: string): Promise<string[] | undefined>;
 	/** Every pre-image stored for the import so far, by package: one query, where a process starts on an import. */
 	readPreImages(correlationId: string): Promise<Map<string, string[]>>;
 	/** Stores a package's pre-image unless one is there already; returns the one stored (this or the earlier). */
@@ -134,6 +133,7 @@ export class TableLedgerStore implements LedgerStore {
 		return settlements;
 	}
 
+	/** One package's stored pre-image (the worker reads them all at once: `readPreImages`). */
 	async readPreImage(correlationId: string, accessPackageId: string): Promise<string[] | undefined> {
 		await this.#ensureTable();
 		const entity = await this.#read(escapeKey(correlationId), `p|${accessPackageId}`);

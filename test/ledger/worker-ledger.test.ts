@@ -49,11 +49,6 @@ class FlakyStore implements LedgerStore {
 		return [];
 	}
 
-	async readPreImage(correlationId: string, accessPackageId: string): Promise<string[] | undefined> {
-		this.#call();
-		return this.preImages.get(`${correlationId}/${accessPackageId}`);
-	}
-
 	async readPreImages(correlationId: string): Promise<Map<string, string[]>> {
 		this.#call();
 		return new Map([...this.preImages].filter(([key]) => key.startsWith(`${correlationId}/`)).map(([key, ids]) => [key.slice(correlationId.length + 1), ids]));
