@@ -136,9 +136,11 @@ try {
 			for (const resource of JSON.parse(body).resourceMetrics ?? []) {
 				for (const scope of resource.scopeMetrics ?? []) {
 					for (const metric of scope.metrics ?? []) {
-						for (const point of (metric.sum ?? metric.gauge)?.dataPoints ?? []) {
+						for (const point of (metric.sum ?? metric.gauge ?? metric.histogram)?.dataPoints ?? []) {
 							const attributes = Object.fromEntries((point.attributes ?? []).map(({key, value}) => [key, value.stringValue ?? value.intValue]));
-							received.push({name: metric.name, attributes, value: Number(point.asInt ?? point.asDouble), time: BigInt(point.timeUnixNano)});
+							// A histogram's point counts its values (sod_sync.message.age: one per message settled).
+							const value = metric.histogram ? Number(point.count) : Number(point.asInt ?? point.asDouble);
+							received.push({name: metric.name, attributes, value, time: BigInt(point.timeUnixNano)});
 						}
 					}
 				}
@@ -221,7 +223,10 @@ try {
 	check(JSON.stringify(local.ledger) === ledgerExpected, `sod-sync run: the same ledger row: ${JSON.stringify(local.ledger)}`);
 	receiver.close();
 	const names = new Set(received.map(point => point.name));
-	check(['sod_sync.pairs', 'sod_sync.graph.operations', 'sod_sync.instances'].every(name => names.has(name)), `functions worker: exports its metrics over OTLP (${[...names].join(', ') || 'none received'})`);
+	check(
+		['sod_sync.pairs', 'sod_sync.graph.operations', 'sod_sync.instances', 'sod_sync.message.age', 'sod_sync.queue.messages'].every(name => names.has(name)),
+		`functions worker: exports its metrics over OTLP (${[...names].join(', ') || 'none received'})`,
+	);
 	const linkedExported = latest('sod_sync.pairs', {outcome: 'linked'});
 	check(linkedExported === worker.links.length - 1, `functions worker: sod_sync.pairs linked ${linkedExported}, the links it made ${worker.links.length - 1}`);
 	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found'}) === 1, 'functions worker: sod_sync.pairs dead-letter not-found 1');

@@ -3,7 +3,7 @@
 import {app} from '@azure/functions';
 import {checkSettingsAtStart, functionNames, readSettings, settingNames} from '../src/config/settings.js';
 import {createPairsHandler, type WorkerDependencies} from '../src/worker/pairs-handler.js';
-import {openAppStorage} from '../src/queue/app-storage.js';
+import {appQueues, openAppStorage} from '../src/queue/app-storage.js';
 import {createWorkerDependencies} from '../src/worker/worker-runtime.js';
 import {SodMetrics} from '../src/telemetry/metrics.js';
 import {startTelemetry} from '../src/telemetry/telemetry.js';
@@ -28,10 +28,12 @@ let handler: Promise<ReturnType<typeof createPairsHandler>> | undefined;
 async function buildHandler(): Promise<ReturnType<typeof createPairsHandler>> {
 	const metrics = (await telemetry) ? new SodMetrics() : undefined;
 	const settings = readSettings(process.env);
-	const dependencies: WorkerDependencies = createWorkerDependencies(settings, openAppStorage(settings), process.env, {
+	const storage = openAppStorage(settings);
+	const dependencies: WorkerDependencies = createWorkerDependencies(settings, storage, process.env, {
 		onSummary: summary => metrics?.recordSummary(summary),
 	});
 	metrics?.observe(dependencies.engine);
+	metrics?.observeQueues(appQueues(storage, settings));
 	return createPairsHandler(dependencies);
 }
 

@@ -14,6 +14,10 @@ param reconcileSchedule string
 param reconcileEnabled bool
 param reconcileApply string
 param ledgerRetentionDays int
+param workbookEnabled bool
+param alertsEnabled bool
+param alertEmail string
+param deadLetterAlertThreshold int
 
 @description('The operator running azd (AZURE_PRINCIPAL_ID): may use `sod-sync enqueue`, `dead-letters` and the manifest with their own sign-in. Empty: no access for anyone but the app.')
 param principalId string = ''
@@ -184,6 +188,22 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     WorkspaceResourceId: logs.id
     DisableLocalAuth: true // Telemetry only with Entra ID: the identity below, no instrumentation key.
+  }
+}
+
+// The workbook and alert rules over the app's metrics (monitoring.bicep).
+module monitoring 'monitoring.bicep' = {
+  name: 'sod-sync-monitoring'
+  params: {
+    location: location
+    tags: tags
+    token: token
+    insightsId: insights.id
+    workbookEnabled: workbookEnabled
+    alertsEnabled: alertsEnabled
+    alertEmail: alertEmail
+    deadLetterAlertThreshold: deadLetterAlertThreshold
+    maxPairAgeHours: maxPairAgeHours
   }
 }
 

@@ -62,6 +62,19 @@ param reconcileApply string = 'false'
 @maxValue(3650)
 param ledgerRetentionDays int = 90
 
+@description('An Azure Monitor workbook over the app\'s metrics (throughput, outcomes, dead letters by reason, pace, 429 share, pending, imports). Free.')
+param workbookEnabled bool = true
+
+@description('Three log alert rules: pairs dead-lettered, pairs waiting past half of SOD_MAX_PAIR_AGE_HOURS, no progress for 30 minutes while pairs are pending. Billed per rule: off by default.')
+param alertsEnabled bool = false
+
+@description('Where the alerts are e-mailed (an action group is created for it); empty: the alerts show in the portal only.')
+param alertEmail string = ''
+
+@minValue(0)
+@description('The dead-letter alert fires when more pairs than this are dead-lettered in an hour.')
+param deadLetterAlertThreshold int = 0
+
 @description('The operator running azd (azd fills AZURE_PRINCIPAL_ID): gets queue data on the account, blob data on the dead-letter and manifest containers and table data on the ledger table, to use sod-sync enqueue, dead-letters, status, changes and undo with their own sign-in.')
 param principalId string = ''
 
@@ -96,6 +109,10 @@ module app 'app.bicep' = {
     reconcileEnabled: reconcileEnabled
     reconcileApply: reconcileApply
     ledgerRetentionDays: ledgerRetentionDays
+    workbookEnabled: workbookEnabled
+    alertsEnabled: alertsEnabled
+    alertEmail: alertEmail
+    deadLetterAlertThreshold: deadLetterAlertThreshold
     principalId: principalId
     principalType: principalType
   }

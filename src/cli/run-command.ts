@@ -5,7 +5,7 @@ import type {Environment} from '../config/settings.js';
 import type {LinkEngine} from '../engine/link-engine.js';
 import {createPairsHandler} from '../worker/pairs-handler.js';
 import {createWorkerDependencies, workerLedgerFor} from '../worker/worker-runtime.js';
-import {openAppStorage} from '../queue/app-storage.js';
+import {appQueues, openAppStorage} from '../queue/app-storage.js';
 import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {OutcomeTotals} from './outcome-totals.js';
 import {SodMetrics} from '../telemetry/metrics.js';
@@ -102,6 +102,7 @@ export async function runQueueHost(
 		},
 	);
 	const stopObserving = metrics?.observe(dependencies.engine);
+	const stopObservingQueues = metrics?.observeQueues(appQueues(storage, settings));
 	const host = new QueueHost({
 		queue: storage.queue(settings.queueName),
 		poisonQueue: storage.queue(`${settings.queueName}-poison`),
@@ -116,10 +117,12 @@ export async function runQueueHost(
 		},
 	});
 	const counts = await host.run({untilEmpty: options.untilEmpty, signal: io.signal});
-	stopObserving?.();
+	// The last export observes the gauges (pace, instances, queue counts) once more, as the run ends.
 	await telemetry?.shutdown().catch((error: unknown) => {
 		io.stderr.write(`sod-sync: the last metrics could not be exported (${(error as Error).message})\n`);
 	});
+	stopObserving?.();
+	stopObservingQueues?.();
 	const unrecorded = (await dependencies.ledger?.flush()) ?? 0;
 	if (unrecorded > 0) {
 		warn(`sod-sync ledger: ${unrecorded} settled messages could not be recorded before exit; \`sod-sync status\` will show their pairs as pending (they were applied or dead-lettered).`);

@@ -38,6 +38,11 @@ export function openAppStorage(settings: Settings, hostConfig: QueueHostConfig =
 	};
 }
 
+/** The queues the app's metrics follow (`sod_sync.queue.messages`), by role. */
+export function appQueues(storage: AppStorage, settings: Pick<Settings, 'queueName' | 'deadLetterQueueName'>): {pairs: QueueClient; 'dead-letter': QueueClient} {
+	return {pairs: storage.queue(settings.queueName), 'dead-letter': storage.queue(settings.deadLetterQueueName)};
+}
+
 /** A correlation id for a run that was not given one: `<kind>-<UTC time to the second>[-<suffix>]`. */
 export function generatedCorrelationId(kind: string, at = new Date(), suffix?: string): string {
 	const stamp = at.toISOString().replaceAll(/[-:]|\.\d+/g, '');

@@ -17,7 +17,36 @@ export const metricNames = {
 	pace: 'sod_sync.pace',
 	/** Gauge: instances sharing the throttle state (this one included). */
 	instances: 'sod_sync.instances',
+	/** Histogram, seconds: how long a message's pairs had waited since they first entered the queue, when it settled. */
+	messageAge: 'sod_sync.message.age',
+	/** Gauge: messages in a queue (`queue`: pairs or dead-letter), as the queue service counts them (approximately). */
+	queueMessages: 'sod_sync.queue.messages',
 } as const;
+
+/** The attributes each metric's points carry (a bounded set of values each): what the workbook and alerts may query. */
+export const metricAttributes: Readonly<Record<keyof typeof metricNames, readonly string[]>> = {
+	pairs: ['outcome', 'reason'],
+	operations: ['status'],
+	throttleEvents: ['cause'],
+	pace: [],
+	instances: [],
+	messageAge: [],
+	queueMessages: ['queue'],
+};
+
+/** The queues `sod_sync.queue.messages` follows, by the role they play (bounded: never a queue's configured name). */
+export type QueueRole = 'pairs' | 'dead-letter';
+
+/** What `observeQueues` needs of a queue: its approximate message count (a `QueueClient` is one). */
+export interface CountedQueue {
+	getProperties(options?: {abortSignal?: AbortSignal}): Promise<{approximateMessagesCount?: number}>;
+}
+
+/** Buckets of `sod_sync.message.age`, seconds: from a second to past the default SOD_MAX_PAIR_AGE_HOURS (72). */
+const ageBuckets = [1, 10, 60, 300, 900, 3_600, 4 * 3_600, 12 * 3_600, 24 * 3_600, 36 * 3_600, 48 * 3_600, 72 * 3_600];
+
+/** A queue's count not read in this long is left out of a collection (the storage client would retry for minutes). */
+const queueCountTimeoutMs = 5_000;
 
 /**
  * No `correlation_id` attribute: every import would be a new series of every metric, without bound (a scheduled
@@ -27,6 +56,7 @@ export class SodMetrics {
 	readonly #pairs;
 	readonly #operations;
 	readonly #throttleEvents;
+	readonly #messageAge;
 	readonly #meter: Meter;
 
 	constructor(meter: Meter = metrics.getMeter('sod-sync')) {
@@ -34,10 +64,16 @@ export class SodMetrics {
 		this.#pairs = meter.createCounter(metricNames.pairs, {description: 'Pairs settled, by outcome (and reason, for dead letters)', unit: '{pair}', valueType: ValueType.INT});
 		this.#operations = meter.createCounter(metricNames.operations, {description: "Graph operations, by the HTTP status of each", unit: '{operation}', valueType: ValueType.INT});
 		this.#throttleEvents = meter.createCounter(metricNames.throttleEvents, {description: 'Throttle events: the first 429 of a burst, or Graph unreachable', unit: '{event}', valueType: ValueType.INT});
+		this.#messageAge = meter.createHistogram(metricNames.messageAge, {
+			description: "Seconds a message's pairs had waited since they first entered the queue, when it settled",
+			unit: 's',
+			advice: {explicitBucketBoundaries: ageBuckets},
+		});
 	}
 
 	/** Counts a settled message's pairs, by outcome. */
-	recordSummary(summary: Pick<MessageSummary, 'outcomes' | 'deadLetters'>): void {
+	recordSummary(summary: Pick<MessageSummary, 'outcomes' | 'deadLetters' | 'ageMs'>): void {
+		this.#messageAge.record(summary.ageMs / 1000);
 		for (const [outcome, count] of Object.entries(summary.outcomes)) {
 			if (count > 0 && outcome !== 'dead-letter') {
 				this.#pairs.add(count, {outcome});
@@ -85,5 +121,34 @@ export class SodMetrics {
 			pace.removeCallback(observePace);
 			instances.removeCallback(observeInstances);
 		};
+	}
+
+	/**
+	 * Follows the queues' approximate message counts, read each time metrics are collected (`OTEL_METRIC_EXPORT_INTERVAL`,
+	 * a minute by default). A count not read within 5 s is left out of that collection, never reported stale.
+	 * Returns the unsubscribe.
+	 */
+	observeQueues(queues: Readonly<Record<QueueRole, CountedQueue>>): () => void {
+		const gauge = this.#meter.createObservableGauge(metricNames.queueMessages, {description: 'Messages in the queue (approximate)', unit: '{message}', valueType: ValueType.INT});
+		const roles = Object.keys(queues) as QueueRole[];
+		const observe = async (result: {observe(value: number, attributes: {queue: QueueRole}): void}) => {
+			const counts = await Promise.all(
+				roles.map(async role =>
+					queues[role].getProperties({abortSignal: AbortSignal.timeout(queueCountTimeoutMs)}).then(
+						properties => properties.approximateMessagesCount,
+						() => undefined,
+					),
+				),
+			);
+			roles.forEach((queue, index) => {
+				const count = counts[index];
+				if (count !== undefined) {
+					result.observe(count, {queue});
+				}
+			});
+		};
+
+		gauge.addCallback(observe);
+		return () => gauge.removeCallback(observe);
 	}
 }

@@ -68,6 +68,8 @@ export interface MessageSummary {
 	/** When re-queued pairs become visible again, in seconds from now. */
 	requeueDelaySeconds: number | undefined;
 	durationMs: number;
+	/** How long its pairs had waited since they first entered the queue, when it settled (a re-queue carries the first time). */
+	ageMs: number;
 }
 
 /** Writes to the output queues at once, per message. */
@@ -108,6 +110,7 @@ export async function handlePairsMessage(
 		deadLetters: {},
 		requeueDelaySeconds: undefined,
 		durationMs: 0,
+		ageMs: 0,
 	};
 	const deadLetters: DeadLetterRecord[] = [];
 	const addDeadLetter = (record: DeadLetterRecord, pairs = 1) => {
@@ -244,6 +247,7 @@ export async function handlePairsMessage(
 	}
 
 	summary.durationMs = clock.now() - startedAt;
+	summary.ageMs = Math.max(0, clock.now() - firstEnqueuedAt);
 	context.log(describeSummary(summary));
 	if (summary.deadLetters.forbidden) {
 		context.warn(forbiddenAdvice(summary));

@@ -11,6 +11,7 @@ const summary = (outcomes: Partial<MessageSummary['outcomes']>, deadLetters: Mes
 	deadLetters,
 	requeueDelaySeconds: undefined,
 	durationMs: 1,
+	ageMs: 1,
 });
 
 describe('OutcomeTotals', () => {

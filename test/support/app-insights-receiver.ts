@@ -13,7 +13,12 @@ const keyPath = fileURLToPath(new URL('tls/loopback-test-only.key.pem', import.m
 
 export interface ReceivedMetric {
 	name: string;
+	/** A counter's delta, a gauge's value, or a histogram's sum (customMetrics' value / valueSum). */
 	value: number;
+	/** Values aggregated into this one (customMetrics' valueCount), and a histogram's extremes (valueMin, valueMax). */
+	count?: number;
+	min?: number;
+	max?: number;
 	properties: Record<string, string>;
 	roleInstance: string;
 }
@@ -41,7 +46,7 @@ export async function startAppInsightsReceiver(): Promise<AppInsightsReceiver> {
 			const envelopes = JSON.parse(body.toString('utf8')) as Array<{
 				name: string;
 				tags?: Record<string, string>;
-				data?: {baseType?: string; baseData?: {metrics?: Array<{name: string; value: number}>; properties?: Record<string, string>}};
+				data?: {baseType?: string; baseData?: {metrics?: Array<{name: string; value: number; count?: number; min?: number; max?: number}>; properties?: Record<string, string>}};
 			}>;
 			for (const envelope of envelopes) {
 				if (envelope.data?.baseType !== 'MetricData') {
@@ -49,7 +54,7 @@ export async function startAppInsightsReceiver(): Promise<AppInsightsReceiver> {
 				}
 
 				for (const metric of envelope.data.baseData?.metrics ?? []) {
-					metrics.push({name: metric.name, value: metric.value, properties: envelope.data.baseData?.properties ?? {}, roleInstance: envelope.tags?.['ai.cloud.roleInstance'] ?? ''});
+					metrics.push({name: metric.name, value: metric.value, count: metric.count, min: metric.min, max: metric.max, properties: envelope.data.baseData?.properties ?? {}, roleInstance: envelope.tags?.['ai.cloud.roleInstance'] ?? ''});
 				}
 			}
 

@@ -9,9 +9,12 @@ export interface ReceivedPoint {
 	/** The exporting process (`service.instance.id`). */
 	instance: string;
 	metric: string;
-	kind: 'sum' | 'gauge';
+	kind: 'sum' | 'gauge' | 'histogram';
 	attributes: Record<string, string | number | boolean>;
+	/** A sum's or gauge's value; a histogram's count. */
 	value: number;
+	/** A histogram's sum, min and max (as sent: cumulative since the process started). */
+	histogram?: {sum: number; min: number; max: number};
 	timeUnixNano: bigint;
 }
 
@@ -104,6 +107,22 @@ function decodeJson(request: {resourceMetrics?: unknown[]}): ReceivedPoint[] {
 		const instance = String(jsonAttributes(resourceMetrics.resource?.attributes)['service.instance.id'] ?? '');
 		for (const scope of resourceMetrics.scopeMetrics ?? []) {
 			for (const metric of scope.metrics ?? []) {
+				if (metric.histogram) {
+					for (const point of metric.histogram.dataPoints ?? []) {
+						points.push({
+							instance,
+							metric: metric.name,
+							kind: 'histogram',
+							attributes: jsonAttributes(point.attributes),
+							value: Number(point.count),
+							histogram: {sum: Number(point.sum), min: Number(point.min), max: Number(point.max)},
+							timeUnixNano: BigInt(point.timeUnixNano ?? 0),
+						});
+					}
+
+					continue;
+				}
+
 				const kind = metric.sum ? 'sum' : metric.gauge ? 'gauge' : undefined;
 				if (!kind) {
 					continue;
@@ -249,6 +268,24 @@ function decodeProtobuf(body: Buffer): ReceivedPoint[] {
 								timeUnixNano: time ? time.readBigUInt64LE(0) : 0n,
 							});
 						}
+					}
+				}
+
+				// Metric: histogram = 9, repeated HistogramDataPoint data_points = 1: attributes = 9, time_unix_nano = 3,
+				// count = 4 (fixed64), sum = 5, min = 11, max = 12 (doubles).
+				for (const data of bytesOf(metricFields, 9)) {
+					for (const point of bytesOf(fields(data), 1)) {
+						const pointFields = fields(point);
+						const fixed = (number: number) => pointFields.find(field => field.number === number && field.wire === 1)?.value as Buffer | undefined;
+						points.push({
+							instance,
+							metric: name,
+							kind: 'histogram',
+							attributes: keyValues(bytesOf(pointFields, 9)),
+							value: Number(fixed(4)?.readBigUInt64LE(0) ?? 0n),
+							histogram: {sum: fixed(5)?.readDoubleLE(0) ?? Number.NaN, min: fixed(11)?.readDoubleLE(0) ?? Number.NaN, max: fixed(12)?.readDoubleLE(0) ?? Number.NaN},
+							timeUnixNano: fixed(3)?.readBigUInt64LE(0) ?? 0n,
+						});
 					}
 				}
 			}

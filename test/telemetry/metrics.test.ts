@@ -43,6 +43,7 @@ describe('metrics over OTLP', () => {
 	] as const) {
 		it(`${protocol}, ${processes} process(es): the names, and counts equal to the run report and the simulator's`, async () => {
 			const receiver = await startOtlpReceiver();
+			const startedAt = Date.now();
 			try {
 				const {simulator, ids, environment, pairsQueue} = await local.startQueues({
 					packageCount: 30,
@@ -94,6 +95,16 @@ describe('metrics over OTLP', () => {
 				expect([...receiver.totals(metricNames.throttleEvents).values()].reduce((sum, count) => sum + count, 0)).toBeGreaterThan(0);
 				expect(receiver.points.some(point => point.metric === metricNames.pace && point.kind === 'gauge' && point.value > 0)).toBe(true);
 				expect(receiver.points.some(point => point.metric === metricNames.instances && point.kind === 'gauge' && point.value >= 1)).toBe(true);
+
+				// sod_sync.message.age: one value per message settled (each logs one line), none older than the test.
+				const settledMessages = runs.reduce((sum, run) => sum + run.output().split('\n').filter(line => line.startsWith('sod-sync message ')).length, 0);
+				expect([...receiver.totals(metricNames.messageAge).values()].reduce((sum, count) => sum + count, 0)).toBe(settledMessages);
+				const ages = receiver.points.filter(point => point.metric === metricNames.messageAge);
+				expect(ages.every(point => point.kind === 'histogram' && point.histogram!.min >= 0 && point.histogram!.max < (Date.now() - startedAt) / 1000)).toBe(true);
+				// sod_sync.queue.messages, as each run ended: the pairs queue empty, the dead-letter queue holding the two.
+				const lastCounts = receiver.totals(metricNames.queueMessages);
+				expect(lastCounts.get(attributeKey({queue: 'pairs'}))).toBe(0);
+				expect(lastCounts.get(attributeKey({queue: 'dead-letter'}))).toBe(2 * processes);
 				for (const run of runs) {
 					expect(run.output()).toContain(`sod-sync: metrics to ${receiver.url}/v1/metrics (OTLP ${protocol})`);
 				}
@@ -125,6 +136,15 @@ describe('metrics over OTLP', () => {
 			expect(byOutcome.linked).toBe(300);
 			expect(sumBy(receiver.totals(metricNames.operations), 'status')).toEqual(Object.fromEntries(Object.entries(simulator.stats.byStatus).map(([status, count]) => [status, count])));
 			expect(receiver.metrics.some(metric => metric.name === metricNames.instances)).toBe(true);
+			// What the workbook and alerts query (customMetrics): the age's valueCount per message, valueMax in seconds;
+			// the queue gauge's value by its `queue` property.
+			const ages = receiver.metrics.filter(metric => metric.name === metricNames.messageAge);
+			const settledMessages = run.output().split('\n').filter(line => line.startsWith('sod-sync message ')).length;
+			expect(ages.reduce((sum, metric) => sum + metric.count!, 0)).toBe(settledMessages);
+			expect(Math.max(...ages.map(metric => metric.max!))).toBeGreaterThan(0);
+			expect(Math.max(...ages.map(metric => metric.max!))).toBeLessThan(90);
+			const lastPending = receiver.metrics.filter(metric => metric.name === metricNames.queueMessages && metric.properties.queue === 'pairs').at(-1);
+			expect(lastPending?.value).toBe(0);
 		} finally {
 			await receiver.close();
 		}
