@@ -8,6 +8,7 @@ import type {EngineEvents} from './engine-events.js';
 import {probeLeaseMs, probeWaitUntil, scalePace, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThroughputControl} from './throughput-control.js';
+import {initialSyncState, isHolding, mayExchange, nextSyncState, type SyncInput, type SyncPhase, type SyncState} from './sync-phase.js';
 
 export interface ThrottleSyncOptions {
 	store: ThrottleStore;
@@ -27,27 +28,21 @@ export interface ThrottleSyncOptions {
 export class ThrottleSync {
 	readonly instanceId = randomUUID();
 	readonly #options: Required<Omit<ThrottleSyncOptions, 'onWarning' | 'events'>> & Pick<ThrottleSyncOptions, 'onWarning' | 'events'>;
+	/** The phase and the store's health (sync-phase.ts): everything else here is a timer, I/O or news to send. */
+	#state: SyncState = initialSyncState;
 	#instances = 1;
+	/** The heartbeat, while the instance has work. */
 	#timer: NodeJS.Timeout | undefined;
+	/** Ends a hold (`joining`, `waiting-for-prober`) at its `holdUntil`. */
+	#holdTimer: NodeJS.Timeout | undefined;
+	#joinWaiters: Array<() => void> = [];
 	#running: Promise<void> | undefined;
-	#news: ThrottleNews | undefined;
 	#again = false;
-	#failedUntil = 0;
+	#news: ThrottleNews | undefined;
 	#warned = false;
-	/** The next exchange tells the others this instance has no work left. */
-	#leaving = false;
 	/** An exchange just before the gate reopens, so that no instance reopens on a pace older than the burst. */
 	#beforeReopen: NodeJS.Timeout | undefined;
 	#beforeReopenAt = 0;
-	/**
-	 * Settles when the first exchange has read the state (and no other instance's probe is to be waited for) or failed,
-	 * or after `joinTimeoutMs` without an answer; undefined before it starts.
-	 */
-	#joined: Promise<void> | undefined;
-	/** Settles `#joined`; defined exactly while the first requests wait. */
-	#join: (() => void) | undefined;
-	#joinTimer: NodeJS.Timeout | undefined;
-	#heldForProbe = false;
 
 	constructor(options: ThrottleSyncOptions) {
 		this.#options = {intervalMs: 1000, retryAfterFailureMs: 30_000, ...options};
@@ -60,37 +55,38 @@ export class ThrottleSync {
 
 	/** Whether the last attempt to reach the store failed (the instance paces alone meanwhile). */
 	get degraded(): boolean {
-		return this.#failedUntil > 0;
+		return this.#state.store.kind === 'failed';
+	}
+
+	/** The phase, for tests and logs. */
+	get phase(): SyncPhase {
+		return this.#state.phase;
 	}
 
 	/**
-	 * Whether this instance may send: true once its first exchange has settled (or could not, within
-	 * `joinTimeoutMs`), and while it has not started one. Its first requests wait for it, so that it starts knowing how
-	 * many instances work and the pace they found, rather than adding a burst of its own to theirs. While another
-	 * instance probes for a pace nobody knows yet, it waits for that instance's first throttle event or the probe
-	 * lease's end (see `ProbeLease`).
+	 * Whether this instance may send: not while its first exchange is pending (at most `joinTimeoutMs`) or another
+	 * instance probes for a pace nobody knows yet (at most the probe lease). Its first requests wait, so that it starts
+	 * knowing how many instances work and the pace they found rather than adding a burst of its own to theirs.
 	 */
 	get joined(): boolean {
-		return this.#join === undefined;
+		return !isHolding(this.#state.phase);
 	}
 
 	async whenJoined(): Promise<void> {
-		return this.#joined;
+		if (this.joined) {
+			return;
+		}
+
+		return new Promise(resolve => {
+			this.#joinWaiters.push(resolve);
+		});
 	}
 
 	/** Starts (or stops) the heartbeat: only an instance with work reads the state and counts as working. */
 	setBusy(busy: boolean): void {
-		if (busy && !this.#joined) {
-			this.#joined = new Promise<void>(resolve => {
-				this.#join = resolve;
-			}).then(() => {
-				this.#join = undefined;
-				clearTimeout(this.#joinTimer);
-			});
-			this.#holdJoin(joinTimeoutMs);
-		}
-
+		const now = this.#options.clock.now();
 		if (busy && !this.#timer) {
+			this.#step({type: 'work', at: now});
 			this.#timer = setInterval(() => {
 				this.#exchange();
 			}, this.#options.intervalMs);
@@ -100,16 +96,9 @@ export class ThrottleSync {
 			clearInterval(this.#timer);
 			clearTimeout(this.#beforeReopen);
 			this.#timer = undefined;
-			this.#leaving = true;
+			this.#step({type: 'no-work', at: now});
 			this.#exchange();
 		}
-	}
-
-	/** The first requests wait at most `ms` more. */
-	#holdJoin(ms: number): void {
-		clearTimeout(this.#joinTimer);
-		this.#joinTimer = setTimeout(() => this.#join?.(), ms);
-		this.#joinTimer.unref();
 	}
 
 	/** Tells every instance about a throttle event this one saw, at once. */
@@ -126,27 +115,48 @@ export class ThrottleSync {
 		}
 	}
 
+	/** Moves the state on, and does what the new one asks of the first requests. */
+	#step(input: SyncInput): void {
+		this.#state = nextSyncState(this.#state, input);
+		const {phase} = this.#state;
+		clearTimeout(this.#holdTimer);
+		if (isHolding(phase)) {
+			this.#holdTimer = setTimeout(
+				() => {
+					this.#step({type: 'hold-ended', at: this.#options.clock.now()});
+				},
+				Math.max(0, phase.holdUntil - this.#options.clock.now()),
+			);
+			this.#holdTimer.unref();
+		} else if (this.#joinWaiters.length > 0) {
+			const waiters = this.#joinWaiters;
+			this.#joinWaiters = [];
+			for (const resolve of waiters) {
+				resolve();
+			}
+		}
+	}
+
 	#exchange(): void {
 		if (this.#running) {
 			this.#again = true;
 			return;
 		}
 
-		const now = this.#options.clock.now();
-		if (now < this.#failedUntil) {
+		const {clock, store} = this.#options;
+		const now = clock.now();
+		if (!mayExchange(this.#state, now)) {
 			return;
 		}
 
 		const news = this.#news;
 		this.#news = undefined;
-		const leaving = this.#leaving && !this.#timer;
-		this.#leaving = false;
-		let probeWait = 0;
-		this.#running = this.#options.store
+		const leaving = this.#state.phase.kind === 'leaving';
+		this.#step({type: 'exchange-sent', at: now});
+		this.#running = store
 			.exchange(this.instanceId, news, now, leaving)
 			.then(
 				snapshot => {
-					this.#failedUntil = 0;
 					if (snapshot.written === false && news) {
 						// Not written: keep it (merged with anything newer) for the next exchange, which follows at once.
 						this.#news = this.#news ? latestNews(news, this.#news) : news;
@@ -155,12 +165,13 @@ export class ThrottleSync {
 
 					this.#apply(snapshot);
 					// The lease's end is in the prober's clock: another machine's may be off, so never wait past a lease's length.
-					const readAt = this.#options.clock.now();
-					probeWait = Math.min(probeLeaseMs, Math.max(0, probeWaitUntil(snapshot.record, this.instanceId, readAt) - readAt));
+					const readAt = clock.now();
+					const probeWaitMs = Math.min(probeLeaseMs, Math.max(0, probeWaitUntil(snapshot.record, this.instanceId, readAt) - readAt));
+					this.#step({type: 'exchanged', at: readAt, probeWaitMs});
 				},
 				(error: unknown) => {
 					// Carry on alone: the gate and pace stay this process's own; nothing is failed or dead-lettered for it.
-					this.#failedUntil = this.#options.clock.now() + this.#options.retryAfterFailureMs;
+					this.#step({type: 'store-failed', at: clock.now(), retryAfterMs: this.#options.retryAfterFailureMs});
 					if (news && !this.#news) {
 						this.#news = news;
 					}
@@ -175,14 +186,6 @@ export class ThrottleSync {
 			)
 			.finally(() => {
 				this.#running = undefined;
-				if (probeWait <= 0) {
-					this.#join?.();
-				} else if (this.#join && !this.#heldForProbe) {
-					// Later reads may end the wait early (the prober found the pace), never lengthen it.
-					this.#heldForProbe = true;
-					this.#holdJoin(probeWait);
-				}
-
 				if (this.#again) {
 					this.#again = false;
 					this.#exchange();
@@ -247,9 +250,6 @@ function latestNews(earlier: ThrottleNews, later: ThrottleNews): ThrottleNews {
 		pace: later.pace ?? earlier.pace,
 	};
 }
-
-/** The first requests wait at most this long for the first exchange: the storage account may be slow or gone. */
-const joinTimeoutMs = 1000;
 
 /** How long before the gate reopens the last exchange of a wait happens: about one storage round trip. */
 const beforeReopenMs = 150;

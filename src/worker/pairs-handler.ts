@@ -4,31 +4,22 @@
 import {randomUUID} from 'node:crypto';
 import type {InvocationContext} from '@azure/functions';
 import pLimit from 'p-limit';
-import {
-	errorFromFailure,
-	errorInWords,
-	failureRecord,
-	invalidMessageRecord,
-	invalidPairRecords,
-	maximumRecordBytes,
-	type DeadLetterReason,
-	type DeadLetterRecord,
-	type RecordContext,
-} from '../dead-letter/dead-letter-record.js';
+import {maximumRecordBytes, type DeadLetterReason, type DeadLetterRecord} from '../dead-letter/dead-letter-record.js';
 import type {Clock} from '../engine/clock.js';
 import {systemClock} from '../engine/clock.js';
 import {InternalError} from '../engine/batch-dispatcher.js';
-import {SystemicFailure, type LinkEngine, type PairOutcome, type PairStatus} from '../engine/link-engine.js';
-import {encodedSize, packPairs, parseMessage, type MessageEncoding} from '../message/message.js';
+import {SystemicFailure, type LinkEngine, type PairOutcome} from '../engine/link-engine.js';
+import {encodedSize, parseMessage, type MessageEncoding} from '../message/message.js';
 import type {Pair} from '../pair/pair.js';
 import type {MessageSink} from '../queue/storage-queue.js';
 import {settingNames} from '../config/settings.js';
 import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {printable} from '../text/untrusted-text.js';
-import {accountFor, type PreImage, type TerminalStatus} from '../ledger/ledger.js';
+import {accountFor, type PreImage} from '../ledger/ledger.js';
 import type {WorkerLedger} from '../ledger/worker-ledger.js';
 import {packageIds} from '../graph/link-gateway.js';
-import {decideRequeue, type DeferredPair, type RequeueAction} from './requeue-decision.js';
+import {decideHandBack, type RequeueAction} from './requeue-decision.js';
+import {requeueMessagesFor, settleMessage, type Outcome} from './settle-message.js';
 
 export interface WorkerDependencies {
 	engine: LinkEngine;
@@ -55,7 +46,7 @@ export interface WorkerDependencies {
 	onSummary?: (summary: MessageSummary) => void;
 }
 
-export type Outcome = Exclude<PairStatus, 'dead-letter' | 'deferred'> | 'dead-letter' | 'requeued';
+export type {Outcome} from './settle-message.js';
 
 export interface MessageSummary {
 	messageId: string | undefined;
@@ -101,63 +92,14 @@ export async function handlePairsMessage(
 	// triggerMetadata.queueTrigger is converted the same way: a message that is JSON of the wrong shape reaches the
 	// handler only parsed, so its record holds the re-serialisation; text that is not JSON is kept byte for byte.
 	const parsed = parseMessage(item);
-	const summary: MessageSummary = {
-		messageId,
-		correlationId: parsed.kind === 'pairs' ? parsed.correlationId : undefined,
-		attempts: parsed.kind === 'pairs' ? parsed.attempt + 1 : 1,
-		pairs: parsed.kind === 'pairs' ? parsed.pairs.length + parsed.invalidPairs.length : 0,
-		outcomes: {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0},
-		deadLetters: {},
-		requeueDelaySeconds: undefined,
-		durationMs: 0,
-		ageMs: 0,
-	};
-	const deadLetters: DeadLetterRecord[] = [];
-	const addDeadLetter = (record: DeadLetterRecord, pairs = 1) => {
-		deadLetters.push(record);
-		summary.outcomes['dead-letter'] += pairs;
-		summary.deadLetters[record.reason] = (summary.deadLetters[record.reason] ?? 0) + pairs;
-	};
-
-	const recordContext = (): RecordContext => ({
-		action: parsed.kind === 'pairs' ? parsed.action : null,
-		attempts: summary.attempts,
-		correlationId: summary.correlationId,
-		sourceMessageId: messageId,
-		at: new Date(clock.now()),
-	});
-
-	const requeues: Array<{pairs: Pair[]; delayMs: number; attempt: number}> = [];
-	const finished: Array<{pair: Pair; status: TerminalStatus}> = [];
+	const attempt = parsed.kind === 'pairs' ? parsed.attempt : 0;
+	const firstEnqueuedAt = (parsed.kind === 'pairs' ? parsed.firstEnqueuedAt : undefined) ?? insertionTime(context) ?? startedAt;
+	const policy = {maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs};
 	const ledger = parsed.kind === 'pairs' && parsed.correlationId !== undefined ? dependencies.ledger : undefined;
 	const preImages = new Map<string, PreImage>();
-	const firstEnqueuedAt = (parsed.kind === 'pairs' ? parsed.firstEnqueuedAt : undefined) ?? insertionTime(context) ?? startedAt;
-	if (parsed.kind === 'invalid-message') {
-		addDeadLetter(invalidMessageRecord(parsed.reason, parsed.text, recordContext()));
-	} else {
-		for (const record of invalidPairRecords(parsed.invalidPairs, recordContext(), dependencies.encoding)) {
-			addDeadLetter(record, record.invalidPairs?.length ?? 1);
-		}
-
-		const policy = {maxAttempts: dependencies.maxAttempts, maxPairAgeMs: dependencies.maxPairAgeMs};
-		/** Counts the actions, dead-letters what they say to, and returns the re-queues for the caller to write. */
-		const take = (actions: RequeueAction[]) => {
-			const requeued: Array<Extract<RequeueAction, {kind: 'requeue'}>> = [];
-			for (const action of actions) {
-				if (action.kind === 'requeue') {
-					requeued.push(action);
-					summary.outcomes.requeued += action.pairs.length;
-					summary.requeueDelaySeconds = Math.max(summary.requeueDelaySeconds ?? 0, Math.ceil(action.delayMs / 1000));
-				} else {
-					const error = action.lastFailure ? errorFromFailure(action.lastFailure) : errorInWords(action.detail);
-					const message = action.lastFailure ? `${action.detail}; last failure: ${error.message}` : action.detail;
-					addDeadLetter(failureRecord(action.reason, action.pair, {...error, message}, recordContext()));
-				}
-			}
-
-			return requeued;
-		};
-
+	let outcomes: PairOutcome[] = [];
+	let handedBack: RequeueAction[] = [];
+	if (parsed.kind === 'pairs') {
 		const deadline = startedAt + dependencies.invocationBudgetMs;
 		// Admission by pace: take no more than this process can send before the deadline. `run` counts what it holds
 		// before it first awaits, so that two messages arriving together are weighed one after the other.
@@ -178,51 +120,43 @@ export async function handlePairsMessage(
 		const running = dependencies.engine.run(admittedPairs, parsed.action, {deadline, signal: dependencies.signal, before});
 		// The rest goes back on the queue at once, while the admitted pairs run, for an instance or an invocation with
 		// room: held until this invocation ends, it would wait as long again before anyone could take it.
-		let handedBack: Promise<Awaited<ReturnType<typeof writeResults>>> = Promise.resolve(undefined);
+		let handingBack: Promise<Awaited<ReturnType<typeof writeResults>>> = Promise.resolve(undefined);
 		if (notAdmitted.length > 0) {
-			const handBack = take(
-				decideRequeue(
-					{deferred: [], notAdmitted, admissionDelayMs: dependencies.engine.admissionDelayMs(deadline), attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()},
-					policy,
-				),
-			);
-			handedBack = writeResults([], requeueMessagesFor(handBack, parsed, firstEnqueuedAt, dependencies), dependencies);
+			handedBack = decideHandBack(notAdmitted, dependencies.engine.admissionDelayMs(deadline), {attempt, firstEnqueuedAt, now: clock.now()}, policy);
+			const requeues = handedBack.filter(action => action.kind === 'requeue');
+			handingBack = writeResults([], requeueMessagesFor(requeues, parsed, firstEnqueuedAt, dependencies.encoding), dependencies);
 		}
 
-		let outcomes: PairOutcome[];
 		try {
 			outcomes = await running;
 		} catch (error) {
-			await handedBack; // Settled, whatever it did: the message comes back whole, and re-adding is harmless.
+			await handingBack; // Settled, whatever it did: the message comes back whole, and re-adding is harmless.
 			failInvocation(error, messageId, context);
 		}
 
-		const failedHandBack = await handedBack;
+		const failedHandBack = await handingBack;
 		if (failedHandBack) {
 			context.error(
 				`sod-sync message ${messageId ?? '?'}: handing ${notAdmitted.length} pairs back to the queue failed (${failedHandBack.error.message}); the message will be retried`,
 			);
 			throw failedHandBack.error;
 		}
-
-		const deferred: DeferredPair[] = [];
-		for (const outcome of outcomes) {
-			if (outcome.status === 'dead-letter') {
-				addDeadLetter(failureRecord(outcome.reason, outcome.pair, errorFromFailure(outcome.failure), recordContext()));
-			} else if (outcome.status === 'deferred') {
-				deferred.push(outcome);
-			} else {
-				summary.outcomes[outcome.status]++;
-				finished.push(outcome);
-			}
-		}
-
-		requeues.push(...take(decideRequeue({deferred, notAdmitted: [], admissionDelayMs: 0, attempt: parsed.attempt, firstEnqueuedAt, now: clock.now()}, policy)));
 	}
 
+	const correlationId = parsed.kind === 'pairs' ? parsed.correlationId : undefined;
+	const settledAt = clock.now();
+	const settlement = settleMessage({
+		parsed,
+		outcomes,
+		handedBack,
+		context: {attempt, firstEnqueuedAt, now: settledAt},
+		policy,
+		record: {action: parsed.kind === 'pairs' ? parsed.action : null, attempts: attempt + 1, correlationId, sourceMessageId: messageId, at: new Date(settledAt)},
+		encoding: dependencies.encoding,
+	});
+
 	// Written before returning: if any write fails the invocation fails and the message comes back (adds are idempotent).
-	const requeueMessages = parsed.kind === 'pairs' ? requeueMessagesFor(requeues, parsed, firstEnqueuedAt, dependencies) : [];
-	const failedWrites = await writeResults(deadLetters, requeueMessages, dependencies);
+	const failedWrites = await writeResults(settlement.deadLetters, settlement.requeueMessages, dependencies);
 	if (failedWrites) {
 		context.error(
 			`sod-sync message ${messageId ?? '?'}: ${failedWrites.failed} of ${failedWrites.total} dead-letter/re-queue writes failed (${failedWrites.error.message}); the message will be retried`,
@@ -230,9 +164,20 @@ export async function handlePairsMessage(
 		throw failedWrites.error;
 	}
 
+	const summary: MessageSummary = {
+		messageId,
+		correlationId,
+		attempts: attempt + 1,
+		pairs: parsed.kind === 'pairs' ? parsed.pairs.length + parsed.invalidPairs.length : 0,
+		outcomes: settlement.outcomes,
+		deadLetters: settlement.deadLetterReasons,
+		requeueDelaySeconds: settlement.requeueDelaySeconds,
+		durationMs: 0,
+		ageMs: 0,
+	};
 	if (ledger && parsed.kind === 'pairs') {
 		// After the outputs: a message whose outputs failed comes back, and is recorded when it settles.
-		const accounting = accountFor(finished, parsed.action, accessPackageId => preImages.get(accessPackageId));
+		const accounting = accountFor(settlement.finished, parsed.action, accessPackageId => preImages.get(accessPackageId));
 		await ledger.settle({
 			correlationId: parsed.correlationId!,
 			messageId: messageId ?? randomUUID(),
@@ -274,26 +219,6 @@ function failInvocation(error: unknown, messageId: string | undefined, context: 
 	}
 
 	throw error;
-}
-
-/** The re-queued pairs packed into messages with the message's envelope, each invisible for its delay. */
-function requeueMessagesFor(
-	requeues: ReadonlyArray<{pairs: Pair[]; delayMs: number; attempt: number}>,
-	parsed: Extract<ReturnType<typeof parseMessage>, {kind: 'pairs'}>,
-	firstEnqueuedAt: number,
-	dependencies: WorkerDependencies,
-): Array<{text: string; visibilityTimeoutSeconds: number}> {
-	return requeues.flatMap(requeue => {
-		const envelope = {
-			action: parsed.action,
-			correlationId: parsed.correlationId,
-			attempt: requeue.attempt,
-			firstEnqueuedAt: new Date(firstEnqueuedAt).toISOString(),
-			origin: 'requeue' as const,
-		};
-		const visibilityTimeoutSeconds = Math.ceil(requeue.delayMs / 1000);
-		return [...packPairs(requeue.pairs, envelope, dependencies.encoding)].map(text => ({text, visibilityTimeoutSeconds}));
-	});
 }
 
 /**

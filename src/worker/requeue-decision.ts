@@ -25,12 +25,8 @@ export interface DeferredPair {
 	lastFailure: GraphFailure | undefined;
 }
 
-export interface Unfinished {
-	deferred: readonly DeferredPair[];
-	/** Pairs never started: more than this process could send before the deadline at its pace. */
-	notAdmitted: readonly Pair[];
-	/** When the process could serve `notAdmitted`, about. */
-	admissionDelayMs: number;
+/** The message the unfinished pairs came in, and the moment of the decision. */
+export interface RequeueContext {
 	/** Failed attempts the message's pairs had spent before this invocation (the envelope's `attempt`). */
 	attempt: number;
 	/** When the pairs first entered the queue (epoch ms). */
@@ -57,19 +53,22 @@ export const failureRequeueBaseMs = 15_000;
 export const failureRequeueMaximumMs = 15 * 60_000;
 
 /**
+ * What becomes of the pairs the engine deferred: a failure spends an attempt (and, at SOD_MAX_ATTEMPTS, is
+ * `retries-exhausted`); waiting does not; past the age limit every one is `expired`.
+ *
  * @example
- * decideRequeue({deferred: [{pair, delayMs: 2000, failed: false, lastFailure}], notAdmitted: [], admissionDelayMs: 0,
- *   attempt: 0, firstEnqueuedAt: now, now}, {maxAttempts: 5, maxPairAgeMs: 72 * 3_600_000})
+ * decideRequeue([{pair, delayMs: 2000, failed: false, lastFailure}], {attempt: 0, firstEnqueuedAt: now, now},
+ *   {maxAttempts: 5, maxPairAgeMs: 72 * 3_600_000})
  * //=> [{kind: 'requeue', pairs: [pair], attempt: 0, delayMs: 2000}]
  */
-export function decideRequeue(unfinished: Unfinished, policy: RequeuePolicy): RequeueAction[] {
-	const {attempt, now, firstEnqueuedAt} = unfinished;
+export function decideRequeue(deferred: readonly DeferredPair[], context: RequeueContext, policy: RequeuePolicy): RequeueAction[] {
+	const {attempt, now, firstEnqueuedAt} = context;
 	const ageMs = Math.max(0, now - firstEnqueuedAt);
 	const expired = ageMs >= policy.maxPairAgeMs;
 	const actions: RequeueAction[] = [];
 	const waited: DeferredPair[] = [];
 	const failed: DeferredPair[] = [];
-	for (const item of unfinished.deferred) {
+	for (const item of deferred) {
 		(item.failed ? failed : waited).push(item);
 	}
 
@@ -91,19 +90,12 @@ export function decideRequeue(unfinished: Unfinished, policy: RequeuePolicy): Re
 		}
 	}
 
-	const waitedPairs = [...waited.map(item => ({pair: item.pair, lastFailure: item.lastFailure})), ...unfinished.notAdmitted.map(pair => ({pair, lastFailure: undefined}))];
 	if (expired) {
-		for (const item of waitedPairs) {
+		for (const item of waited) {
 			actions.push(expiredAction(item.pair, item.lastFailure, ageMs, firstEnqueuedAt, policy));
 		}
-	} else {
-		if (waited.length > 0) {
-			actions.push({kind: 'requeue', pairs: waited.map(item => item.pair), attempt, delayMs: Math.max(...waited.map(item => item.delayMs))});
-		}
-
-		if (unfinished.notAdmitted.length > 0) {
-			actions.push({kind: 'requeue', pairs: [...unfinished.notAdmitted], attempt, delayMs: unfinished.admissionDelayMs});
-		}
+	} else if (waited.length > 0) {
+		actions.push({kind: 'requeue', pairs: waited.map(item => item.pair), attempt, delayMs: Math.max(...waited.map(item => item.delayMs))});
 	}
 
 	if (failedToRequeue.length > 0) {
@@ -112,6 +104,25 @@ export function decideRequeue(unfinished: Unfinished, policy: RequeuePolicy): Re
 	}
 
 	return actions;
+}
+
+/**
+ * What becomes of the pairs not admitted (more than this process could send before the deadline at its pace): back
+ * on the queue at once with their attempts unspent, visible when the process could serve them (`admissionDelayMs`),
+ * or `expired` past the age limit.
+ *
+ * @example
+ * decideHandBack([pair], 12_000, {attempt: 1, firstEnqueuedAt: now, now}, policy)
+ * //=> [{kind: 'requeue', pairs: [pair], attempt: 1, delayMs: 12_000}]
+ */
+export function decideHandBack(notAdmitted: readonly Pair[], admissionDelayMs: number, context: RequeueContext, policy: RequeuePolicy): RequeueAction[] {
+	const {attempt, now, firstEnqueuedAt} = context;
+	const ageMs = Math.max(0, now - firstEnqueuedAt);
+	if (ageMs >= policy.maxPairAgeMs) {
+		return notAdmitted.map(pair => expiredAction(pair, undefined, ageMs, firstEnqueuedAt, policy));
+	}
+
+	return notAdmitted.length > 0 ? [{kind: 'requeue', pairs: [...notAdmitted], attempt, delayMs: admissionDelayMs}] : [];
 }
 
 function expiredAction(

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest';
 import type {GraphFailure} from '../../src/graph/graph-failure.js';
-import {decideRequeue, failureRequeueDelayMs, type DeferredPair, type Unfinished} from '../../src/worker/requeue-decision.js';
+import {decideHandBack, decideRequeue, failureRequeueDelayMs, type DeferredPair, type RequeueContext} from '../../src/worker/requeue-decision.js';
 
 const hour = 3_600_000;
 const now = Date.parse('2026-11-30T12:00:00.000Z');
@@ -15,21 +15,21 @@ const refused: GraphFailure = {kind: 'unreachable', code: 'UnreachableError', me
 const waited = (n: number, delayMs: number, lastFailure?: GraphFailure): DeferredPair => ({pair: pair(n), delayMs, failed: false, lastFailure});
 const failed = (n: number, lastFailure = serverError): DeferredPair => ({pair: pair(n), delayMs: 0, failed: true, lastFailure});
 
-function unfinished(overrides: Partial<Unfinished>): Unfinished {
-	return {deferred: [], notAdmitted: [], admissionDelayMs: 0, attempt: 0, firstEnqueuedAt: now - hour, now, ...overrides};
+function at(overrides: Partial<RequeueContext> = {}): RequeueContext {
+	return {attempt: 0, firstEnqueuedAt: now - hour, now, ...overrides};
 }
 
 describe('decideRequeue', () => {
 	it('re-queues a pair that only waited with its attempts unspent, visible when the wait ends, even on the last attempt', () => {
 		for (const lastFailure of [throttled, refused, undefined]) {
-			expect(decideRequeue(unfinished({deferred: [waited(1, 30_000, lastFailure)], attempt: 2}), policy)).toEqual([
+			expect(decideRequeue([waited(1, 30_000, lastFailure)], at({attempt: 2}), policy)).toEqual([
 				{kind: 'requeue', pairs: [pair(1)], attempt: 2, delayMs: 30_000},
 			]);
 		}
 	});
 
 	it('re-queues what was not admitted at once, with its attempts unspent, visible when the process could serve it', () => {
-		expect(decideRequeue(unfinished({notAdmitted: [pair(1), pair(2)], admissionDelayMs: 12_000, attempt: 1}), policy)).toEqual([
+		expect(decideHandBack([pair(1), pair(2)], 12_000, at({attempt: 1}), policy)).toEqual([
 			{kind: 'requeue', pairs: [pair(1), pair(2)], attempt: 1, delayMs: 12_000},
 		]);
 	});
@@ -38,11 +38,11 @@ describe('decideRequeue', () => {
 		[0, 1, 15_000],
 		[1, 2, 45_000],
 	])('charges a failure: attempt %i becomes %i, back after %i ms', (attempt, next, delayMs) => {
-		expect(decideRequeue(unfinished({deferred: [failed(1)], attempt}), policy)).toEqual([{kind: 'requeue', pairs: [pair(1)], attempt: next, delayMs}]);
+		expect(decideRequeue([failed(1)], at({attempt}), policy)).toEqual([{kind: 'requeue', pairs: [pair(1)], attempt: next, delayMs}]);
 	});
 
 	it('dead-letters retries-exhausted only when the failed attempts reach SOD_MAX_ATTEMPTS', () => {
-		const actions = decideRequeue(unfinished({deferred: [failed(1), waited(2, 1000, throttled)], attempt: 2}), policy);
+		const actions = decideRequeue([failed(1), waited(2, 1000, throttled)], at({attempt: 2}), policy);
 		expect(actions).toEqual([
 			{kind: 'dead-letter', reason: 'retries-exhausted', pair: pair(1), lastFailure: serverError, detail: 'failed in 3 attempts (SOD_MAX_ATTEMPTS 3)'},
 			{kind: 'requeue', pairs: [pair(2)], attempt: 2, delayMs: 1000},
@@ -50,10 +50,8 @@ describe('decideRequeue', () => {
 	});
 
 	it('dead-letters expired, with the age and the limit, every pair still unapplied past the age limit', () => {
-		const actions = decideRequeue(
-			unfinished({deferred: [waited(1, 1000, throttled), failed(2)], notAdmitted: [pair(3)], firstEnqueuedAt: now - 73 * hour}),
-			policy,
-		);
+		const old = at({firstEnqueuedAt: now - 73 * hour});
+		const actions = [...decideRequeue([waited(1, 1000, throttled), failed(2)], old, policy), ...decideHandBack([pair(3)], 5000, old, policy)];
 		expect(actions.map(action => (action.kind === 'dead-letter' ? [action.reason, action.pair, action.lastFailure] : action.kind))).toEqual([
 			['expired', pair(2), serverError],
 			['expired', pair(1), throttled],
@@ -67,6 +65,7 @@ describe('decideRequeue', () => {
 	});
 
 	it('has nothing to do when nothing is unfinished', () => {
-		expect(decideRequeue(unfinished({}), policy)).toEqual([]);
+		expect(decideRequeue([], at(), policy)).toEqual([]);
+		expect(decideHandBack([], 5000, at(), policy)).toEqual([]);
 	});
 });
