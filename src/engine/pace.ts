@@ -192,3 +192,64 @@ export function pacedPace(current: number, fitted: number | undefined, evidence:
 		? {rate: ceiling, ceiling, setAt: evidence.setAt, refill: Math.min(bucket, (ceiling * evidence.retryAfterMs) / 1000)}
 		: {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling, setAt: evidence.setAt};
 }
+
+/**
+ * What a pace was made from, which decides how estimates of one burst average (`averagePaces`):
+ * - `first`: the first throttle event's estimate, a floor with no ceiling (`firstPace`);
+ * - `fitted`: resumed at a fitted ceiling, with the wait's refill (`pacedPace` with a bucket known);
+ * - `decreased`: dropped below the rate a paced 429 came at, recovering towards it (`pacedPace` without a bucket).
+ */
+export type PaceOrigin = 'first' | 'fitted' | 'decreased';
+
+export function originOf(pace: Pace): PaceOrigin {
+	if (!Number.isFinite(pace.ceiling)) {
+		return 'first';
+	}
+
+	return pace.refill !== undefined && pace.rate >= pace.ceiling ? 'fitted' : 'decreased';
+}
+
+/** Which origin's estimate outweighs another's: a fitted ceiling over a decrease from a rate, both over a floor. */
+const originWeight: Record<PaceOrigin, number> = {first: 0, decreased: 1, fitted: 2};
+
+/**
+ * The shared record's pace after another instance's estimate of the same burst: the mean of the `count` estimates it
+ * holds and `added`, field by field within one origin, so that the result is a pace of that origin again (a fitted
+ * pace stays at its ceiling with a refill; a decreased one recovers, with none; a first one probes). Of estimates of
+ * different origins the better informed stands alone (`originWeight`): averaging a fitted pace with a floor made a
+ * recovering pace carrying a refill, which no rule of `paceAt` spends.
+ *
+ * @example
+ * averagePaces({rate: 100, ceiling: 100, setAt: 0, refill: 50}, 1, {rate: 80, ceiling: 80, setAt: 0, refill: 30})
+ * // {pace: {rate: 90, ceiling: 90, setAt: 0, refill: 40}, count: 2}
+ */
+export function averagePaces(recorded: Pace, count: number, added: Pace): {pace: Pace; count: number} {
+	const origin = originOf(recorded);
+	const addedOrigin = originOf(added);
+	if (originWeight[addedOrigin] > originWeight[origin]) {
+		return {pace: {...added, setAt: recorded.setAt}, count: 1};
+	}
+
+	if (originWeight[addedOrigin] < originWeight[origin]) {
+		return {pace: recorded, count};
+	}
+
+	const n = Math.max(1, count);
+	const mean = (stored: number, value: number) => (stored * n + value) / (n + 1);
+	const setAt = recorded.setAt;
+	switch (origin) {
+		case 'first': {
+			const refill = recorded.refill === undefined || added.refill === undefined ? {} : {refill: mean(recorded.refill, added.refill)};
+			return {pace: {rate: mean(recorded.rate, added.rate), ceiling: Number.POSITIVE_INFINITY, setAt, ...refill}, count: n + 1};
+		}
+
+		case 'fitted': {
+			const ceiling = mean(recorded.ceiling, added.ceiling);
+			return {pace: {rate: ceiling, ceiling, setAt, refill: mean(recorded.refill!, added.refill!)}, count: n + 1};
+		}
+
+		case 'decreased': {
+			return {pace: {rate: mean(recorded.rate, added.rate), ceiling: mean(recorded.ceiling, added.ceiling), setAt}, count: n + 1};
+		}
+	}
+}

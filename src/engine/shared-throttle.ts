@@ -3,7 +3,7 @@
 // budget several times over. The record holds no token and no pair: only times, rates and instance heartbeats.
 
 import {maximumRetryAfterMs} from '../graph/retry-after.js';
-import type {Pace} from './pace.js';
+import {averagePaces, type Pace} from './pace.js';
 
 export type {Pace} from './pace.js';
 
@@ -200,21 +200,8 @@ export function mergeThrottleRecord(
 		return {...record, reopenAt, pace: record.pace ?? estimate ?? null, estimates: record.pace ? record.estimates : estimate ? 1 : 0, instances};
 	}
 
-	const count = Math.max(1, record.estimates);
-	const mean = (stored: number, added: number) => (stored * count + added) / (count + 1);
-	const ceilings = [record.pace.ceiling, estimate.ceiling].filter(ceiling => Number.isFinite(ceiling));
-	return {
-		...record,
-		reopenAt,
-		pace: {
-			rate: mean(record.pace.rate, estimate.rate),
-			ceiling: ceilings.length === 2 ? mean(ceilings[0]!, ceilings[1]!) : (ceilings[0] ?? Number.POSITIVE_INFINITY),
-			setAt: record.pace.setAt,
-			...(record.pace.refill === undefined || estimate.refill === undefined ? {} : {refill: mean(record.pace.refill, estimate.refill)}),
-		},
-		estimates: count + 1,
-		instances,
-	};
+	const averaged = averagePaces(record.pace, record.estimates, estimate);
+	return {...record, reopenAt, pace: averaged.pace, estimates: averaged.count, instances};
 }
 
 /** A pace times `factor`: an instance's share scaled to the app's (or, with 1 / instances, back). */

@@ -1,7 +1,7 @@
 // The pace as a model: each regime with its own examples, and the two transitions a throttle event makes.
 
 import {describe, expect, it} from 'vitest';
-import {firstPace, pacedPace, paceAt, paceDecrease, paceGrowth, plateauSeconds, probeGrowth, refillSpend, regimeAt, type Pace, type PaceRegime} from '../../src/engine/pace.js';
+import {averagePaces, firstPace, originOf, pacedPace, paceAt, paceDecrease, paceGrowth, plateauSeconds, probeGrowth, refillSpend, regimeAt, type Pace, type PaceRegime} from '../../src/engine/pace.js';
 
 const seconds = (count: number) => count * 1000;
 
@@ -57,5 +57,39 @@ describe('the pace a throttle event sets', () => {
 		['too little evidence: drop below the rate the 429 came at', 120, undefined, {...evidence, enough: false}, 400, {rate: 120 * paceDecrease, ceiling: 120, setAt: 5000}],
 	])('%s', (_name, current, fitted, event, bucket, pace) => {
 		expect(pacedPace(current, fitted, event, bucket)).toEqual(pace);
+	});
+});
+
+describe('averagePaces: estimates of one burst, one rule per origin', () => {
+	const first = (rate: number, refill?: number): Pace => ({rate, ceiling: Number.POSITIVE_INFINITY, setAt: 1000, ...(refill === undefined ? {} : {refill})});
+	const fitted = (ceiling: number, refill: number): Pace => ({rate: ceiling, ceiling, setAt: 1000, refill});
+	const decreased = (rate: number, ceiling: number): Pace => ({rate, ceiling, setAt: 1000});
+
+	it.each<[string, Pace, number, Pace, Pace, number]>([
+		['two floors: their mean, still probing, the refill averaged too', first(100, 50), 1, first(200, 150), first(150, 100), 2],
+		['a floor into two: weighted by the estimates held', first(100, 60), 2, first(400, 0), first(200, 40), 3],
+		['floors, one without a refill: no refill', first(100, 50), 1, first(200), first(150), 2],
+		['two fitted ceilings: their mean, at the ceiling, the refills averaged', fitted(100, 50), 1, fitted(80, 30), fitted(90, 40), 2],
+		['two decreases: rate and ceiling averaged, recovering, no refill', decreased(85, 100), 1, decreased(68, 80), decreased(76.5, 90), 2],
+		['a fitted ceiling over a floor: the fitted one alone', first(300, 100), 3, fitted(120, 60), fitted(120, 60), 1],
+		['a floor after a fitted ceiling: ignored', fitted(120, 60), 2, first(300, 100), fitted(120, 60), 2],
+		['a decrease over a floor: the decrease alone', first(300, 100), 2, decreased(85, 100), decreased(85, 100), 1],
+		['a fitted ceiling over a decrease: the fitted one alone', decreased(85, 100), 4, fitted(95, 20), fitted(95, 20), 1],
+		['a decrease after a fitted ceiling: ignored', fitted(95, 20), 1, decreased(85, 100), fitted(95, 20), 1],
+	])('%s', (_title, recorded, count, added, pace, estimates) => {
+		const averaged = averagePaces(recorded, count, added);
+		expect(averaged.pace.rate).toBeCloseTo(pace.rate, 9);
+		expect(averaged.pace.ceiling).toBeCloseTo(pace.ceiling, 9);
+		expect('refill' in averaged.pace).toBe(pace.refill !== undefined);
+		if (pace.refill !== undefined) {
+			expect(averaged.pace.refill).toBeCloseTo(pace.refill, 9);
+		}
+		expect(averaged.count).toBe(estimates);
+		// Whatever meets, the result is a pace of one origin: never a recovering pace with a refill to spend.
+		expect(originOf(averaged.pace)).toBe(originOf(pace));
+	});
+
+	it('keeps the recorded burst\'s start (setAt), whoever wins', () => {
+		expect(averagePaces(first(100, 50), 1, {...fitted(90, 10), setAt: 1500}).pace.setAt).toBe(1000);
 	});
 });

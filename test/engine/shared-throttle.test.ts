@@ -36,14 +36,20 @@ describe('mergeThrottleRecord', () => {
 		// Each instance's news carries its own share; the record scales it by the three instances working.
 		const first = mergeThrottleRecord(working, 'a', {reopenAt: 2000, sentAt: 900, closedAt: 1000, pace: {rate: 100, ceiling: Number.POSITIVE_INFINITY, setAt: 2000}}, 1000);
 		expect(first.pace).toEqual({rate: 300, ceiling: Number.POSITIVE_INFINITY, setAt: 2000});
-		const sameBurst = mergeThrottleRecord(first, 'b', {reopenAt: 2100, sentAt: 950, closedAt: 1010, pace: {rate: 50, ceiling: 100, setAt: 2100}}, 1010);
-		expect(sameBurst.pace).toEqual({rate: 225, ceiling: 300, setAt: 2000});
+		const secondFirst = mergeThrottleRecord(first, 'c', {reopenAt: 2000, sentAt: 920, closedAt: 1005, pace: {rate: 80, ceiling: Number.POSITIVE_INFINITY, setAt: 2000}}, 1005);
+		expect(secondFirst.pace).toEqual({rate: 270, ceiling: Number.POSITIVE_INFINITY, setAt: 2000});
+		expect(secondFirst.estimates).toBe(2);
+		// An estimate that knows a ceiling (a decrease from the rate a paced 429 came at) outweighs floors: it stands alone.
+		const sameBurst = mergeThrottleRecord(secondFirst, 'b', {reopenAt: 2100, sentAt: 950, closedAt: 1010, pace: {rate: 50, ceiling: 100, setAt: 2100}}, 1010);
+		expect(sameBurst.pace).toEqual({rate: 150, ceiling: 300, setAt: 2000});
+		expect(sameBurst.estimates).toBe(1);
 		expect(sameBurst.reopenAt).toBe(2100);
 		const third = mergeThrottleRecord(sameBurst, 'c', {reopenAt: 2000, sentAt: 990, closedAt: 1020, pace: {rate: 75, ceiling: 80, setAt: 2000}}, 1020);
-		expect(third.pace?.rate).toBeCloseTo((300 + 150 + 225) / 3, 9);
-		// The first estimate had no ceiling: the second's stood for both.
-		expect(third.pace?.ceiling).toBeCloseTo((300 * 2 + 240) / 3, 9);
-		expect(third.estimates).toBe(3);
+		expect(third.pace?.rate).toBeCloseTo((150 + 225) / 2, 9);
+		expect(third.pace?.ceiling).toBeCloseTo((300 + 240) / 2, 9);
+		expect(third.estimates).toBe(2);
+		// A floor that comes after changes nothing.
+		expect(mergeThrottleRecord(third, 'a', {reopenAt: 2000, sentAt: 995, closedAt: 1030, pace: {rate: 10, ceiling: Number.POSITIVE_INFINITY, setAt: 2000}}, 1030).pace).toEqual(third.pace);
 		const nextBurst = mergeThrottleRecord(third, 'b', {reopenAt: 5000, sentAt: 3000, closedAt: 3100, pace: {rate: 80, ceiling: 100, setAt: 5000}}, 3100);
 		expect(nextBurst.pace?.rate).toBe(240);
 		expect(nextBurst.estimates).toBe(1);

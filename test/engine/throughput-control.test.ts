@@ -232,7 +232,7 @@ describe('paceAt and the refill', () => {
 		expect(paceAt({...pace, refill}, spendMs + 1)).toBeCloseTo(paceAt(pace, spendMs + 1), 6);
 	});
 
-	it('below a ceiling (a fitted pace averaged with a first estimate): nothing on top, the recovery alone', () => {
+	it('below a ceiling (a recovering pace that carries a refill, as a hand-edited record may): nothing on top, the recovery alone', () => {
 		const pace = {rate: 92.5, ceiling: 100, setAt: 0};
 		expect(paceAt({...pace, refill}, 500)).toBe(paceAt(pace, 500));
 	});
