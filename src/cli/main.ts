@@ -15,6 +15,7 @@ const commands: Record<string, {load: () => Promise<Command>; summary: string}> 
 	changes: {load: async () => (await import('./ledger-commands.js')).changesCommand, summary: 'the links an import added or removed (the audit trail)'},
 	undo: {load: async () => (await import('./ledger-commands.js')).undoCommand, summary: 'enqueue the inverse of what an import changed'},
 	reconcile: {load: async () => (await import('./reconcile-command.js')).reconcileCommand, summary: 'compare the tenant with a manifest of rules; --apply fixes the drift'},
+	export: {load: async () => (await import('./export-command.js')).exportCommand, summary: "write the tenant's rules as a manifest (reconcile and enqueue read it)"},
 	violations: {load: async () => (await import('./reconcile-command.js')).violationsCommand, summary: 'list users who already hold both packages of a rule'},
 	grant: {load: async () => (await import('./grant-command.js')).grantCommand, summary: "give a managed identity Microsoft Graph's entitlement-management permission"},
 	'dead-letters': {load: async () => (await import('./dead-letters-command.js')).deadLettersCommand, summary: 'list dead letters by reason, or redrive them'},

@@ -16,8 +16,11 @@ import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom
 import {generatedCorrelationId, openAppStorage} from '../queue/app-storage.js';
 
 const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId (other columns ignored; an
-optional symmetric column of true/false), or JSON Lines of the same fields. Its scope is the packages it names: no
-other package is read or written unless --scope all. At most ${maximumManifestRows.toLocaleString('en-US')} rows.`;
+optional symmetric column of true/false), or JSON Lines of the same fields (sod-sync export writes one). A set of
+mutually exclusive packages is every link between them: in JSON Lines {"set": [A, B, C], "name": "..."}; in CSV a
+set column, one row per member (accessPackageId the member, incompatibleAccessPackageId empty). Its scope is the
+packages it names: no other package is read or written unless --scope all. At most
+${maximumManifestRows.toLocaleString('en-US')} rows (and links, sets expanded).`;
 
 export const reconcileHelp = `Usage: sod-sync reconcile <manifest> [--apply] [--prune] [--scope named|all] [--json]
 
@@ -125,6 +128,7 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 		report = await reconcile({
 			engine,
 			rules: manifest.rules,
+			sets: manifest.sets,
 			scope,
 			apply: values.apply ?? false,
 			prune: values.prune ?? false,
@@ -139,7 +143,8 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 	}
 
 	await recorded.finish(false);
-	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId));
+	const setMembers = new Map(manifest.sets.map(set => [set.name, new Set(set.members)]));
+	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId, setMembers));
 	if (report.readFailures.length > 0) {
 		return exitCodes.error;
 	}
@@ -152,16 +157,28 @@ function describeFailure(failure: GraphFailure): string {
 	return [failure.status, failure.code === undefined ? undefined : printable(failure.code, 100), printable(failure.message, 500)].filter(Boolean).join(' ');
 }
 
-function describeReport(report: ReconcileReport, applied: boolean, correlationId: string): string {
+function describeReport(report: ReconcileReport, applied: boolean, correlationId: string, setMembers: ReadonlyMap<string, ReadonlySet<string>>): string {
 	const lines = [
 		`scope: ${formatCount(report.scope.length)} packages; ${formatCount(report.desired)} links desired, ${formatCount(report.current)} present`,
 		'',
 	];
+	if (report.sets.length > 0) {
+		lines.push(`sets (${formatCount(report.sets.length)})`);
+		for (const set of report.sets) {
+			lines.push(`  ${JSON.stringify(set.name)} (line ${set.line}): ${formatCount(set.members)} packages, ${formatCount(set.links)} links, ${set.missing === 0 ? 'none missing' : `${formatCount(set.missing)} missing`}`);
+		}
+
+		lines.push('');
+	}
+
+	// A missing link a set asks for names the set (the first set whose members hold both ends).
+	const setOf = (pair: Pair) => report.sets.find(set => set.members > 0 && setMembers.get(set.name)?.has(pair.accessPackageId) && setMembers.get(set.name)?.has(pair.incompatibleAccessPackageId))?.name;
 	const section = (title: string, pairs: readonly Pair[]) => {
 		lines.push(`${title} (${formatCount(pairs.length)})`);
 		for (const pair of pairs) {
 			// Extra links come from Graph's lists: their ids are Graph's text, escaped like any other.
-			lines.push(`  ${printable(pair.accessPackageId, 100)} -> ${printable(pair.incompatibleAccessPackageId, 100)}`);
+			const set = setOf(pair);
+			lines.push(`  ${printable(pair.accessPackageId, 100)} -> ${printable(pair.incompatibleAccessPackageId, 100)}${set === undefined ? '' : `  (set ${JSON.stringify(set)})`}`);
 		}
 
 		lines.push('');
@@ -207,8 +224,10 @@ export async function violationsCommand(args: string[], io: CommandIo): Promise<
 	}
 
 	const {settings, engine} = engineFrom(values, io);
-	// A symmetric rule is one rule for violations: holding both packages is the same either way.
-	const rules = manifest.rules.map(rule => ({...rule, symmetric: false}));
+	// A symmetric rule is one rule for violations: holding both packages is the same either way; so is a set's pair.
+	const rules = manifest.rules
+		.filter(rule => rule.set === undefined || rule.pair.accessPackageId < rule.pair.incompatibleAccessPackageId)
+		.map(rule => ({...rule, symmetric: false}));
 	const report = await findViolations(engine, rules, Date.now() + settings.invocationBudgetMs, readConcurrencyFor(settings));
 	if (values.json) {
 		io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

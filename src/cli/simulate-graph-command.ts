@@ -146,7 +146,7 @@ export async function startSimulator(options: SimulatorOptions, tenantPath: stri
 	const tenant = tenantPath === undefined ? undefined : await readTenantFile(tenantPath);
 	const simulator = await GraphSimulator.start(tenant ? {...options, packages: []} : options);
 	for (const accessPackage of tenant?.packages ?? []) {
-		simulator.addPackage(accessPackage.id, accessPackage.displayName);
+		simulator.addPackage(accessPackage.id, accessPackage.displayName, accessPackage.catalogId);
 	}
 
 	for (const link of tenant?.links ?? []) {

@@ -61,6 +61,7 @@ export function createReconcileTimerHandler(
 			report = await reconcile({
 				engine: resolved.engine,
 				rules: manifest.rules,
+				sets: manifest.sets,
 				scope: settings.scope,
 				apply: settings.apply,
 				prune: settings.prune,

@@ -9,7 +9,7 @@ import {packageIds} from '../graph/link-gateway.js';
 import type {LinkAction, Pair} from '../pair/pair.js';
 import {DriftTally, type Drift} from './drift.js';
 import {forEachBounded} from './for-each-bounded.js';
-import {desiredLinks, namedPackages, type ManifestRule} from './manifest.js';
+import {desiredLinks, namedPackages, type ManifestRule, type ManifestSet} from './manifest.js';
 
 /**
  * Reads in progress at once. The engine bounds the requests in flight (and packs reads into `$batch`); this bounds
@@ -22,6 +22,8 @@ export function readConcurrencyFor(settings: {graphMaxConcurrency: number; graph
 export interface ReconcileOptions {
 	engine: LinkEngine;
 	rules: readonly ManifestRule[];
+	/** The manifest's sets (their links are in `rules`): each reported as one rule. */
+	sets?: readonly ManifestSet[];
 	/** `named`: the packages the manifest names (default); `all`: every package in the tenant. */
 	scope: 'named' | 'all';
 	apply: boolean;
@@ -43,6 +45,8 @@ export interface ReconcileReport extends Drift {
 	readFailures: Array<{accessPackageId: string; failure: GraphFailure}>;
 	/** Pairs enqueued by --apply / --prune. */
 	enqueued: {add: number; remove: number; messages: number};
+	/** Each set as one rule: its size, the links it asks for and how many of them are missing. */
+	sets: Array<{name: string; line: number; members: number; links: number; missing: number}>;
 }
 
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
@@ -82,6 +86,11 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 		enqueued.remove = drift.extra.length;
 	}
 
+	const sets = (options.sets ?? []).map(set => {
+		const members = new Set(set.members);
+		const missing = drift.missing.filter(pair => members.has(pair.accessPackageId) && members.has(pair.incompatibleAccessPackageId)).length;
+		return {name: set.name, line: set.line, members: members.size, links: members.size * (members.size - 1), missing};
+	});
 	return {
 		...drift,
 		scope,
@@ -89,6 +98,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 		current: tally.present,
 		readFailures,
 		enqueued,
+		sets,
 	};
 }
 
@@ -101,6 +111,7 @@ export function describeDriftSummary(report: ReconcileReport): string {
 	const parts = [
 		`${report.scope.length} packages in scope`,
 		`${report.desired} links desired`,
+		...(report.sets.length > 0 ? [`${report.sets.length} sets (${report.sets.filter(set => set.missing > 0).length} with links missing)`] : []),
 		`${report.current} present`,
 		`${report.missing.length} missing`,
 		`${report.extra.length} extra`,

@@ -37,9 +37,9 @@ export function accessPackageODataId(graphBaseUrl: URL, apiVersion: string, acce
 	return `${graphBaseUrl.origin}/${apiVersion}${accessPackagePath(accessPackageId)}`;
 }
 
-/** Every access package in the tenant (paged), ids and names only. */
+/** Every access package in the tenant (paged): ids, names and the catalog each is in (`export --scope catalog:<id>`). */
 export function accessPackagesListPath(): string {
-	return `${accessPackages}?$select=id,displayName`;
+	return `${accessPackages}?$select=id,displayName&$expand=catalog($select=id)`;
 }
 
 /**

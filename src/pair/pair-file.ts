@@ -5,13 +5,26 @@
 import {StringDecoder} from 'node:string_decoder';
 import {jsonTextTooDeep, maximumJsonDepth} from '../message/json-depth.js';
 import type {Readable} from 'node:stream';
-import {checkPair, type Pair} from './pair.js';
+import {checkPair, normalizeGuid, quote, type Pair} from './pair.js';
 
 export type PairFileFormat = 'csv' | 'jsonl';
 
-export type PairRow =
+/** A row of a pair file (`enqueue`): a pair, or what is wrong with the line. */
+export type PairRow = Extract<RuleRow, {kind: 'pair' | 'invalid'}>;
+
+/** A row of a manifest: a pair, a set (or one member of a CSV set), or what is wrong with the line. */
+export type RuleRow =
 	| {kind: 'pair'; line: number; pair: Pair; symmetric: boolean}
+	/** A set of mutually exclusive packages in one JSON line: `{"set": [A, B, C], "name": "..."}` (manifests only). */
+	| {kind: 'set'; line: number; name: string | undefined; members: string[]}
+	/** One member of a named set, in CSV: the `set` column names it, `accessPackageId` the member (manifests only). */
+	| {kind: 'set-member'; line: number; name: string; accessPackageId: string}
 	| {kind: 'invalid'; line: number; reason: string};
+
+/** A set's name: at most this many characters. */
+export const maximumSetNameLength = 256;
+
+const setsBelongInManifests = 'a set is a manifest rule (sod-sync reconcile reads it and enqueues its links); enqueue takes pairs';
 
 /** A problem with the file as a whole (no header, a broken quote): reading stops here. */
 export class PairFileError extends Error {
@@ -92,6 +105,13 @@ async function* boundedLines(input: Readable, maximum: number): AsyncGenerator<s
 }
 
 export async function* readPairRows(input: Readable, format?: PairFileFormat): AsyncGenerator<PairRow> {
+	for await (const row of readRuleRows(input, format)) {
+		yield row.kind === 'set' || row.kind === 'set-member' ? {kind: 'invalid', line: row.line, reason: setsBelongInManifests} : row;
+	}
+}
+
+/** As `readPairRows`, with set rows read too (manifests). */
+export async function* readRuleRows(input: Readable, format?: PairFileFormat): AsyncGenerator<RuleRow> {
 	let lineNumber = 0;
 	let csvColumns: CsvColumns | undefined;
 	let resolved = format;
@@ -136,6 +156,7 @@ interface CsvColumns {
 	accessPackageId: number;
 	incompatibleAccessPackageId: number;
 	symmetric: number | undefined;
+	set: number | undefined;
 }
 
 function readHeader(fields: string[], line: number): CsvColumns {
@@ -150,10 +171,16 @@ function readHeader(fields: string[], line: number): CsvColumns {
 	}
 
 	const symmetric = names.indexOf('symmetric');
-	return {accessPackageId, incompatibleAccessPackageId, symmetric: symmetric === -1 ? undefined : symmetric};
+	const set = names.indexOf('set');
+	return {accessPackageId, incompatibleAccessPackageId, symmetric: symmetric === -1 ? undefined : symmetric, set: set === -1 ? undefined : set};
 }
 
-function readCsvRow(fields: string[], columns: CsvColumns, line: number): PairRow {
+function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRow {
+	const setName = columns.set === undefined ? '' : (fields[columns.set] ?? '').trim();
+	if (setName !== '') {
+		return readCsvSetMember(fields, columns, setName, line);
+	}
+
 	const needed = Math.max(columns.accessPackageId, columns.incompatibleAccessPackageId) + 1;
 	if (fields.length < needed) {
 		return {kind: 'invalid', line, reason: `expected at least ${needed} fields, found ${fields.length}`};
@@ -171,7 +198,58 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): PairRo
 	return checked.kind === 'valid' ? {kind: 'pair', line, pair: checked.pair, symmetric} : {kind: 'invalid', line, reason: checked.reason};
 }
 
-function readJsonLine(text: string, line: number): PairRow {
+/** A CSV row whose `set` column names a set: it names one member, in `accessPackageId`, and nothing else. */
+function readCsvSetMember(fields: string[], columns: CsvColumns, name: string, line: number): RuleRow {
+	if (name.length > maximumSetNameLength) {
+		return {kind: 'invalid', line, reason: `a set's name is at most ${maximumSetNameLength} characters`};
+	}
+
+	if ((fields[columns.incompatibleAccessPackageId] ?? '').trim() !== '' || (columns.symmetric !== undefined && (fields[columns.symmetric] ?? '').trim() !== '')) {
+		return {kind: 'invalid', line, reason: `a row of set ${quote(name)} names one member in accessPackageId and leaves incompatibleAccessPackageId and symmetric empty`};
+	}
+
+	const raw = (fields[columns.accessPackageId] ?? '').trim();
+	const id = normalizeGuid(raw);
+	return id ? {kind: 'set-member', line, name, accessPackageId: id} : {kind: 'invalid', line, reason: raw === '' ? `a row of set ${quote(name)} needs its member in accessPackageId` : `set ${quote(name)}: accessPackageId ${quote(raw)} is not a GUID`};
+}
+
+/** `{"set": [A, B, ...], "name": "..."}`: two or more distinct packages, an optional name, and no pair fields. */
+function readJsonSet(value: Record<string, unknown>, line: number): RuleRow {
+	for (const field of ['accessPackageId', 'incompatibleAccessPackageId', 'symmetric']) {
+		if (Object.hasOwn(value, field)) {
+			return {kind: 'invalid', line, reason: `a set row holds "set" and "name" only, not "${field}"`};
+		}
+	}
+
+	const name = Object.hasOwn(value, 'name') ? value.name : undefined;
+	if (name !== undefined && (typeof name !== 'string' || name.trim() === '' || name.length > maximumSetNameLength)) {
+		return {kind: 'invalid', line, reason: `"name" must be a non-empty string of at most ${maximumSetNameLength} characters`};
+	}
+
+	if (!Array.isArray(value.set)) {
+		return {kind: 'invalid', line, reason: `"set" must be an array of access package ids`};
+	}
+
+	const members: string[] = [];
+	for (const [index, member] of (value.set as unknown[]).entries()) {
+		const id = typeof member === 'string' ? normalizeGuid(member) : undefined;
+		if (!id) {
+			return {kind: 'invalid', line, reason: `"set"[${index}] is not an access package id (a GUID): ${typeof member === 'string' ? quote(member) : JSON.stringify(member)?.slice(0, 40)}`};
+		}
+
+		if (!members.includes(id)) {
+			members.push(id);
+		}
+	}
+
+	if (members.length < 2) {
+		return {kind: 'invalid', line, reason: `a set names at least two different packages, got ${members.length}`};
+	}
+
+	return {kind: 'set', line, name: typeof name === 'string' ? name.trim() : undefined, members};
+}
+
+function readJsonLine(text: string, line: number): RuleRow {
 	if (jsonTextTooDeep(text)) {
 		return {kind: 'invalid', line, reason: `JSON nested deeper than ${maximumJsonDepth} levels`};
 	}
@@ -181,6 +259,10 @@ function readJsonLine(text: string, line: number): PairRow {
 		value = JSON.parse(text);
 	} catch (error) {
 		return {kind: 'invalid', line, reason: `not valid JSON (${(error as Error).message})`};
+	}
+
+	if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.hasOwn(value, 'set')) {
+		return readJsonSet(value as Record<string, unknown>, line);
 	}
 
 	const symmetricValue =

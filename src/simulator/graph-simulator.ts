@@ -150,13 +150,18 @@ export class GraphSimulator {
 		return this.#tenant.packageIds;
 	}
 
-	addPackage(id: string, displayName?: string): void {
-		this.#tenant.addPackage(id, displayName);
+	addPackage(id: string, displayName?: string, catalogId?: string): void {
+		this.#tenant.addPackage(id, displayName, catalogId);
 	}
 
 	/** Adds a link directly (seeding a tenant's existing state). */
 	link(accessPackageId: string, incompatibleAccessPackageId: string): void {
 		this.#tenant.link(accessPackageId, incompatibleAccessPackageId);
+	}
+
+	/** Removes a link directly (a change made outside sod-sync, in the portal say). */
+	unlink(accessPackageId: string, incompatibleAccessPackageId: string): void {
+		this.#tenant.unlink(accessPackageId, incompatibleAccessPackageId);
 	}
 
 	/** Assigns a package to a user (seeding existing access); returns the assignment. */

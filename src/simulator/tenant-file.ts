@@ -1,12 +1,12 @@
 // A simulated tenant on disk: the access packages it holds and the links it starts with.
-// {"packages": [{"id": "<guid>", "displayName": "..."}], "links": [{"accessPackageId": "...", "incompatibleAccessPackageId": "..."}],
+// {"packages": [{"id": "<guid>", "displayName": "...", "catalogId": "<guid>"}], "links": [{"accessPackageId": "...", "incompatibleAccessPackageId": "..."}],
 //  "assignments": [{"accessPackageId": "...", "target": {"objectId": "...", "displayName": "...", "principalName": "..."}}]}
 
 import {readFile} from 'node:fs/promises';
 import {checkPair, normalizeGuid, type Pair} from '../pair/pair.js';
 
 export interface Tenant {
-	packages: Array<{id: string; displayName: string}>;
+	packages: Array<{id: string; displayName: string; catalogId?: string}>;
 	links: Pair[];
 	/** Existing assignments: who holds which package. */
 	assignments: Array<{accessPackageId: string; target: {objectId: string; displayName: string; principalName: string}}>;
@@ -19,13 +19,18 @@ export async function readTenantFile(path: string): Promise<Tenant> {
 	}
 
 	const packages = json.packages.map((entry: unknown, index) => {
-		const {id, displayName} = (typeof entry === 'string' ? {id: entry} : entry) as {id?: unknown; displayName?: unknown};
+		const {id, displayName, catalogId} = (typeof entry === 'string' ? {id: entry} : entry) as {id?: unknown; displayName?: unknown; catalogId?: unknown};
 		const guid = typeof id === 'string' ? normalizeGuid(id) : undefined;
 		if (!guid) {
 			throw new TypeError(`${path}: packages[${index}].id is not a GUID`);
 		}
 
-		return {id: guid, displayName: typeof displayName === 'string' ? displayName : `Package ${guid.slice(0, 8)}`};
+		const catalog = typeof catalogId === 'string' ? normalizeGuid(catalogId) : undefined;
+		if (catalogId !== undefined && !catalog) {
+			throw new TypeError(`${path}: packages[${index}].catalogId is not a GUID`);
+		}
+
+		return {id: guid, displayName: typeof displayName === 'string' ? displayName : `Package ${guid.slice(0, 8)}`, ...(catalog ? {catalogId: catalog} : {})};
 	});
 	const links = (Array.isArray(json.links) ? json.links : []).map((entry: unknown, index) => {
 		const checked = checkPair(entry);

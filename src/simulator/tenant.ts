@@ -45,7 +45,7 @@ export interface TenantEvents {
 const entitlementManagement = '/identityGovernance/entitlementManagement';
 
 export class SimulatedTenant {
-	readonly #packages = new Map<string, {id: string; displayName: string}>();
+	readonly #packages = new Map<string, {id: string; displayName: string; catalog?: {id: string}}>();
 	readonly #links = new Map<string, Set<string>>();
 	readonly #addsSeen = new Map<string, number>();
 	readonly #assignments: SimulatedAssignment[] = [];
@@ -61,8 +61,9 @@ export class SimulatedTenant {
 		return [...this.#packages.keys()];
 	}
 
-	addPackage(id: string, displayName = `Package ${id.slice(0, 8)}`): void {
-		this.#packages.set(id.toLowerCase(), {id: id.toLowerCase(), displayName});
+	/** A package, in the catalog `catalogId` when given (listed as Graph expands it: `catalog: {id}`). */
+	addPackage(id: string, displayName = `Package ${id.slice(0, 8)}`, catalogId?: string): void {
+		this.#packages.set(id.toLowerCase(), {id: id.toLowerCase(), displayName, ...(catalogId === undefined ? {} : {catalog: {id: catalogId.toLowerCase()}})});
 	}
 
 	/** Adds a link directly (seeding a tenant's existing state). */
@@ -74,6 +75,11 @@ export class SimulatedTenant {
 		}
 
 		targets.add(incompatibleAccessPackageId);
+	}
+
+	/** Removes a link directly (a change made outside sod-sync, in the portal say). */
+	unlink(accessPackageId: string, incompatibleAccessPackageId: string): void {
+		this.#links.get(accessPackageId)?.delete(incompatibleAccessPackageId);
 	}
 
 	/** Assigns a package to a user (seeding existing access). */
@@ -258,8 +264,10 @@ export class SimulatedTenant {
 		const skip = Number(parameters.get('$skiptoken') ?? 0);
 		const {pageSize, baseUrl, loopingNextLink} = this.#settings();
 		const top = Math.min(Number(parameters.get('$top') ?? pageSize) || pageSize, pageSize);
+		// $select keeps the fields named; $expand adds a navigation back (`catalog($select=id)`: the package's catalog).
+		const expanded = (parameters.get('$expand') ?? '').split(/,(?![^(]*\))/).map(name => name.replace(/\(.*$/, '').trim()).filter(Boolean);
 		const select = parameters.get('$select')?.split(',');
-		const page = items.slice(skip, skip + top).map(item => (select ? pick(item as Record<string, unknown>, select) : item));
+		const page = items.slice(skip, skip + top).map(item => (select ? pick(item as Record<string, unknown>, [...select, ...expanded]) : item));
 		const body: Record<string, unknown> = {value: page};
 		if (loopingNextLink) {
 			body['@odata.nextLink'] = `${baseUrl}${path}${search === '' ? '' : `?${search.replace(/^\?/, '')}`}`;

@@ -173,7 +173,7 @@ describe('sod-sync reconcile', () => {
 		const row = `${ids[0]},${ids[1]},\n`;
 		const result = await runInProcess(['reconcile', await writeManifest(`accessPackageId,incompatibleAccessPackageId,symmetric\n${row.repeat(maximumManifestRows + 1)}`)], environment);
 		expect(result.code).toBe(2);
-		expect(result.stderr).toMatch(/rules\.csv: more than 250,000 rows: a manifest holds rules, not bulk data .*; nothing was done/);
+		expect(result.stderr).toMatch(/rules\.csv: more than 250,000 rows \(or links, its sets expanded\): a manifest holds rules, not bulk data .*; nothing was done/);
 		expect(simulator.stats.requests).toBe(0);
 	}, 60_000);
 });

@@ -2,7 +2,7 @@
 
 import {Readable} from 'node:stream';
 import {describe, expect, it} from 'vitest';
-import {PairFileError, readPairRows, type PairFileFormat, type PairRow} from '../../src/pair/pair-file.js';
+import {PairFileError, readPairRows, readRuleRows, type PairFileFormat, type PairRow, type RuleRow} from '../../src/pair/pair-file.js';
 
 const a = 'c0a74b4d-1111-4c5a-9a1b-000000000001';
 const b = '4f1c2a3b-2222-4c5a-9a1b-000000000002';
@@ -55,5 +55,58 @@ describe('readPairRows', () => {
 	it('refuses an empty file and a header without the columns', async () => {
 		await expect(rows('', 'csv')).rejects.toBeInstanceOf(PairFileError);
 		await expect(rows('a,b\n1,2\n')).rejects.toThrow(/line 1: the header must name accessPackageId and incompatibleAccessPackageId/);
+	});
+});
+
+describe('readRuleRows: sets of mutually exclusive packages (manifests)', () => {
+	const c = '9e8d7c6b-3333-4c5a-9a1b-000000000003';
+	async function ruleRows(text: string): Promise<RuleRow[]> {
+		const read: RuleRow[] = [];
+		for await (const row of readRuleRows(Readable.from([text]))) {
+			read.push(row);
+		}
+
+		return read;
+	}
+
+	it('reads a JSON Lines set, its members normalised and each once, beside pair rows', async () => {
+		const text = `${JSON.stringify({set: [a, b.toUpperCase(), c, a], name: ' finance '})}\n${JSON.stringify({set: [a, b]})}\n${JSON.stringify({accessPackageId: a, incompatibleAccessPackageId: c})}\n`;
+		expect(await ruleRows(text)).toEqual([
+			{kind: 'set', line: 1, name: 'finance', members: [a, b, c]},
+			{kind: 'set', line: 2, name: undefined, members: [a, b]},
+			{kind: 'pair', line: 3, pair: {accessPackageId: a, incompatibleAccessPackageId: c}, symmetric: false},
+		]);
+	});
+
+	it('reads a CSV set column: one member per row, pair rows beside them', async () => {
+		expect(await ruleRows(`accessPackageId,incompatibleAccessPackageId,set\n${a},,finance\n${b},,finance\n${a},${c},\n`)).toEqual([
+			{kind: 'set-member', line: 2, name: 'finance', accessPackageId: a},
+			{kind: 'set-member', line: 3, name: 'finance', accessPackageId: b},
+			{kind: 'pair', line: 4, pair: {accessPackageId: a, incompatibleAccessPackageId: c}, symmetric: false},
+		]);
+	});
+
+	it.each([
+		[JSON.stringify({set: [a]}), 'a set names at least two different packages, got 1'],
+		[JSON.stringify({set: [a, a]}), 'a set names at least two different packages, got 1'],
+		[JSON.stringify({set: a}), '"set" must be an array of access package ids'],
+		[JSON.stringify({set: [a, 'nope']}), '"set"[1] is not an access package id (a GUID): "nope"'],
+		[JSON.stringify({set: [a, b], name: 7}), '"name" must be a non-empty string of at most 256 characters'],
+		[JSON.stringify({set: [a, b], accessPackageId: a}), 'a set row holds "set" and "name" only, not "accessPackageId"'],
+	])('refuses %s: %s', async (line, reason) => {
+		expect(await ruleRows(`${line}\n`)).toEqual([{kind: 'invalid', line: 1, reason}]);
+	});
+
+	it('refuses a CSV set row that names a pair, or no member', async () => {
+		expect(await ruleRows(`accessPackageId,incompatibleAccessPackageId,set\n${a},${b},x\n,,x\n`)).toEqual([
+			{kind: 'invalid', line: 2, reason: 'a row of set "x" names one member in accessPackageId and leaves incompatibleAccessPackageId and symmetric empty'},
+			{kind: 'invalid', line: 3, reason: 'a row of set "x" needs its member in accessPackageId'},
+		]);
+	});
+
+	it('in a pair file (enqueue) a set row is invalid, saying where sets belong', async () => {
+		expect(await rows(`${JSON.stringify({set: [a, b]})}\n`)).toEqual([
+			{kind: 'invalid', line: 1, reason: 'a set is a manifest rule (sod-sync reconcile reads it and enqueues its links); enqueue takes pairs'},
+		]);
 	});
 });
