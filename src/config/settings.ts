@@ -1,5 +1,6 @@
-// Every setting sod-sync reads: its name, default and check live here and nowhere else.
-// The Function, the CLI and the tests all read settings through `readSettings`.
+// Every setting sod-sync reads, one entry each in `settingTable` (name, default, parse and range, what it means): the
+// names, the defaults, the readers and the README's settings tables derive from it, and nothing else defines them.
+// The Function, the CLI and the tests all read settings through `readSettings` (and `readReconcileSettings`).
 
 import {readFunctionTimeoutMs} from './host-config.js';
 
@@ -44,35 +45,234 @@ export type StorageConnection =
 
 export type Environment = Record<string, string | undefined>;
 
+/** One setting: its name, its default, how its text is read and checked, and its row in the README. */
+export interface SettingEntry<Name extends string = string, T = unknown> {
+	readonly name: Name;
+	/** Which README table lists it: the worker's (Configuration) or the scheduled reconcile's (Compliance sync). */
+	readonly group: 'worker' | 'reconcile';
+	/** The value when the setting is unset or empty. */
+	readonly default: T;
+	/**
+	 * Reads the setting's text (trimmed, not empty), throwing an Error that says what is wrong and what is allowed (the
+	 * reader prefixes the name). Absent for the storage connection, which spans several variables (readStorageConnection).
+	 */
+	readonly parse?: (raw: string) => T;
+	/** The README's "meaning" column. */
+	readonly doc: string;
+	/** The README's "default" column, where it is not the default written out. */
+	readonly shown?: string;
+}
+
+function setting<const Name extends string, T>(entry: SettingEntry<Name, T>): SettingEntry<Name, T> {
+	return entry;
+}
+
 /**
- * The settings table: the README's configuration section and `local.settings.sample.json` list exactly these names
- * (a test keeps them in step).
+ * Every setting sod-sync reads, one entry each: `settingNames`, `defaults`, the readers below and the README's two
+ * settings tables (`settingsTableMarkdown`; a test keeps the README's text equal to it) all derive from it.
  */
-export const settingNames = {
-	storage: 'AzureWebJobsStorage',
-	queueName: 'SOD_QUEUE',
-	deadLetterQueueName: 'SOD_DEAD_LETTER_QUEUE',
-	graphBaseUrl: 'GRAPH_BASE_URL',
-	graphApiVersion: 'GRAPH_API_VERSION',
-	graphMaxConcurrency: 'GRAPH_MAX_CONCURRENCY',
-	graphBatchSize: 'GRAPH_BATCH_SIZE',
-	graphRequestTimeoutSeconds: 'GRAPH_REQUEST_TIMEOUT_SECONDS',
-	graphAccessToken: 'GRAPH_ACCESS_TOKEN',
-	invocationBudgetSeconds: 'SOD_INVOCATION_BUDGET_SECONDS',
-	maxAttempts: 'SOD_MAX_ATTEMPTS',
-	maxPairAgeHours: 'SOD_MAX_PAIR_AGE_HOURS',
-	throttleStateContainer: 'SOD_THROTTLE_STATE_CONTAINER',
-	deadLetterContainer: 'SOD_DEAD_LETTER_CONTAINER',
-	ledgerRetentionDays: 'SOD_LEDGER_RETENTION_DAYS',
-	retryBaseMs: 'SOD_RETRY_BASE_MS',
-	notFoundRetries: 'SOD_NOT_FOUND_RETRIES',
-	reconcileSchedule: 'SOD_RECONCILE_SCHEDULE',
-	manifestContainer: 'SOD_MANIFEST_CONTAINER',
-	manifestBlob: 'SOD_MANIFEST_BLOB',
-	reconcileScope: 'SOD_RECONCILE_SCOPE',
-	reconcileApply: 'SOD_RECONCILE_APPLY',
-	reconcilePrune: 'SOD_RECONCILE_PRUNE',
-} as const;
+export const settingTable = {
+	storage: setting({
+		name: 'AzureWebJobsStorage',
+		group: 'worker',
+		default: undefined,
+		doc: 'storage connection string for the queues; or use the identity-based form `AzureWebJobsStorage__queueServiceUri` (+ `__credential=managedidentity`, `__clientId` for a user-assigned identity)',
+		shown: 'required',
+	}),
+	queueName: setting({
+		name: 'SOD_QUEUE',
+		group: 'worker',
+		default: 'sod-pairs',
+		parse: parseQueueName,
+		doc: 'the pairs queue. The trigger binds `%SOD_QUEUE%`, which the host resolves from the app settings: unset, the host cannot index `syncPairs` and nothing is processed. The CLI (`enqueue`, `run`, ...) falls back to `sod-pairs`',
+		shown: 'required (Function); `sod-pairs` (CLI)',
+	}),
+	deadLetterQueueName: setting({
+		name: 'SOD_DEAD_LETTER_QUEUE',
+		group: 'worker',
+		default: 'sod-pairs-dead-letter',
+		parse: parseQueueName,
+		doc: 'where dead-letter records go',
+	}),
+	/** Public Graph; national clouds and the local simulator set their own. */
+	graphBaseUrl: setting({
+		name: 'GRAPH_BASE_URL',
+		group: 'worker',
+		default: new URL('https://graph.microsoft.com'),
+		parse: parseGraphBaseUrl,
+		doc: 'Graph\'s origin: `https://graph.microsoft.com`, a national cloud (`https://graph.microsoft.us`, `https://microsoftgraph.chinacloudapi.cn`, ...) or the local simulator. https only, except to a loopback host',
+		shown: '`https://graph.microsoft.com`',
+	}),
+	/** The incompatible-access-package API is GA in v1.0. */
+	graphApiVersion: setting({
+		name: 'GRAPH_API_VERSION',
+		group: 'worker',
+		default: 'v1.0' as GraphApiVersion,
+		parse: parseApiVersion,
+		doc: '`v1.0` or `beta`',
+	}),
+	/** Requests in flight per process, shared by every invocation the process runs at once. */
+	graphMaxConcurrency: setting({
+		name: 'GRAPH_MAX_CONCURRENCY',
+		group: 'worker',
+		default: 8,
+		parse: integerIn(1, 256),
+		doc: 'the most Graph HTTP requests in flight at once per process, shared by every invocation (1 to 256); the engine adapts below it',
+	}),
+	/** Operations per `$batch` request (Graph's maximum); 1 turns batching off. */
+	graphBatchSize: setting({
+		name: 'GRAPH_BATCH_SIZE',
+		group: 'worker',
+		default: 20,
+		parse: integerIn(1, 20),
+		doc: 'operations per `$batch` request (1 to 20); `1` turns batching off and sends each operation on its own',
+	}),
+	graphRequestTimeoutSeconds: setting({
+		name: 'GRAPH_REQUEST_TIMEOUT_SECONDS',
+		group: 'worker',
+		default: 30,
+		parse: integerIn(1, 300),
+		doc: 'per HTTP request (1 to 300)',
+	}),
+	/** A static bearer token (local simulator, tests). When set, no Azure credential is used. */
+	graphAccessToken: setting({
+		name: 'GRAPH_ACCESS_TOKEN',
+		group: 'worker',
+		default: undefined as string | undefined,
+		parse: (raw: string): string | undefined => raw,
+		doc: 'a static bearer token, for the local simulator and tests; when set no Azure credential is used',
+		shown: 'unset',
+	}),
+	/** Under host.json's 10 min `functionTimeout`, leaving room for a last request (30 s) and for writing dead letters and
+	 * re-queues. */
+	invocationBudgetSeconds: setting({
+		name: 'SOD_INVOCATION_BUDGET_SECONDS',
+		group: 'worker',
+		default: 420,
+		parse: integerIn(5, 3600),
+		doc: 'an invocation stops starting work after this long and re-queues the rest. Under the host the app refuses to start unless the budget, one request (`GRAPH_REQUEST_TIMEOUT_SECONDS`) and 60 s for writing dead letters and re-queues fit in host.json\'s `functionTimeout` (5 min when host.json sets none; no limit for `-1`): with this repository\'s 10 min, at most 510',
+	}),
+	/** Failed attempts per pair before it is dead-lettered `retries-exhausted`. Only failures count (5xx, timeouts, dropped
+	 * connections, repeated 404s); waiting on throttling, an unreachable Graph or a full pace does not. */
+	maxAttempts: setting({
+		name: 'SOD_MAX_ATTEMPTS',
+		group: 'worker',
+		default: 5,
+		parse: integerIn(1, 100),
+		doc: 'failed attempts per pair before `retries-exhausted` (waiting on throttling or an unreachable Graph never counts)',
+	}),
+	/** 72 hours: an import queued on a Friday evening into a weekend of throttling or an outage still finishes on Monday; a
+	 * pair older than that points at something structural, and an operator should see it. */
+	maxPairAgeHours: setting({
+		name: 'SOD_MAX_PAIR_AGE_HOURS',
+		group: 'worker',
+		default: 72,
+		parse: hoursIn(0.001, 24 * 6),
+		doc: 'a pair not applied this long after it first entered the queue is dead-lettered `expired` (decimals allowed, up to 144)',
+	}),
+	deadLetterContainer: setting({
+		name: 'SOD_DEAD_LETTER_CONTAINER',
+		group: 'worker',
+		default: 'sod-sync-dead-letters',
+		parse: parseContainerName,
+		doc: 'blob container, in the `AzureWebJobsStorage` account, for the raw text of an unreadable message whose record would not fit a queue message (the record names the blob; `dead-letters redrive` replays it)',
+	}),
+	ledgerRetentionDays: setting({
+		name: 'SOD_LEDGER_RETENTION_DAYS',
+		group: 'worker',
+		default: 90,
+		parse: integerIn(0, 3650),
+		doc: 'days the [import ledger](#watching-and-auditing-an-import-the-ledger) keeps an import (its rows in the `sodsyncledger` table of the `AzureWebJobsStorage` account, pruned once a day by `enqueue`); `0` turns the ledger off (`status`, `changes` and `undo` then have nothing to read)',
+	}),
+	throttleStateContainer: setting({
+		name: 'SOD_THROTTLE_STATE_CONTAINER',
+		group: 'worker',
+		default: 'sod-sync-state' as string | undefined,
+		parse: parseStateContainer,
+		doc: 'blob container, in the `AzureWebJobsStorage` account, of the throttle state the instances share (one blob per pairs queue); `off` keeps it per process',
+	}),
+	/** 200 ms, doubling per retry (with jitter) up to 30 s: a lone 5xx or dropped connection is usually one bad node, so
+	 * the first retry comes soon and repeated failures back off hard. A 404's waits start at ten times this (2 s): replication
+	 * takes seconds. */
+	retryBaseMs: setting({
+		name: 'SOD_RETRY_BASE_MS',
+		group: 'worker',
+		default: 200,
+		parse: integerIn(10, 60_000),
+		doc: 'first wait before retrying a 5xx or a dropped connection, doubling (jittered) to 30 s; 404 waits start at ten times this',
+	}),
+	/** A new package can take seconds to replicate. */
+	notFoundRetries: setting({
+		name: 'SOD_NOT_FOUND_RETRIES',
+		group: 'worker',
+		default: 3,
+		parse: integerIn(0, 20),
+		doc: 'retries of a 404 before `not-found` (raise it where new packages take long to replicate)',
+	}),
+	reconcileSchedule: setting({
+		name: 'SOD_RECONCILE_SCHEDULE',
+		group: 'reconcile',
+		default: '0 0 * * * *',
+		parse: parseSchedule,
+		doc: 'NCRONTAB (six fields: second minute hour day month weekday), e.g. `0 0 * * * *` (hourly). The timer binds `%SOD_RECONCILE_SCHEDULE%`, which the host resolves from the app settings before the app runs: unset, the host cannot index `reconcileSchedule` and the app does not start. To switch the schedule off, keep it set and set `AzureWebJobs.reconcileSchedule.Disabled` to `true`',
+		shown: 'required (Function)',
+	}),
+	manifestContainer: setting({
+		name: 'SOD_MANIFEST_CONTAINER',
+		group: 'reconcile',
+		default: 'sod-sync',
+		parse: (raw: string) => raw,
+		doc: 'the blob container holding the manifest',
+	}),
+	manifestBlob: setting({
+		name: 'SOD_MANIFEST_BLOB',
+		group: 'reconcile',
+		default: 'manifest.csv',
+		parse: (raw: string) => raw,
+		doc: 'the manifest blob (`.csv`, or `.jsonl`/`.ndjson` for JSON Lines)',
+	}),
+	reconcileScope: setting({
+		name: 'SOD_RECONCILE_SCOPE',
+		group: 'reconcile',
+		default: 'named' as 'named' | 'all',
+		parse: parseScope,
+		doc: '`named` or `all`',
+	}),
+	reconcileApply: setting({
+		name: 'SOD_RECONCILE_APPLY',
+		group: 'reconcile',
+		default: false,
+		parse: parseFlag,
+		doc: '`true`: enqueue the missing links',
+	}),
+	reconcilePrune: setting({
+		name: 'SOD_RECONCILE_PRUNE',
+		group: 'reconcile',
+		default: false,
+		parse: parseFlag,
+		doc: '`true` (with apply): also enqueue the extra links for removal',
+	}),
+};
+
+type SettingTable = typeof settingTable;
+
+/** Each setting's name, by key. */
+export const settingNames = Object.fromEntries(Object.entries(settingTable).map(([key, entry]) => [key, entry.name])) as {
+	readonly [Key in keyof SettingTable]: SettingTable[Key]['name'];
+};
+
+/** Each setting's default, by key (see `settingTable` for why each is what it is). */
+export const defaults = Object.fromEntries(Object.entries(settingTable).map(([key, entry]) => [key, entry.default])) as {
+	readonly [Key in keyof SettingTable]: SettingTable[Key]['default'];
+};
+
+/** The README's table of one group's settings, row for row. */
+export function settingsTableMarkdown(group: SettingEntry['group']): string {
+	const rows = Object.values(settingTable as Record<string, SettingEntry>)
+		.filter(entry => entry.group === group)
+		.map(entry => `| \`${entry.name}\` | ${entry.doc} | ${entry.shown ?? `\`${String(entry.default)}\``} |`);
+	return ['| setting | meaning | default |', '| --- | --- | --- |', ...rows].join('\n');
+}
 
 /**
  * The names the Functions host knows the functions by. Letters and digits only: App Service on Linux accepts only
@@ -106,79 +306,29 @@ export const platformSettingNames = [
 	disabledSettingName(functionNames.reconcileSchedule),
 ] as const;
 
-export const defaults = {
-	/** Defaults to `sod-pairs`. */
-	queueName: 'sod-pairs',
-	/** Defaults to `sod-pairs-dead-letter`. */
-	deadLetterQueueName: 'sod-pairs-dead-letter',
-	/** Defaults to public Graph; national clouds and the local simulator set their own. */
-	graphBaseUrl: 'https://graph.microsoft.com',
-	/** Defaults to `v1.0` (the incompatible-access-package API is GA there). */
-	graphApiVersion: 'v1.0' as GraphApiVersion,
-	/** Defaults to 8 requests in flight per process, shared by every invocation the process runs at once. */
-	graphMaxConcurrency: 8,
-	/** Defaults to 20 operations per `$batch` request (Graph's maximum); 1 turns batching off. */
-	graphBatchSize: 20,
-	/** Defaults to 30 s per HTTP request. */
-	graphRequestTimeoutSeconds: 30,
-	/**
-	 * Defaults to 420 s: under host.json's 10 min `functionTimeout`, leaving room for a last request (30 s) and for
-	 * writing dead letters and re-queues.
-	 */
-	invocationBudgetSeconds: 420,
-	/**
-	 * Defaults to 5 failed attempts per pair before it is dead-lettered `retries-exhausted`. Only failures count (5xx,
-	 * timeouts, dropped connections, repeated 404s); waiting on throttling, an unreachable Graph or a full pace does not.
-	 */
-	maxAttempts: 5,
-	/**
-	 * Defaults to 72 hours: an import queued on a Friday evening into a weekend of throttling or an outage still
-	 * finishes on Monday; a pair older than that points at something structural, and an operator should see it.
-	 */
-	maxPairAgeHours: 72,
-	/**
-	 * Defaults to `sod-sync-state`, in the AzureWebJobsStorage account: one blob per pairs queue. `off` keeps the
-	 * throttle state per process.
-	 */
-	throttleStateContainer: 'sod-sync-state',
-	/**
-	 * Defaults to `sod-sync-dead-letters`, in the AzureWebJobsStorage account: the raw text of an unreadable message whose
-	 * record would not fit a queue message (64 KiB) is kept there whole, and the record names the blob.
-	 */
-	deadLetterContainer: 'sod-sync-dead-letters',
-	/**
-	 * Defaults to 90 days: an import's ledger (what `status`, `changes` and `undo` read, in the `sodsyncledger` table of
-	 * the AzureWebJobsStorage account) is kept that long after it was last written; 0 turns the ledger off.
-	 */
-	ledgerRetentionDays: 90,
-	/**
-	 * Defaults to 200 ms, doubling per retry (with jitter) up to 30 s: a lone 5xx or dropped connection is usually one bad
-	 * node, so the first retry comes soon and repeated failures back off hard. A 404's waits start at ten times this
-	 * (2 s): replication takes seconds.
-	 */
-	retryBaseMs: 200,
-	/** Defaults to 3 retries of a 404 before `not-found` (a new package can take seconds to replicate). */
-	notFoundRetries: 3,
-	/** Defaults to hourly, on the hour (NCRONTAB: second minute hour day month weekday). */
-	reconcileSchedule: '0 0 * * * *',
-	/** Defaults to the `sod-sync` container. */
-	manifestContainer: 'sod-sync',
-	/** Defaults to `manifest.csv` (`.jsonl` or `.ndjson` for JSON Lines). */
-	manifestBlob: 'manifest.csv',
-	/** Defaults to `named`: only the packages the manifest names are read or written. */
-	reconcileScope: 'named' as 'named' | 'all',
-	/** Defaults to false: the schedule reports drift and changes nothing. */
-	reconcileApply: false,
-	/** Defaults to false: links no rule asks for are reported, never removed. */
-	reconcilePrune: false,
-} as const;
-
 /** Thrown when a setting is missing or malformed; the message names the setting. */
 export class SettingsError extends Error {
 	override name = 'SettingsError';
 }
 
 const queueNamePattern = /^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/;
+
+/** Reads one setting by its entry: its parsed value, or its default when unset; a problem is added to `problems`. */
+function settingReader(environment: Environment, problems: string[]) {
+	return <T>(entry: SettingEntry<string, T>): T => {
+		const raw = environment[entry.name]?.trim();
+		if (raw === undefined || raw === '' || !entry.parse) {
+			return entry.default;
+		}
+
+		try {
+			return entry.parse(raw);
+		} catch (error) {
+			problems.push(`${entry.name}: ${(error as Error).message}`);
+			return entry.default;
+		}
+	};
+}
 
 /**
  * Reads and checks every setting at once, so a misconfigured app fails at start with every problem named.
@@ -188,23 +338,10 @@ const queueNamePattern = /^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/;
  */
 export function readSettings(environment: Environment): Settings {
 	const problems: string[] = [];
-	const read = <T>(name: string, parse: (raw: string) => T, fallback: T): T => {
-		const raw = environment[name]?.trim();
-		if (raw === undefined || raw === '') {
-			return fallback;
-		}
-
-		try {
-			return parse(raw);
-		} catch (error) {
-			problems.push(`${name}: ${(error as Error).message}`);
-			return fallback;
-		}
-	};
-
+	const read = settingReader(environment, problems);
 	const storage = readStorageConnection(environment, problems);
-	const queueName = read(settingNames.queueName, parseQueueName, defaults.queueName);
-	const deadLetterQueueName = read(settingNames.deadLetterQueueName, parseQueueName, defaults.deadLetterQueueName);
+	const queueName = read(settingTable.queueName);
+	const deadLetterQueueName = read(settingTable.deadLetterQueueName);
 	if (queueName.length > 63 - '-poison'.length) {
 		problems.push(`${settingNames.queueName}: '${queueName}' leaves no room for the '-poison' queue the host derives (56 characters at most)`);
 	}
@@ -217,22 +354,20 @@ export function readSettings(environment: Environment): Settings {
 		storage,
 		queueName,
 		deadLetterQueueName,
-		graphBaseUrl: read(settingNames.graphBaseUrl, parseGraphBaseUrl, new URL(defaults.graphBaseUrl)),
-		graphApiVersion: read(settingNames.graphApiVersion, parseApiVersion, defaults.graphApiVersion),
-		graphMaxConcurrency: read(settingNames.graphMaxConcurrency, integerIn(1, 256), defaults.graphMaxConcurrency),
-		graphBatchSize: read(settingNames.graphBatchSize, integerIn(1, 20), defaults.graphBatchSize),
-		graphRequestTimeoutMs:
-			read(settingNames.graphRequestTimeoutSeconds, integerIn(1, 300), defaults.graphRequestTimeoutSeconds) * 1000,
-		graphAccessToken: environment[settingNames.graphAccessToken]?.trim() || undefined,
-		invocationBudgetMs:
-			read(settingNames.invocationBudgetSeconds, integerIn(5, 3600), defaults.invocationBudgetSeconds) * 1000,
-		maxAttempts: read(settingNames.maxAttempts, integerIn(1, 100), defaults.maxAttempts),
-		maxPairAgeMs: read(settingNames.maxPairAgeHours, hoursIn(0.001, 24 * 6), defaults.maxPairAgeHours) * 3_600_000,
-		throttleStateContainer: read(settingNames.throttleStateContainer, parseStateContainer, defaults.throttleStateContainer),
-		deadLetterContainer: read(settingNames.deadLetterContainer, parseContainerName, defaults.deadLetterContainer),
-		ledgerRetentionDays: read(settingNames.ledgerRetentionDays, integerIn(0, 3650), defaults.ledgerRetentionDays),
-		retryBaseMs: read(settingNames.retryBaseMs, integerIn(10, 60_000), defaults.retryBaseMs),
-		notFoundRetries: read(settingNames.notFoundRetries, integerIn(0, 20), defaults.notFoundRetries),
+		graphBaseUrl: new URL(read(settingTable.graphBaseUrl)),
+		graphApiVersion: read(settingTable.graphApiVersion),
+		graphMaxConcurrency: read(settingTable.graphMaxConcurrency),
+		graphBatchSize: read(settingTable.graphBatchSize),
+		graphRequestTimeoutMs: read(settingTable.graphRequestTimeoutSeconds) * 1000,
+		graphAccessToken: read(settingTable.graphAccessToken),
+		invocationBudgetMs: read(settingTable.invocationBudgetSeconds) * 1000,
+		maxAttempts: read(settingTable.maxAttempts),
+		maxPairAgeMs: read(settingTable.maxPairAgeHours) * 3_600_000,
+		throttleStateContainer: read(settingTable.throttleStateContainer),
+		deadLetterContainer: read(settingTable.deadLetterContainer),
+		ledgerRetentionDays: read(settingTable.ledgerRetentionDays),
+		retryBaseMs: read(settingTable.retryBaseMs),
+		notFoundRetries: read(settingTable.notFoundRetries),
 	};
 
 	if (problems.length > 0) {
@@ -379,38 +514,14 @@ export interface ReconcileSettings {
 /** The scheduled reconcile's settings (the timer Function only); checked like the others, every problem at once. */
 export function readReconcileSettings(environment: Environment): ReconcileSettings {
 	const problems: string[] = [];
-	const text = (name: string, fallback: string) => environment[name]?.trim() || fallback;
-	const flag = (name: string, fallback: boolean) => {
-		const raw = environment[name]?.trim().toLowerCase();
-		if (raw === undefined || raw === '') {
-			return fallback;
-		}
-
-		if (raw === 'true' || raw === 'false') {
-			return raw === 'true';
-		}
-
-		problems.push(`${name}: '${raw}' must be true or false`);
-		return fallback;
-	};
-
-	const schedule = text(settingNames.reconcileSchedule, defaults.reconcileSchedule);
-	if (schedule.split(/\s+/).length !== 6) {
-		problems.push(`${settingNames.reconcileSchedule}: '${schedule}' is not an NCRONTAB expression (six fields: second minute hour day month weekday)`);
-	}
-
-	const scope = text(settingNames.reconcileScope, defaults.reconcileScope);
-	if (scope !== 'named' && scope !== 'all') {
-		problems.push(`${settingNames.reconcileScope}: '${scope}' must be named or all`);
-	}
-
+	const read = settingReader(environment, problems);
 	const settings: ReconcileSettings = {
-		schedule,
-		manifestContainer: text(settingNames.manifestContainer, defaults.manifestContainer),
-		manifestBlob: text(settingNames.manifestBlob, defaults.manifestBlob),
-		scope: scope === 'all' ? 'all' : 'named',
-		apply: flag(settingNames.reconcileApply, defaults.reconcileApply),
-		prune: flag(settingNames.reconcilePrune, defaults.reconcilePrune),
+		schedule: read(settingTable.reconcileSchedule),
+		manifestContainer: read(settingTable.manifestContainer),
+		manifestBlob: read(settingTable.manifestBlob),
+		scope: read(settingTable.reconcileScope),
+		apply: read(settingTable.reconcileApply),
+		prune: read(settingTable.reconcilePrune),
 	};
 	if (settings.prune && !settings.apply) {
 		problems.push(`${settingNames.reconcilePrune}: true needs ${settingNames.reconcileApply}=true (pruning is part of applying)`);
@@ -421,6 +532,31 @@ export function readReconcileSettings(environment: Environment): ReconcileSettin
 	}
 
 	return settings;
+}
+
+function parseSchedule(raw: string): string {
+	if (raw.split(/\s+/).length !== 6) {
+		throw new Error(`'${raw}' is not an NCRONTAB expression (six fields: second minute hour day month weekday)`);
+	}
+
+	return raw;
+}
+
+function parseScope(raw: string): 'named' | 'all' {
+	if (raw !== 'named' && raw !== 'all') {
+		throw new Error(`'${raw}' must be named or all`);
+	}
+
+	return raw;
+}
+
+function parseFlag(raw: string): boolean {
+	const text = raw.toLowerCase();
+	if (text !== 'true' && text !== 'false') {
+		throw new Error(`'${text}' must be true or false`);
+	}
+
+	return text === 'true';
 }
 
 /**

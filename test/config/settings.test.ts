@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
 import {readFunctionTimeoutMs} from '../../src/config/host-config.js';
-import {budgetProblem, checkSettingsAtStart, defaults, readSettings, settingNames, SettingsError} from '../../src/config/settings.js';
+import {budgetProblem, checkSettingsAtStart, defaults, readSettings, settingNames, SettingsError, settingsTableMarkdown, settingTable, type SettingEntry} from '../../src/config/settings.js';
 
 const storage = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;';
 
@@ -77,6 +77,19 @@ describe('readSettings', () => {
 
 describe('the settings table', () => {
 	const names = Object.values(settingNames);
+
+	it('is the README\'s two settings tables, row for row (each setting\'s name, meaning and default come from its one entry)', () => {
+		const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+		expect(readme).toContain(`\n${settingsTableMarkdown('worker')}\n`);
+		expect(readme).toContain(`\n${settingsTableMarkdown('reconcile')}\n`);
+		expect(Object.keys(settingTable).length).toBe(names.length);
+		// Every default is one the setting's own parser accepts, as an operator would write it.
+		for (const entry of Object.values(settingTable) as SettingEntry[]) {
+			if (entry.parse && entry.default !== undefined) {
+				expect(String(entry.parse(String(entry.default).replace(/\/$/, ''))), entry.name).toBe(String(entry.default));
+			}
+		}
+	});
 
 	it('is documented in the README, every name', () => {
 		const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
