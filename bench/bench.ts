@@ -84,6 +84,16 @@ const scenarios: Scenario[] = [
 		hosts: 1,
 	},
 	{
+		name: 'early-warning',
+		what: 'penalty-window, with Graph\'s early warning (x-ms-throttle-limit-percentage once 80% of the bucket is spent)',
+		pairs: 4000,
+		packages: 70,
+		simulator: ['--rate', '400', '--burst', '400', '--retry-after-seconds', '2', '--latency', '30', '--jitter', '20', '--limit-warnings'],
+		ceiling: 400,
+		ceilingText: 'the budget, 400',
+		hosts: 1,
+	},
+	{
 		name: 'faulty',
 		what: '5% 5xx, 1% connections dropped after the write, 50 ms, no throttling',
 		pairs: 5000,
@@ -506,6 +516,8 @@ function describe(
 	target('rate-throttled: <= 2% of operations answered 429', sod('rate-throttled'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
 	target('penalty-window: >= 0.85 of the ceiling', sod('penalty-window'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
 	target('penalty-window: <= 2% of operations answered 429', sod('penalty-window'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
+	target('early-warning: <= 2% of operations answered 429', sod('early-warning'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
+	target('early-warning: >= 0.85 of the ceiling', sod('early-warning'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
 	target('latency-bound: >= 0.80 of the ceiling', sod('latency-bound'), m => m.ratio.toFixed(3), m => m.ratio >= 0.8);
 	const baseline = find('latency-bound', 'baseline');
 	target('latency-bound: >= 10x the baseline', sod('latency-bound'), m => `${(m.pairsPerSecond / (baseline?.pairsPerSecond ?? Number.NaN)).toFixed(1)}x`, m => m.pairsPerSecond >= 10 * (baseline?.pairsPerSecond ?? Number.POSITIVE_INFINITY));

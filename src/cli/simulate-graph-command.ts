@@ -33,6 +33,7 @@ Options:
                              how Retry-After is written (default seconds)
   --retry-after-seconds S    the wait it announces (default 1; decimal: the real wait)
   --no-penalty               a call during the wait does not extend it
+  --limit-warnings           send x-ms-throttle-limit-percentage on answers once 80% of the bucket is spent
   --batch-throttled-status 200|424
                              a $batch with throttled items answers this (default 200; Microsoft's pages disagree)
   --server-errors RATE       share of requests answered 500/502/503/504 (default 0)
@@ -65,6 +66,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 				'retry-after': {type: 'string'},
 				'retry-after-seconds': {type: 'string'},
 				'no-penalty': {type: 'boolean'},
+				'limit-warnings': {type: 'boolean'},
 				'batch-throttled-status': {type: 'string'},
 				'server-errors': {type: 'string'},
 				resets: {type: 'string'},
@@ -127,6 +129,7 @@ export function parseSimulatorFlags(args: string[]): {options: SimulatorOptions;
 			retryAfterSeconds: number('retry-after-seconds', undefined, 3600),
 			penaltyWindow: !values['no-penalty'],
 			batchStatusWhenThrottled: batchThrottledStatus,
+			limitWarnings: values['limit-warnings'] ?? false,
 		},
 		faults: {
 			serverErrorRate: number('server-errors', 0, 1),

@@ -4,7 +4,8 @@
 import type {Pace} from './shared-throttle.js';
 
 /** Who decided: this instance (from Graph's answer) or another one (read from the shared record). */
-export type EventSource = 'this-instance' | 'another-instance';
+/** What set a pace: a throttle event here, another instance's (through the shared record), or Graph's early warning. */
+export type EventSource = 'this-instance' | 'another-instance' | 'limit-warning';
 
 export type EngineEvent =
 	/**
@@ -21,6 +22,10 @@ export type EngineEvent =
 	| {type: 'gate-held'; at: number; reopenAt: number}
 	/** The pace this instance sends at was set (its share of the app's pace). */
 	| {type: 'pace-changed'; at: number; pace: Pace; source: EventSource}
+	/**
+	 * Graph's early warning (`used` of the app's limit spent) eased this instance: its pace, or (unpaced) its concurrency.
+	 */
+	| {type: 'limit-warning'; at: number; used: number; eased: 'pace' | 'concurrency'}
 	/** The number of instances working one queue changed (this one included). */
 	| {type: 'instances-changed'; at: number; instances: number; previous: number};
 

@@ -205,6 +205,21 @@ export class LinkEngine {
 	}
 
 	/**
+	 * Graph's early warning on an answer (`x-ms-throttle-limit-percentage`: `used` of the app's limit spent): eases this
+	 * instance's pace before a 429 (see pace.ts). The gateway and the HTTP client call it as answers arrive.
+	 */
+	recordLimitWarning(used: number): void {
+		const eased = this.#control.recordLimitWarning(used);
+		if (eased) {
+			const at = this.#clock.now();
+			this.events.emit({type: 'limit-warning', at, used, eased: eased.eased});
+			if (eased.eased === 'pace') {
+				this.events.emit({type: 'pace-changed', at, pace: eased.pace, source: 'limit-warning'});
+			}
+		}
+	}
+
+	/**
 	 * Applies `action` to every pair and resolves with one outcome per pair, in order.
 	 * Rejects with `SystemicFailure` (after every pair has stopped) when Graph refuses the credential.
 	 */

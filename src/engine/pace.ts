@@ -15,6 +15,10 @@
 //   spend a refill on top (one it carries comes from averaging instances' estimates in the shared record): it is
 //   climbing already, and spending on top overshoots into the next penalty window (the six-process penalty-window
 //   scenario of `npm run bench` lost budget with it).
+// - An early warning (Graph's `x-ms-throttle-limit-percentage`, sent once 80% of a limit is spent) while paced is a 429
+//   that did not happen yet: the pace drops to `paceDecrease` of the rate it came at (of the fitted ceiling, if it was
+//   above it spending a refill), with no wait, and RECOVERS as after a paced 429 (`easedPace`), at most once a second.
+//   Unpaced, a warning changes nothing: the first 429 is what measures the bucket and the rate (`firstPace`).
 // Before `setAt` (the gate is still shut) the pace is WAITING at its rate.
 
 /** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
@@ -191,6 +195,19 @@ export function pacedPace(current: number, fitted: number | undefined, evidence:
 	return evidence.enough && bucket !== undefined
 		? {rate: ceiling, ceiling, setAt: evidence.setAt, refill: Math.min(bucket, (ceiling * evidence.retryAfterMs) / 1000)}
 		: {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling, setAt: evidence.setAt};
+}
+
+/**
+ * The pace after an early warning while `pace` allowed `current` operations/s: a decrease from that rate (or from the
+ * fitted ceiling, when the pace was above it spending a refill: the warning says the bucket is nearly spent), recovering
+ * towards it as after a paced 429 without a bucket, set now: nothing was refused, so nothing waits.
+ *
+ * @example
+ * easedPace({rate: 100, ceiling: 100, setAt: 0, refill: 100}, 125, 5000) // {rate: 85, ceiling: 100, setAt: 5000}
+ */
+export function easedPace(pace: Pace, current: number, now: number): Pace {
+	const ceiling = Math.max(minimumRate, Number.isFinite(pace.ceiling) ? Math.min(current, pace.ceiling) : current);
+	return {rate: Math.max(minimumRate, ceiling * paceDecrease), ceiling, setAt: now};
 }
 
 /**

@@ -12,7 +12,7 @@
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
 
 import {systemClock, type Clock} from './clock.js';
-import {firstPace, minimumRate, pacedPace, paceAt, type Pace, type ThrottleEvidence} from './pace.js';
+import {easedPace, firstPace, minimumRate, pacedPace, paceAt, type Pace, type ThrottleEvidence} from './pace.js';
 
 export {paceAt, paceDecrease, paceGrowth, probeGrowth, refillSpend} from './pace.js';
 
@@ -28,6 +28,12 @@ export interface ThroughputControlOptions {
 const minimumEvidence = 20;
 /** The accepted-operations history that the ceiling is fitted to: bins of this width... */
 const historyBinMs = 100;
+/** An early warning is acted on from this share of the limit spent (Graph sends it from 0.8). */
+export const limitWarningFrom = 0.8;
+/** Early warnings come on every answer while they last: the pace eases at most once per this long. Defaults to 1 s. */
+const limitWarningSpacingMs = 1000;
+/** Unpaced, early warnings drop the concurrency at most once per this long: about a round trip. Defaults to 100 ms. */
+const unpacedWarningSpacingMs = 100;
 /** ...and at most this many of them (the last minute). */
 const historyBins = 600;
 /** The fit ignores stretches shorter than this: a bucket's worth spread over a few bins says nothing of the rate. */
@@ -86,6 +92,8 @@ export class ThroughputControl {
 	#idleMs = 0;
 	/** When the process last ran out of work; undefined while it holds some. */
 	#idleSince: number | undefined;
+	/** When the last early warning eased the pace (they come on every answer above 80%: one a second is taken). */
+	#easedAt = Number.NEGATIVE_INFINITY;
 
 	constructor(options: ThroughputControlOptions) {
 		if (!Number.isInteger(options.maxConcurrency) || options.maxConcurrency < 1) {
@@ -222,6 +230,31 @@ export class ThroughputControl {
 		// let the halved concurrency and the gate do the backing off.
 		this.#restartInterval(setAt, retryAfterMs);
 		return this.#pace;
+	}
+
+	/**
+	 * An early warning: Graph has spent `used` (0.8 or more) of the app's limit; acted on at most once a second, never
+	 * while the gate is shut. Paced, the pace eases below the rate it came at (`easedPace`). Unpaced, the concurrency
+	 * drops to one (it grows back by one per round) and the pace is left for the first 429 to set (that 429 is what
+	 * measures the bucket): few requests are in flight when the bucket runs out, so few are refused (measured in the
+	 * penalty-window scenario, alone: 122-162 429s without the warning, 37-89 with it). Returns what it eased, if anything.
+	 */
+	recordLimitWarning(used: number): {eased: 'pace'; pace: Pace} | {eased: 'concurrency'} | undefined {
+		const now = this.#clock.now();
+		const pace = this.#pace;
+		const spacing = pace ? limitWarningSpacingMs : unpacedWarningSpacingMs;
+		if (!(used >= limitWarningFrom) || now - this.#easedAt < spacing || (pace && now < pace.setAt)) {
+			return undefined;
+		}
+
+		this.#easedAt = now;
+		if (!pace) {
+			this.#concurrency = 1;
+			return {eased: 'concurrency'};
+		}
+
+		this.#pace = easedPace(pace, this.rate, now);
+		return {eased: 'pace', pace: this.#pace};
 	}
 
 	/** The ceiling a paced 429 shows: the fitted bucket rate, or (no bucket size known) what was accepted per second. */

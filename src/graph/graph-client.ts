@@ -7,6 +7,7 @@ import {Agent as HttpsAgent, request as httpsRequest} from 'node:https';
 import {Client, type Context, type Middleware} from '@microsoft/microsoft-graph-client';
 import type {TokenCredential} from '@azure/identity';
 import {transportErrorNames} from './graph-failure.js';
+import {limitPercentageHeader, parseLimitPercentage} from './retry-after.js';
 
 export interface TokenSource {
 	getToken(): Promise<string>;
@@ -36,11 +37,13 @@ export interface GraphClientOptions {
 	graphBaseUrl: URL;
 	apiVersion: string;
 	tokenSource: TokenSource;
+	/** Told the share of its limit the app has spent when an answer carries Graph's early warning. */
+	onLimitWarning?: (used: number) => void;
 }
 
 export function createGraphClient(options: GraphClientOptions): Client {
 	const authentication = new OriginBoundAuthentication(options.graphBaseUrl.origin, options.tokenSource);
-	const transport = new Transport(options.graphBaseUrl.origin);
+	const transport = new Transport(options.graphBaseUrl.origin, options.onLimitWarning);
 	authentication.setNext(transport);
 	return Client.initWithMiddleware({
 		baseUrl: options.graphBaseUrl.origin,
@@ -98,12 +101,14 @@ export class OriginBoundAuthentication implements Middleware {
  */
 class Transport implements Middleware {
 	readonly #origin: string;
+	readonly #onLimitWarning: ((used: number) => void) | undefined;
 	readonly #httpAgent = new HttpAgent({keepAlive: true, scheduling: 'lifo'});
 	readonly #httpsAgent = new HttpsAgent({keepAlive: true, scheduling: 'lifo'});
 
 	/** Sends to `origin` only: whatever URL the SDK builds (it reads any `https://` inside a path as absolute), nothing else leaves. */
-	constructor(origin: string) {
+	constructor(origin: string, onLimitWarning?: (used: number) => void) {
 		this.#origin = origin;
+		this.#onLimitWarning = onLimitWarning;
 	}
 
 	async execute(context: Context): Promise<void> {
@@ -131,6 +136,11 @@ class Transport implements Middleware {
 						response.on('error', reject);
 						response.on('end', () => {
 							const status = response.statusCode ?? 0;
+							const used = parseLimitPercentage([response.headers[limitPercentageHeader]].flat()[0]);
+							if (used !== undefined) {
+								this.#onLimitWarning?.(used);
+							}
+
 							const headers = new Headers();
 							for (const [name, value] of Object.entries(response.headers)) {
 								if (value !== undefined) {

@@ -4,6 +4,7 @@
 import type {Client} from '@microsoft/microsoft-graph-client';
 import type {Pair} from '../pair/pair.js';
 import {classifyAnswer, readBatchItem, readSdkError, type BatchItem, type GraphFailure} from './graph-failure.js';
+import {limitPercentageHeader, parseLimitPercentage} from './retry-after.js';
 import {
 	accessPackageODataId,
 	accessPackagesListPath,
@@ -52,6 +53,8 @@ export interface GraphLinkGatewayOptions {
 	graphBaseUrl: URL;
 	apiVersion: string;
 	now?: () => number;
+	/** Told the share of its limit the app has spent when a `$batch` item carries Graph's early warning. */
+	onLimitWarning?: (used: number) => void;
 }
 
 interface RequestSpec {
@@ -67,12 +70,14 @@ export class GraphLinkGateway implements LinkGateway {
 	readonly #graphBaseUrl: URL;
 	readonly #apiVersion: string;
 	readonly #now: () => number;
+	readonly #onLimitWarning: ((used: number) => void) | undefined;
 
 	constructor(client: Client, options: GraphLinkGatewayOptions) {
 		this.#client = client;
 		this.#graphBaseUrl = options.graphBaseUrl;
 		this.#apiVersion = options.apiVersion;
 		this.#now = options.now ?? Date.now;
+		this.#onLimitWarning = options.onLimitWarning;
 	}
 
 	async execute(operation: LinkOperation, signal: AbortSignal): Promise<CallResult<unknown>> {
@@ -152,6 +157,11 @@ export class GraphLinkGateway implements LinkGateway {
 
 	#readBatchResponse(response: BatchItem): CallResult<unknown> {
 		const answer = readBatchItem(response);
+		const used = parseLimitPercentage(headerOf(response, limitPercentageHeader));
+		if (used !== undefined) {
+			this.#onLimitWarning?.(used);
+		}
+
 		if (answer.status >= 200 && answer.status < 300) {
 			return {kind: 'ok', value: response.body};
 		}
@@ -204,6 +214,17 @@ export class GraphLinkGateway implements LinkGateway {
 			}
 		}
 	}
+}
+
+/** A `$batch` item's header, by name in any case. */
+function headerOf(response: BatchItem, name: string): string | undefined {
+	const headers = (response as {headers?: unknown}).headers;
+	if (typeof headers !== 'object' || headers === null) {
+		return undefined;
+	}
+
+	const entry = Object.entries(headers as Record<string, unknown>).find(([key]) => key.toLowerCase() === name);
+	return typeof entry?.[1] === 'string' ? entry[1] : undefined;
 }
 
 /** The `responses` of a `$batch` answer the SDK threw for its status (its `body` is the parsed JSON or the text). */

@@ -36,3 +36,23 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
 
 	return undefined;
 }
+
+/** The early-warning header Graph documents for directory resources: sent once 80% of a limit is spent. */
+export const limitPercentageHeader = 'x-ms-throttle-limit-percentage';
+
+/**
+ * The share of its limit the app has spent, from `x-ms-throttle-limit-percentage` (documented as 0.8 to 1.8; a value
+ * written as a percentage, 80 to 180, is read as one); undefined when absent or not a number in range.
+ *
+ * @example
+ * parseLimitPercentage('0.85') // 0.85
+ */
+export function parseLimitPercentage(value: string | null | undefined): number | undefined {
+	const number = Number(value?.trim());
+	if (value === null || value === undefined || value.trim() === '' || !Number.isFinite(number) || number <= 0) {
+		return undefined;
+	}
+
+	const share = number > 5 ? number / 100 : number;
+	return share <= 5 ? share : undefined;
+}

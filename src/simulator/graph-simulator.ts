@@ -348,7 +348,7 @@ export class GraphSimulator {
 			return serverError;
 		}
 
-		const reply = this.#operation(method, path, url.search, body, headerValue(request.headers['content-type']), version);
+		const reply = this.#warned(this.#operation(method, path, url.search, body, headerValue(request.headers['content-type']), version));
 		if (scripted?.resetAfterWrite || (isWrite(method) && reply.status < 300 && this.#chance(this.#options.faults?.resetAfterWriteRate))) {
 			return 'reset';
 		}
@@ -444,7 +444,7 @@ export class GraphSimulator {
 			return {reply: scripted.reply, resetAfterWrite: false};
 		}
 
-		const reply = this.#spendOperation() ?? this.#serverFault() ?? this.#operation(method, path, search, body, contentType, version);
+		const reply = this.#spendOperation() ?? this.#serverFault() ?? this.#warned(this.#operation(method, path, search, body, contentType, version));
 		return {reply, resetAfterWrite: scripted?.resetAfterWrite ?? false};
 	}
 
@@ -466,6 +466,12 @@ export class GraphSimulator {
 		}
 
 		return fault;
+	}
+
+	/** An accepted operation's reply, with the early warning when the throttle model gives one. */
+	#warned(reply: Reply): Reply {
+		const warning = reply.status < 400 ? this.#throttle.warning() : undefined;
+		return warning ? {...reply, headers: {...reply.headers, ...warning}} : reply;
 	}
 
 	/** Counts one operation against the rate budget; a 429 reply when it is spent or the penalty window is open. */

@@ -25,7 +25,15 @@ export interface ThrottleOptions {
 	 * throttling page); the items carry their own 429 and Retry-After either way. Defaults to 200.
 	 */
 	batchStatusWhenThrottled?: 200 | 424;
+	/**
+	 * Sends `x-ms-throttle-limit-percentage` (the share of the bucket spent, `0.80` to `1.00`) on an accepted operation
+	 * once 80% of the bucket is spent, as Graph documents it for directory resources: an early warning. Defaults to false.
+	 */
+	limitWarnings?: boolean;
 }
+
+/** The header Graph sends above 80% of a limit (documented for directory resources). */
+export const limitPercentageHeader = 'x-ms-throttle-limit-percentage';
 
 /**
  * @example
@@ -66,6 +74,20 @@ export class ThrottleModel {
 		}
 
 		return this.refuse((1 - this.#tokens) / rate);
+	}
+
+	/**
+	 * The early-warning header for the operation just accepted, when asked for (`limitWarnings`) and 80% or more of the
+	 * bucket is spent; undefined otherwise.
+	 */
+	warning(): Record<string, string> | undefined {
+		const size = this.#bucketSize();
+		if (!this.#options.limitWarnings || this.#options.operationsPerSecond === undefined || size <= 0) {
+			return undefined;
+		}
+
+		const used = 1 - this.#tokens / size;
+		return used >= 0.8 ? {[limitPercentageHeader]: used.toFixed(2)} : undefined;
 	}
 
 	/** A refusal (too many requests in flight, or no token): its Retry-After header, and the penalty window opened. */

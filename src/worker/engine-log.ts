@@ -4,7 +4,7 @@
 import type {EngineEvent} from '../engine/engine-events.js';
 
 /** The events worth a log line (`request` is counted, not logged: subscribing to it would build one per request). */
-export const loggedEngineEvents: ReadonlyArray<EngineEvent['type']> = ['throttled', 'gate-held', 'pace-changed', 'instances-changed'];
+export const loggedEngineEvents: ReadonlyArray<EngineEvent['type']> = ['throttled', 'gate-held', 'pace-changed', 'limit-warning', 'instances-changed'];
 
 const rate = (operationsPerSecond: number) => `${operationsPerSecond >= 10 ? Math.round(operationsPerSecond) : operationsPerSecond.toFixed(1)} operations/s`;
 
@@ -25,7 +25,14 @@ export function describeEngineEvent(event: EngineEvent): string | undefined {
 		case 'pace-changed': {
 			const {pace} = event;
 			const ceiling = Number.isFinite(pace.ceiling) ? `Graph's ceiling as found ${rate(pace.ceiling)}` : 'no ceiling fitted yet';
-			return `sod-sync: pacing at ${rate(pace.rate)} from now on (${event.source === 'this-instance' ? 'found here' : 'shared by another instance'}; this instance's share; ${ceiling})`;
+			return `sod-sync: pacing at ${rate(pace.rate)} from now on (${sourceWords[event.source]}; this instance's share; ${ceiling})`;
+		}
+
+		case 'limit-warning': {
+			// A paced warning is told by its pace-changed line; this one says what happened before any pace.
+			return event.eased === 'concurrency'
+				? `sod-sync: Graph says ${Math.round(event.used * 100)}% of the app's limit is spent; one request at a time until it throttles and a pace is found`
+				: undefined;
 		}
 
 		case 'instances-changed': {
@@ -37,3 +44,9 @@ export function describeEngineEvent(event: EngineEvent): string | undefined {
 		}
 	}
 }
+
+const sourceWords = {
+	'this-instance': 'found here',
+	'another-instance': 'shared by another instance',
+	'limit-warning': "eased before a 429: Graph says 80% of the app's limit is spent",
+} as const;

@@ -57,9 +57,12 @@ export function createLinkEngine(
 	tokenSource: TokenSource,
 	options: Omit<LinkEngineOptions, 'gateway'> = {},
 ): LinkEngine {
-	const client = createGraphClient({graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion, tokenSource});
-	const gateway = new GraphLinkGateway(client, {graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion});
-	return new LinkEngine({
+	// Graph's early warnings (on direct answers through the client, on `$batch` items through the gateway) ease the pace.
+	let engine: LinkEngine | undefined;
+	const onLimitWarning = (used: number) => engine?.recordLimitWarning(used);
+	const client = createGraphClient({graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion, tokenSource, onLimitWarning});
+	const gateway = new GraphLinkGateway(client, {graphBaseUrl: settings.graphBaseUrl, apiVersion: settings.graphApiVersion, onLimitWarning});
+	engine = new LinkEngine({
 		gateway,
 		maxConcurrency: settings.graphMaxConcurrency,
 		batchSize: settings.graphBatchSize,
@@ -67,6 +70,7 @@ export function createLinkEngine(
 		retryPolicy: retryPolicyFrom(settings),
 		...options,
 	});
+	return engine;
 }
 
 export function retryPolicyFrom(settings: Pick<Settings, 'retryBaseMs' | 'notFoundRetries'>): RetryPolicy {

@@ -237,3 +237,53 @@ describe('paceAt and the refill', () => {
 		expect(paceAt({...pace, refill}, 500)).toBe(paceAt(pace, 500));
 	});
 });
+
+describe('recordLimitWarning: Graph says 80% of the limit is spent', () => {
+	it('unpaced: drops the concurrency to one (at most every 100 ms) and leaves the pace for the first 429 to set', () => {
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		control.reserve(20);
+		expect(control.concurrency).toBe(4);
+		expect(control.recordLimitWarning(0.79)).toBeUndefined();
+		expect(control.concurrency).toBe(4);
+		expect(control.recordLimitWarning(0.85)).toEqual({eased: 'concurrency'});
+		expect(control.concurrency).toBe(1);
+		control.recordAccepted(20); // Grows back by one per round: 1, then 2.
+		expect(control.concurrency).toBe(2);
+		clock.advance(99);
+		control.recordLimitWarning(0.9);
+		expect(control.concurrency).toBe(2);
+		clock.advance(1);
+		control.recordLimitWarning(0.9);
+		expect(control.concurrency).toBe(1);
+		expect(control.pace).toBeUndefined();
+		expect(control.rate).toBe(Number.POSITIVE_INFINITY);
+	});
+
+	it('paced: eases from the pace in force; ignored while the gate is shut after a 429', () => {
+		const {clock, control} = afterFirstBurst();
+		expect(control.recordLimitWarning(0.95)).toBeUndefined(); // The gate reopens in 1 s.
+		// A second 429 while paced, the bucket known: resumes at a fitted ceiling, spending the wait's refill on top.
+		clock.advance(1000);
+		for (let tenth = 0; tenth < 20; tenth++) {
+			clock.advance(100);
+			control.recordAccepted(60);
+		}
+
+		expect(control.recordThrottle(1000)?.refill).toBeGreaterThan(0);
+		clock.advance(1500);
+		// Spending the wait's refill above the fitted ceiling: the warning says the bucket is nearly spent, so the pace
+		// drops from the ceiling, not from the rate with the refill on top; then at most once a second.
+		const {ceiling} = control.pace!;
+		expect(control.rate).toBeGreaterThan(ceiling);
+		const eased = control.recordLimitWarning(0.95);
+		expect(eased).toEqual({eased: 'pace', pace: {rate: ceiling * paceDecrease, ceiling, setAt: clock.now()}});
+		clock.advance(999);
+		expect(control.recordLimitWarning(0.95)).toBeUndefined();
+		clock.advance(1);
+		// Recovering from the first ease, still warned: down again from where the recovery had got to.
+		const first = control.pace!;
+		const reached = Math.min(paceAt(first, clock.now()), first.ceiling);
+		expect(control.recordLimitWarning(0.95)).toEqual({eased: 'pace', pace: {rate: reached * paceDecrease, ceiling: reached, setAt: clock.now()}});
+	});
+});

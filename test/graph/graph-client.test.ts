@@ -6,7 +6,9 @@ import {createGraphClient, OriginBoundAuthentication, staticTokenSource} from '.
 import {classifyAnswer, readBatchItem, readSdkError} from '../../src/graph/graph-failure.js';
 import {GraphLinkGateway, readLinksPage} from '../../src/graph/link-gateway.js';
 import {GraphSimulator} from '../../src/simulator/graph-simulator.js';
-import {chooseCredential} from '../../src/worker/worker-runtime.js';
+import {chooseCredential, createLinkEngine} from '../../src/worker/worker-runtime.js';
+import {readSettings} from '../../src/config/settings.js';
+import type {EngineEvent} from '../../src/engine/engine-events.js';
 
 const token = 'token-under-test';
 
@@ -224,6 +226,38 @@ describe('GraphLinkGateway over the real SDK', () => {
 			new AbortController().signal,
 		);
 		expect(result).toMatchObject({kind: 'failed', failure: {kind: 'unauthorized', message: expect.stringContaining('no managed identity endpoint')}});
+	});
+});
+
+describe("Graph's early warning (x-ms-throttle-limit-percentage)", () => {
+	it.each([20, 1])('reaches the engine from the simulator with batch size %i, which eases before any 429', async batchSize => {
+		const simulator = await GraphSimulator.start({
+			packageCount: 40,
+			throttle: {operationsPerSecond: 20, burstOperations: 100, penaltyWindow: false, limitWarnings: true},
+			faults: {latencyMs: 5, jitterMs: 0},
+		});
+		try {
+			const settings = readSettings({
+				AzureWebJobsStorage: 'DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==;QueueEndpoint=http://127.0.0.1:9/x',
+				GRAPH_BASE_URL: simulator.baseUrl,
+				GRAPH_BATCH_SIZE: String(batchSize),
+			});
+			const engine = createLinkEngine(settings, staticTokenSource(simulator.token));
+			const warnings: EngineEvent[] = [];
+			engine.events.on(event => warnings.push(event), ['limit-warning']);
+			const ids = simulator.packageIds;
+			const pairs = ids.slice(0, 10).flatMap(a => ids.slice(10, 30).map(b => ({accessPackageId: a, incompatibleAccessPackageId: b})));
+			const outcomes = await engine.run(pairs.slice(0, 95), 'add', {deadline: Date.now() + 30_000});
+			expect(outcomes.every(outcome => outcome.status === 'linked')).toBe(true);
+			// 95 of a 100-operation bucket refilling at 20/s, sent in well under a second: 80% is spent before any 429.
+			expect(simulator.stats.byStatus['429'] ?? 0).toBe(0);
+			// Unpaced, the warning drops the concurrency to one (the first 429 would set the pace).
+			expect(warnings.length).toBeGreaterThan(0);
+			expect(warnings[0]).toMatchObject({type: 'limit-warning', eased: 'concurrency'});
+			expect((warnings[0] as {used: number}).used).toBeGreaterThanOrEqual(0.8);
+		} finally {
+			await simulator.close();
+		}
 	});
 });
 

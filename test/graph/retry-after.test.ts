@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {parseRetryAfter} from '../../src/graph/retry-after.js';
+import {parseLimitPercentage, parseRetryAfter} from '../../src/graph/retry-after.js';
 
 const now = Date.parse('2026-11-30T10:00:00Z');
 
@@ -21,5 +21,22 @@ describe('parseRetryAfter', () => {
 		['an HTTP-date a year away, clamped to 5 minutes', 'Tue, 30 Nov 2027 10:00:00 GMT', 300_000],
 	])('%s (%s)', (_name, header, expected) => {
 		expect(parseRetryAfter(header, now)).toBe(expected);
+	});
+});
+
+describe('parseLimitPercentage', () => {
+	it.each<[string | undefined, number | undefined]>([
+		['0.8', 0.8],
+		[' 1.25 ', 1.25],
+		['85', 0.85],
+		['180', 1.8],
+		['0', undefined],
+		['-1', undefined],
+		['abc', undefined],
+		['', undefined],
+		[undefined, undefined],
+		['1e9', undefined],
+	])('%j: %j', (header, expected) => {
+		expect(parseLimitPercentage(header)).toBe(expected);
 	});
 });

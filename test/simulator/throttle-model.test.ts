@@ -54,4 +54,25 @@ describe('ThrottleModel', () => {
 		model.spend();
 		expect(model.spend()).toEqual(headers);
 	});
+
+	it('sends the early warning on an accepted operation once 80% of the bucket is spent, only when asked', () => {
+		const time = clock();
+		const warned = new ThrottleModel({operationsPerSecond: 100, burstOperations: 100, penaltyWindow: false, limitWarnings: true}, time.now);
+		const warnings: Array<string | undefined> = [];
+		for (let index = 0; index < 100; index++) {
+			expect(warned.spend()).toBeUndefined();
+			warnings.push(warned.warning()?.['x-ms-throttle-limit-percentage']);
+		}
+
+		// The 80th operation leaves 20 tokens of 100: 0.80 spent.
+		expect(warnings.slice(0, 79).every(warning => warning === undefined)).toBe(true);
+		expect(warnings.slice(79, 81)).toEqual(['0.80', '0.81']);
+		expect(warnings.at(-1)).toBe('1.00');
+		time.advance(1000); // Refilled: no warning.
+		warned.spend();
+		expect(warned.warning()).toBeUndefined();
+		const silent = new ThrottleModel({operationsPerSecond: 100, burstOperations: 100}, time.now);
+		spendMany(silent, 99);
+		expect(silent.warning()).toBeUndefined();
+	});
 });

@@ -17,6 +17,12 @@ describe('describeEngineEvent', () => {
 			"sod-sync: pacing at 2.5 operations/s from now on (shared by another instance; this instance's share; no ceiling fitted yet)",
 		],
 		[{type: 'instances-changed', at: 0, instances: 3, previous: 1}, "sod-sync: 3 instances share Graph's budget (was 1)"],
+		[{type: 'limit-warning', at: 0, used: 0.853, eased: 'concurrency'}, "sod-sync: Graph says 85% of the app's limit is spent; one request at a time until it throttles and a pace is found"],
+		[{type: 'limit-warning', at: 0, used: 0.9, eased: 'pace'}, undefined],
+		[
+			{type: 'pace-changed', at: 0, pace: {rate: 85, ceiling: 100, setAt: 0}, source: 'limit-warning'},
+			"sod-sync: pacing at 85 operations/s from now on (eased before a 429: Graph says 80% of the app's limit is spent; this instance's share; Graph's ceiling as found 100 operations/s)",
+		],
 		[{type: 'request', at: 0, operations: 20, accepted: 20, throttled: 0, failed: 0, statuses: {'204': 20}}, undefined],
 	])('%j', (event, line) => {
 		expect(describeEngineEvent(event)).toBe(line);
