@@ -1,8 +1,9 @@
 // What an operator watches sod-sync with: a workbook over the metrics the app exports to Application Insights (README,
 // "Metrics"), and three log alert rules. The workbook costs nothing and is on by default; the alert rules are billed
 // per rule and evaluation, so they are off until `alertsEnabled` is set. The queries read the `customMetrics` table,
-// where the Azure Monitor exporter writes each metric under its name, its attributes in `customDimensions` (counters
-// as deltas: summed over a window they are the window's count); test/deploy/monitoring.test.ts checks every name and
+// where the Azure Monitor exporter writes each metric under its name, its attributes in `customDimensions`: a
+// counter's export as a delta (`valueSum`: summed over a window, the window's count), a gauge's as one `value`, a
+// histogram's with its count, sum, min and max (`valueMax`). test/deploy/monitoring.test.ts checks every name and
 // attribute against src/telemetry/metrics.ts.
 
 param location string
@@ -71,7 +72,7 @@ var alerts = [
     description: 'For 30 minutes the pairs queue held messages and no pair was settled (re-queues do not count). Look for failed invocations (a 401, an internal error) in the app\'s logs.'
     severity: 1
     windowSize: 'PT30M'
-    query: 'let settled = toscalar(customMetrics | where name == \'sod_sync.pairs\' and tostring(customDimensions.outcome) != \'requeued\' | summarize sum(valueSum)); customMetrics | where name == \'sod_sync.queue.messages\' and tostring(customDimensions.queue) == \'pairs\' | summarize pendingMessages = min(valueMin) | where pendingMessages > 0 and coalesce(settled, 0.0) == 0'
+    query: 'let settled = toscalar(customMetrics | where name == \'sod_sync.pairs\' and tostring(customDimensions.outcome) != \'requeued\' | summarize sum(valueSum)); customMetrics | where name == \'sod_sync.queue.messages\' and tostring(customDimensions.queue) == \'pairs\' | summarize pendingMessages = min(value) | where pendingMessages > 0 and coalesce(settled, 0.0) == 0'
   }
 ]
 

@@ -138,6 +138,20 @@ describe('infra/monitoring.bicep', () => {
 		}
 	});
 
+	it('reads each kind of metric by the column the exporter fills: counters valueSum, gauges value, the histogram valueMax', () => {
+		for (const {name, query} of [...alertQueries, ...workbookQueries]) {
+			const metrics = metricsQueried(query);
+			expect(query, name).not.toMatch(/valueMin|valueCount/);
+			if (/valueMax/.test(query)) {
+				expect(metrics, name).toEqual([metricNames.messageAge]);
+			}
+
+			if (metrics.every(metric => [metricNames.pace, metricNames.instances, metricNames.queueMessages].includes(metric as never)) && metrics.length > 0) {
+				expect(query, name).toMatch(/\b(?:max|min|maxif)\(value[,)]/);
+			}
+		}
+	});
+
 	it('creates the alert rules only when asked (they are billed), the workbook unless asked not to, e-mail only to an address given', () => {
 		expect(main).toMatch(/\nparam alertsEnabled bool = false\n/);
 		expect(main).toMatch(/\nparam workbookEnabled bool = true\n/);
