@@ -160,6 +160,21 @@ export async function startSimulator(options: SimulatorOptions, tenantPath: stri
 		simulator.assign(assignment.accessPackageId, assignment.target);
 	}
 
+	for (const user of tenant?.users ?? []) {
+		simulator.addUser(user);
+	}
+
+	for (const group of tenant?.groups ?? []) {
+		simulator.addGroup(group.id, group.displayName);
+		for (const member of group.members) {
+			simulator.addMember(group.id, member);
+		}
+	}
+
+	for (const link of tenant?.groupLinks ?? []) {
+		simulator.linkGroup(link.accessPackageId, link.incompatibleGroupId);
+	}
+
 	return simulator;
 }
 

@@ -8,7 +8,7 @@ import {createServer, type IncomingMessage, type Server, type ServerResponse} fr
 import type {AddressInfo} from 'node:net';
 import {AppRoleGrants} from './app-role-grants.js';
 import {graphError, type Reply} from './graph-reply.js';
-import {SimulatedTenant, type RouteName, type SimulatedAssignment} from './tenant.js';
+import {SimulatedTenant, type RouteName, type SimulatedAssignment, type SimulatedUser} from './tenant.js';
 import {ThrottleModel, type ThrottleOptions} from './throttle-model.js';
 import {countAnswer, emptyStats, type SimulatorStats} from './simulator-stats.js';
 
@@ -162,6 +162,33 @@ export class GraphSimulator {
 	/** Removes a link directly (a change made outside sod-sync, in the portal say). */
 	unlink(accessPackageId: string, incompatibleAccessPackageId: string): void {
 		this.#tenant.unlink(accessPackageId, incompatibleAccessPackageId);
+	}
+
+	/** A group; `addMember` fills it with users and groups (nested membership is walked for transitiveMembers). */
+	addGroup(id: string, displayName?: string): void {
+		this.#tenant.addGroup(id, displayName);
+	}
+
+	addUser(user: SimulatedUser): void {
+		this.#tenant.addUser(user);
+	}
+
+	addMember(groupId: string, memberId: string): void {
+		this.#tenant.addMember(groupId, memberId);
+	}
+
+	/** Marks a group incompatible with a package directly (seeding a tenant's state). */
+	linkGroup(accessPackageId: string, groupId: string): void {
+		this.#tenant.linkGroup(accessPackageId, groupId);
+	}
+
+	unlinkGroup(accessPackageId: string, groupId: string): void {
+		this.#tenant.unlinkGroup(accessPackageId, groupId);
+	}
+
+	/** Every package-to-group link, as `A/G` strings, sorted. */
+	allGroupLinks(): string[] {
+		return this.#tenant.allGroupLinks();
 	}
 
 	/** Assigns a package to a user (seeding existing access); returns the assignment. */

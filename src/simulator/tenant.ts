@@ -12,7 +12,18 @@ export type RouteName =
 	| 'POST link'
 	| 'DELETE link'
 	| 'GET additional-access'
+	| 'GET group links'
+	| 'POST group link'
+	| 'DELETE group link'
+	| 'GET transitive members'
 	| 'POST $batch';
+
+/** A user, as `/groups/{id}/transitiveMembers/microsoft.graph.user` lists one (the parts sod-sync reads). */
+export interface SimulatedUser {
+	id: string;
+	displayName: string;
+	userPrincipalName: string;
+}
 
 /** An assignment of an access package to a user, as Graph's accessPackageAssignment (the parts sod-sync reads). */
 export interface SimulatedAssignment {
@@ -49,6 +60,12 @@ export class SimulatedTenant {
 	readonly #links = new Map<string, Set<string>>();
 	readonly #addsSeen = new Map<string, number>();
 	readonly #assignments: SimulatedAssignment[] = [];
+	readonly #groups = new Map<string, {id: string; displayName: string}>();
+	/** A group's direct members: users, and groups (nested; cycles allowed, as Entra allows none but a file might). */
+	readonly #members = new Map<string, Set<string>>();
+	readonly #users = new Map<string, SimulatedUser>();
+	/** Each package's incompatible groups. */
+	readonly #groupLinks = new Map<string, Set<string>>();
 	readonly #settings: () => TenantSettings;
 	readonly #events: TenantEvents;
 
@@ -77,6 +94,72 @@ export class SimulatedTenant {
 		targets.add(incompatibleAccessPackageId);
 	}
 
+	/** A group (its members added with `addMember`). */
+	addGroup(id: string, displayName = `Group ${id.slice(0, 8)}`): void {
+		this.#groups.set(id.toLowerCase(), {id: id.toLowerCase(), displayName});
+	}
+
+	/** A user that groups can hold (an assignment's target is one too: `assign` adds it). */
+	addUser(user: SimulatedUser): void {
+		this.#users.set(user.id.toLowerCase(), {...user, id: user.id.toLowerCase()});
+	}
+
+	/** Makes `memberId` (a user or a group) a direct member of `groupId`. */
+	addMember(groupId: string, memberId: string): void {
+		const group = groupId.toLowerCase();
+		let members = this.#members.get(group);
+		if (!members) {
+			members = new Set();
+			this.#members.set(group, members);
+		}
+
+		members.add(memberId.toLowerCase());
+	}
+
+	/** Marks group `groupId` incompatible with package `accessPackageId` directly (seeding a tenant's state). */
+	linkGroup(accessPackageId: string, groupId: string): void {
+		let groups = this.#groupLinks.get(accessPackageId);
+		if (!groups) {
+			groups = new Set();
+			this.#groupLinks.set(accessPackageId, groups);
+		}
+
+		groups.add(groupId.toLowerCase());
+	}
+
+	unlinkGroup(accessPackageId: string, groupId: string): void {
+		this.#groupLinks.get(accessPackageId)?.delete(groupId.toLowerCase());
+	}
+
+	groupLinksOf(accessPackageId: string): string[] {
+		return [...(this.#groupLinks.get(accessPackageId) ?? [])].sort();
+	}
+
+	/** Every package-to-group link, as `A/G` strings, sorted. */
+	allGroupLinks(): string[] {
+		return [...this.#groupLinks.entries()].flatMap(([from, groups]) => [...groups].map(group => `${from}/${group}`)).sort();
+	}
+
+	/** The users in `groupId` directly or through nested groups, each once (a membership cycle ends the walk). */
+	transitiveUsers(groupId: string): SimulatedUser[] {
+		const seen = new Set<string>([groupId.toLowerCase()]);
+		const users = new Map<string, SimulatedUser>();
+		const queue = [groupId.toLowerCase()];
+		while (queue.length > 0) {
+			for (const member of this.#members.get(queue.shift()!) ?? []) {
+				const user = this.#users.get(member);
+				if (user) {
+					users.set(member, user);
+				} else if (this.#groups.has(member) && !seen.has(member)) {
+					seen.add(member);
+					queue.push(member);
+				}
+			}
+		}
+
+		return [...users.values()].sort((a, b) => a.id.localeCompare(b.id));
+	}
+
 	/** Removes a link directly (a change made outside sod-sync, in the portal say). */
 	unlink(accessPackageId: string, incompatibleAccessPackageId: string): void {
 		this.#links.get(accessPackageId)?.delete(incompatibleAccessPackageId);
@@ -85,6 +168,11 @@ export class SimulatedTenant {
 	/** Assigns a package to a user (seeding existing access). */
 	assign(assignment: SimulatedAssignment): SimulatedAssignment {
 		this.#assignments.push(assignment);
+		const {objectId, displayName, principalName} = assignment.target;
+		if (!this.#users.has(objectId.toLowerCase())) {
+			this.addUser({id: objectId, displayName, userPrincipalName: principalName});
+		}
+
 		return assignment;
 	}
 
@@ -109,6 +197,10 @@ export class SimulatedTenant {
 			this.#events.unmatched(`${method} /${version}${path}${search}`);
 			return graphError(400, 'BadRequest', `Resource not found for the segment '${segments.at(-1) ?? ''}'.`);
 		};
+
+		if (segments[0] === 'groups') {
+			return this.#answerGroups(method, segments, `/${version}${path}`, search, unmatched);
+		}
 
 		if (prefix.some((segment, index) => segments[index] !== segment)) {
 			return unmatched();
@@ -173,6 +265,10 @@ export class SimulatedTenant {
 			return this.#page(sources.sort().map(from => this.#packages.get(from) ?? {id: from}), `/${version}${path}`, search);
 		}
 
+		if (navigation === 'incompatibleGroups') {
+			return this.#answerGroupLinks(method, id, rawTarget, ref, body, contentType, version, `/${version}${path}`, search, unmatched);
+		}
+
 		if (navigation !== 'incompatibleAccessPackages') {
 			return unmatched();
 		}
@@ -202,6 +298,100 @@ export class SimulatedTenant {
 			}
 
 			this.#links.get(id)!.delete(target);
+			this.#events.wrote();
+			return {status: 204};
+		}
+
+		return unmatched();
+	}
+
+	/** `/groups/{G}/transitiveMembers/microsoft.graph.user`: the users in G, nested groups walked (paged). */
+	#answerGroups(method: string, segments: string[], path: string, search: string, unmatched: () => Reply): Reply {
+		const [, rawId, navigation, cast, ...extra] = segments;
+		if (method !== 'GET' || navigation !== 'transitiveMembers' || cast !== 'microsoft.graph.user' || extra.length > 0 || rawId === undefined) {
+			return unmatched();
+		}
+
+		this.#events.route('GET transitive members');
+		const id = rawId.toLowerCase();
+		if (!isCanonicalGuid(id)) {
+			return graphError(400, 'BadRequest', `Invalid object identifier '${rawId}'.`);
+		}
+
+		return this.#groups.has(id) ? this.#page(this.transitiveUsers(id), path, search) : notFound(id);
+	}
+
+	/**
+	 * `.../accessPackages/{A}/incompatibleGroups`: GET lists the groups, POST `$ref` adds one (`@odata.id` of
+	 * `<graph>/<version>/groups/{G}`), DELETE `{G}/$ref` removes one. Answered as the package links are: a duplicate
+	 * add answers `duplicateAddStatus`, an unknown package or group 404 (what Graph answers is not documented).
+	 */
+	#answerGroupLinks(
+		method: string,
+		id: string,
+		rawTarget: string | undefined,
+		ref: string | undefined,
+		body: string,
+		contentType: string | undefined,
+		version: string,
+		path: string,
+		search: string,
+		unmatched: () => Reply,
+	): Reply {
+		if (method === 'GET' && rawTarget === undefined) {
+			this.#events.route('GET group links');
+			return this.#packages.has(id) ? this.#page(this.groupLinksOf(id).map(group => this.#groups.get(group) ?? {id: group}), path, search) : notFound(id);
+		}
+
+		if (method === 'POST' && rawTarget === '$ref' && ref === undefined) {
+			this.#events.route('POST group link');
+			if (!contentType?.toLowerCase().startsWith('application/json')) {
+				return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
+			}
+
+			let odataId: unknown;
+			try {
+				odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
+			} catch {
+				return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
+			}
+
+			const match = typeof odataId === 'string' ? new RegExp(`^https?://[^/]+/${version.replace('.', '\\.')}/groups/([^/?#]+)$`).exec(odataId) : null;
+			const group = match?.[1]?.toLowerCase();
+			if (!group || !isCanonicalGuid(group)) {
+				return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
+			}
+
+			if (!this.#packages.has(id)) {
+				return notFound(id);
+			}
+
+			if (!this.#groups.has(group)) {
+				return notFound(group);
+			}
+
+			if (this.#groupLinks.get(id)?.has(group)) {
+				const status = this.#settings().duplicateAddStatus;
+				return status === 204 ? {status: 204} : graphError(status, status === 409 ? 'Conflict' : 'BadRequest', 'The incompatible group already exists.');
+			}
+
+			this.linkGroup(id, group);
+			this.#events.wrote();
+			return {status: 204};
+		}
+
+		if (method === 'DELETE' && rawTarget !== undefined && ref === '$ref') {
+			this.#events.route('DELETE group link');
+			const group = rawTarget.toLowerCase();
+			if (!isCanonicalGuid(group)) {
+				return graphError(400, 'BadRequest', `Invalid key '${rawTarget}' for group.`);
+			}
+
+			if (!this.#packages.has(id) || !this.#groupLinks.get(id)?.has(group)) {
+				return notFound(this.#packages.has(id) ? group : id);
+			}
+
+			this.unlinkGroup(id, group);
 			this.#events.wrote();
 			return {status: 204};
 		}

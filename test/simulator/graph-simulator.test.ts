@@ -239,3 +239,88 @@ describe('GraphSimulator', () => {
 		});
 	});
 });
+
+describe('GraphSimulator: incompatible groups and transitive membership', () => {
+	const guid = (n: number) => `00000000-0000-4000-9000-${String(n).padStart(12, '0')}`;
+	const groupOdataId = (id: string) => `${simulator!.baseUrl}/v1.0/groups/${id}`;
+
+	it('adds, lists, answers a duplicate and an unknown group or package, and removes a package\'s incompatible group', async () => {
+		const {call, ids} = await start({duplicateAddStatus: 409});
+		const [a] = ids;
+		simulator!.addGroup(guid(1), 'Payroll approvers');
+		expect((await call('POST', `/${a}/incompatibleGroups/$ref`, {'@odata.id': groupOdataId(guid(1))})).status).toBe(204);
+		expect((await call('GET', `/${a}/incompatibleGroups`)).body.value).toEqual([{id: guid(1), displayName: 'Payroll approvers'}]);
+		expect((await call('POST', `/${a}/incompatibleGroups/$ref`, {'@odata.id': groupOdataId(guid(1))})).status).toBe(409);
+		const unknownGroup = await call('POST', `/${a}/incompatibleGroups/$ref`, {'@odata.id': groupOdataId(guid(2))});
+		expect([unknownGroup.status, unknownGroup.body.error.code]).toEqual([404, 'ResourceNotFound']);
+		expect((await call('POST', `/${guid(99)}/incompatibleGroups/$ref`, {'@odata.id': groupOdataId(guid(1))})).status).toBe(404);
+		// A package's URL where a group's belongs is refused, as is a group's id that is not a GUID.
+		expect((await call('POST', `/${a}/incompatibleGroups/$ref`, {'@odata.id': `${simulator!.baseUrl}/v1.0/identityGovernance/entitlementManagement/accessPackages/${ids[1]}`})).status).toBe(400);
+		expect((await call('DELETE', `/${a}/incompatibleGroups/${guid(1)}/$ref`)).status).toBe(204);
+		expect((await call('DELETE', `/${a}/incompatibleGroups/${guid(1)}/$ref`)).status).toBe(404);
+		expect(simulator!.allGroupLinks()).toEqual([]);
+		expect(simulator!.stats.byRoute).toMatchObject({'POST group link': 5, 'GET group links': 1, 'DELETE group link': 2});
+	});
+
+	it('lists a group\'s users through nested groups three levels deep, each once, paged, a membership cycle ending the walk', async () => {
+		await start({pageSize: 2});
+		const [top, middle, bottom] = [guid(10), guid(11), guid(12)];
+		for (const group of [top, middle, bottom]) {
+			simulator!.addGroup(group);
+		}
+
+		const user = (n: number) => ({id: guid(100 + n), displayName: `User ${n}`, userPrincipalName: `user${n}@contoso.example`});
+		for (const n of [1, 2, 3, 4]) {
+			simulator!.addUser(user(n));
+		}
+
+		simulator!.addMember(top, user(1).id);
+		simulator!.addMember(top, middle);
+		simulator!.addMember(middle, user(2).id);
+		simulator!.addMember(middle, bottom);
+		simulator!.addMember(bottom, user(3).id);
+		simulator!.addMember(bottom, user(1).id); // Also a direct member: listed once.
+		simulator!.addMember(bottom, top); // A cycle.
+		const users: unknown[] = [];
+		let next: string | undefined = `${simulator!.baseUrl}/v1.0/groups/${top}/transitiveMembers/microsoft.graph.user`;
+		let pages = 0;
+		while (next) {
+			// eslint-disable-next-line no-await-in-loop
+			const page: {status: number; body: {value: unknown[]; '@odata.nextLink'?: string}} = await (async () => {
+				const response = await fetch(next!, {headers: {authorization: `Bearer ${simulator!.token}`}});
+				return {status: response.status, body: (await response.json()) as {value: unknown[]; '@odata.nextLink'?: string}};
+			})();
+			expect(page.status).toBe(200);
+			users.push(...page.body.value);
+			next = page.body['@odata.nextLink'];
+			pages++;
+		}
+
+		expect(users).toEqual([user(1), user(2), user(3)]);
+		expect(pages).toBe(2);
+		const unknown = await fetch(`${simulator!.baseUrl}/v1.0/groups/${guid(77)}/transitiveMembers/microsoft.graph.user`, {headers: {authorization: `Bearer ${simulator!.token}`}});
+		expect(unknown.status).toBe(404);
+	});
+
+	it('carries a package link and a group link in one $batch', async () => {
+		const {ids} = await start();
+		simulator!.addGroup(guid(1));
+		const response = await fetch(`${simulator!.baseUrl}/v1.0/$batch`, {
+			method: 'POST',
+			headers: {authorization: `Bearer ${simulator!.token}`, 'content-type': 'application/json'},
+			body: JSON.stringify({
+				requests: [
+					{id: '1', method: 'POST', url: `/identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleAccessPackages/$ref`, headers: {'content-type': 'application/json'}, body: {'@odata.id': `${simulator!.baseUrl}/v1.0/identityGovernance/entitlementManagement/accessPackages/${ids[1]}`}},
+					{id: '2', method: 'POST', url: `/identityGovernance/entitlementManagement/accessPackages/${ids[0]}/incompatibleGroups/$ref`, headers: {'content-type': 'application/json'}, body: {'@odata.id': groupOdataId(guid(1))}},
+				],
+			}),
+		});
+		const {responses} = (await response.json()) as {responses: Array<{id: string; status: number}>};
+		expect(responses.map(item => [item.id, item.status]).sort()).toEqual([
+			['1', 204],
+			['2', 204],
+		]);
+		expect(simulator!.allLinks()).toEqual([`${ids[0]}/${ids[1]}`]);
+		expect(simulator!.allGroupLinks()).toEqual([`${ids[0]}/${guid(1)}`]);
+	});
+});
