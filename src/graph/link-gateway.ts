@@ -9,9 +9,14 @@ import {
 	accessPackageODataId,
 	accessPackagesListPath,
 	additionalAccessPath,
+	addGroupLinkPath,
 	addLinkPath,
+	groupODataId,
 	incompatibleAccessPackagesPath,
+	incompatibleGroupsPath,
+	removeGroupLinkPath,
 	removeLinkPath,
+	transitiveUsersPath,
 } from './link-paths.js';
 
 export type CallResult<T = undefined> = {kind: 'ok'; value: T} | {kind: 'failed'; failure: GraphFailure};
@@ -24,7 +29,13 @@ export type LinkOperation =
 	/** A page of the tenant's access packages. */
 	| {kind: 'list-packages'; nextLink: string | undefined}
 	/** A page of the users who hold both packages of a rule (assignments to `accessPackageId`). */
-	| {kind: 'additional-access'; accessPackageId: string; incompatibleAccessPackageId: string; nextLink: string | undefined};
+	| {kind: 'additional-access'; accessPackageId: string; incompatibleAccessPackageId: string; nextLink: string | undefined}
+	/** Marks group `groupId` incompatible with package `accessPackageId`, or removes that. */
+	| {kind: 'add-group' | 'remove-group'; accessPackageId: string; groupId: string}
+	/** A page of `accessPackageId`'s incompatible groups. */
+	| {kind: 'list-groups'; accessPackageId: string; nextLink: string | undefined}
+	/** A page of the users in `groupId`, nested groups walked by Graph. */
+	| {kind: 'transitive-users'; groupId: string; nextLink: string | undefined};
 
 /** The operations that read a paged collection. */
 export type PagedOperation = Extract<LinkOperation, {nextLink: string | undefined}>;
@@ -191,8 +202,19 @@ export class GraphLinkGateway implements LinkGateway {
 				return {kind: 'ok', value: {method: 'DELETE', path: removeLinkPath(accessPackageId, incompatibleAccessPackageId), version: this.#apiVersion}};
 			}
 
+			case 'add-group': {
+				const body = {'@odata.id': groupODataId(this.#graphBaseUrl, this.#apiVersion, operation.groupId)};
+				return {kind: 'ok', value: {method: 'POST', path: addGroupLinkPath(operation.accessPackageId), version: this.#apiVersion, body}};
+			}
+
+			case 'remove-group': {
+				return {kind: 'ok', value: {method: 'DELETE', path: removeGroupLinkPath(operation.accessPackageId, operation.groupId), version: this.#apiVersion}};
+			}
+
 			case 'list':
 			case 'list-packages':
+			case 'list-groups':
+			case 'transitive-users':
 			case 'additional-access': {
 				if (operation.nextLink === undefined) {
 					return {kind: 'ok', value: {method: 'GET', path: firstPagePath(operation, this.#apiVersion), version: this.#apiVersion}};
@@ -250,6 +272,14 @@ function firstPagePath(operation: PagedOperation, apiVersion: string): string {
 
 		case 'list-packages': {
 			return accessPackagesListPath();
+		}
+
+		case 'list-groups': {
+			return `${incompatibleGroupsPath(operation.accessPackageId)}?$select=id,displayName`;
+		}
+
+		case 'transitive-users': {
+			return transitiveUsersPath(operation.groupId);
 		}
 
 		case 'additional-access': {

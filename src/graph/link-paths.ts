@@ -37,6 +37,31 @@ export function accessPackageODataId(graphBaseUrl: URL, apiVersion: string, acce
 	return `${graphBaseUrl.origin}/${apiVersion}${accessPackagePath(accessPackageId)}`;
 }
 
+/** `GET` lists, `POST .../$ref` adds: the groups incompatible with package `accessPackageId`. */
+export function incompatibleGroupsPath(accessPackageId: string): string {
+	return `${accessPackages}/${checked(accessPackageId)}/incompatibleGroups`;
+}
+
+/** `POST` target for marking a group incompatible with a package. */
+export function addGroupLinkPath(accessPackageId: string): string {
+	return `${incompatibleGroupsPath(accessPackageId)}/$ref`;
+}
+
+/** `DELETE` target for removing a package's incompatible group. */
+export function removeGroupLinkPath(accessPackageId: string, groupId: string): string {
+	return `${incompatibleGroupsPath(accessPackageId)}/${checked(groupId)}/$ref`;
+}
+
+/** The body's `@odata.id` for a group: its absolute URL on the configured Graph origin and version. */
+export function groupODataId(graphBaseUrl: URL, apiVersion: string, groupId: string): string {
+	return `${graphBaseUrl.origin}/${apiVersion}/groups/${checked(groupId)}`;
+}
+
+/** The users in a group, directly or through nested groups (paged; reading them needs `GroupMember.Read.All`). */
+export function transitiveUsersPath(groupId: string): string {
+	return `/groups/${checked(groupId)}/transitiveMembers/microsoft.graph.user?$select=id,displayName,userPrincipalName`;
+}
+
 /** Every access package in the tenant (paged): ids, names and the catalog each is in (`export --scope catalog:<id>`). */
 export function accessPackagesListPath(): string {
 	return `${accessPackages}?$select=id,displayName&$expand=catalog($select=id)`;

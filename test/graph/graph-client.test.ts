@@ -229,6 +229,59 @@ describe('GraphLinkGateway over the real SDK', () => {
 	});
 });
 
+describe('incompatible groups and transitive members through the gateway, over the real SDK', () => {
+	const guid = (n: number) => `00000000-0000-4000-9000-${String(n).padStart(12, '0')}`;
+
+	it('adds, lists and removes a group link, one by one and in a $batch beside a package link; reads nested members', async () => {
+		const simulator = await GraphSimulator.start({packageCount: 3, pageSize: 1, duplicateAddStatus: 409});
+		try {
+			const graphBaseUrl = new URL(simulator.baseUrl);
+			const gateway = new GraphLinkGateway(createGraphClient({graphBaseUrl, apiVersion: 'v1.0', tokenSource: staticTokenSource(simulator.token)}), {graphBaseUrl, apiVersion: 'v1.0'});
+			const signal = new AbortController().signal;
+			const [a, b] = simulator.packageIds as [string, string];
+			for (const n of [1, 2, 3]) {
+				simulator.addGroup(guid(n));
+			}
+
+			expect(await gateway.execute({kind: 'add-group', accessPackageId: a, groupId: guid(1)}, signal)).toEqual({kind: 'ok', value: undefined});
+			const again = await gateway.execute({kind: 'add-group', accessPackageId: a, groupId: guid(1)}, signal);
+			expect(again.kind === 'failed' && again.failure.status).toBe(409);
+			const unknown = await gateway.execute({kind: 'add-group', accessPackageId: a, groupId: guid(9)}, signal);
+			expect(unknown.kind === 'failed' && [unknown.failure.kind, unknown.failure.status]).toEqual(['not-found', 404]);
+			const batch = await gateway.executeBatch(
+				[
+					{kind: 'add-group', accessPackageId: a, groupId: guid(2)},
+					{kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}},
+				],
+				signal,
+			);
+			expect(batch.map(result => result.kind)).toEqual(['ok', 'ok']);
+			expect(simulator.allGroupLinks()).toEqual([`${a}/${guid(1)}`, `${a}/${guid(2)}`]);
+			const first = await gateway.execute({kind: 'list-groups', accessPackageId: a, nextLink: undefined}, signal);
+			const page = first.kind === 'ok' ? readLinksPage(first.value) : undefined;
+			expect(page?.ids).toEqual([guid(1)]);
+			expect(page?.nextLink).toBeDefined();
+			expect(await gateway.execute({kind: 'remove-group', accessPackageId: a, groupId: guid(1)}, signal)).toEqual({kind: 'ok', value: undefined});
+			expect(simulator.allGroupLinks()).toEqual([`${a}/${guid(2)}`]);
+
+			// Members three levels down, read page by page through the engine.
+			const user = (n: number) => ({id: guid(100 + n), displayName: `User ${n}`, userPrincipalName: `u${n}@contoso.example`});
+			simulator.addUser(user(1));
+			simulator.addUser(user(2));
+			simulator.addMember(guid(1), guid(2));
+			simulator.addMember(guid(2), guid(3));
+			simulator.addMember(guid(3), user(1).id);
+			simulator.addMember(guid(1), user(2).id);
+			const settings = readSettings({AzureWebJobsStorage: 'DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==;QueueEndpoint=http://127.0.0.1:9/x', GRAPH_BASE_URL: simulator.baseUrl});
+			const engine = createLinkEngine(settings, staticTokenSource(simulator.token));
+			const members = await engine.readAll({kind: 'transitive-users', groupId: guid(1), nextLink: undefined}, {deadline: Date.now() + 10_000});
+			expect(members).toEqual({kind: 'ok', value: [user(1), user(2)]});
+		} finally {
+			await simulator.close();
+		}
+	});
+});
+
 describe("Graph's early warning (x-ms-throttle-limit-percentage)", () => {
 	it.each([20, 1])('reaches the engine from the simulator with batch size %i, which eases before any 429', async batchSize => {
 		const simulator = await GraphSimulator.start({
