@@ -167,12 +167,11 @@ export class WorkerLedger {
 	async #loadStored(correlationId: string): Promise<void> {
 		let loading = this.#stored.get(correlationId);
 		if (!loading) {
-			loading = (async () => {
-				if (this.#now() < this.#unreachableUntil) {
-					this.#stored.delete(correlationId); // Tried again once the pause is over.
-					return;
-				}
+			if (this.#now() < this.#unreachableUntil) {
+				return; // Not remembered: tried again once the pause is over.
+			}
 
+			loading = (async () => {
 				try {
 					for (const [accessPackageId, ids] of await this.#store.readPreImages(correlationId)) {
 						this.#remember(`${correlationId}\n${accessPackageId}`, new Set(ids));

@@ -205,6 +205,22 @@ describe('WorkerLedger: pre-images', () => {
 		expect(reads).toEqual([id(1)]);
 	});
 
+	it('meeting an import while the store is down, reads what other instances stored once the pause is over', async () => {
+		const store = new FlakyStore();
+		const time = clock();
+		const ledger = new WorkerLedger(store, {warn: () => undefined, now: time.now});
+		const {read, reads} = reader({[id(1)]: {kind: 'ok', value: [id(7), id(8)]}});
+		store.down = true;
+		expect(await ledger.preImages('import-1', [pair(1, 2)], read).get(id(1))).toBeUndefined();
+		expect(await ledger.preImages('import-1', [pair(1, 2)], read).get(id(1))).toBeUndefined();
+		// Meanwhile another instance stored its pre-image of the package: the one to trust, read without asking Graph.
+		store.preImages.set(`import-1/${id(1)}`, [id(7)]);
+		store.down = false;
+		time.advance(30_000);
+		expect([...(await ledger.preImages('import-1', [pair(1, 2)], read).get(id(1)))!]).toEqual([id(7)]);
+		expect(reads).toEqual([]);
+	});
+
 	it('passes a refused credential on: the invocation must fail, not count without a pre-image', async () => {
 		const ledger = new WorkerLedger(new FlakyStore(), {warn: () => undefined});
 		const systemic = new SystemicFailure({kind: 'unauthorized', status: 401, message: 'Access token is empty or invalid.'});
