@@ -3,7 +3,6 @@
 
 import type {Pace} from './shared-throttle.js';
 
-/** Who decided: this instance (from Graph's answer) or another one (read from the shared record). */
 /** What set a pace: a throttle event here, another instance's (through the shared record), or Graph's early warning. */
 export type EventSource = 'this-instance' | 'another-instance' | 'limit-warning';
 

@@ -18,7 +18,8 @@
 // - An early warning (Graph's `x-ms-throttle-limit-percentage`, sent once 80% of a limit is spent) while paced is a 429
 //   that did not happen yet: the pace drops to `paceDecrease` of the rate it came at (of the fitted ceiling, if it was
 //   above it spending a refill), with no wait, and RECOVERS as after a paced 429 (`easedPace`), at most once a second.
-//   Unpaced, a warning changes nothing: the first 429 is what measures the bucket and the rate (`firstPace`).
+//   Unpaced, a warning leaves the pace to the first 429, which is what measures the bucket and the rate (`firstPace`);
+//   ThroughputControl drops the concurrency instead, so that few requests are in flight when the bucket runs out.
 // Before `setAt` (the gate is still shut) the pace is WAITING at its rate.
 
 /** A pace: `rate` operations/s set at `setAt` (epoch ms), growing back towards `ceiling` (see `paceAt`). */
