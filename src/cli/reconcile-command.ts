@@ -2,7 +2,7 @@
 
 import {createReadStream} from 'node:fs';
 import {basename} from 'node:path';
-import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, type Manifest} from '../compliance/manifest.js';
+import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, type Manifest, type ManifestSet} from '../compliance/manifest.js';
 import {hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
@@ -143,8 +143,7 @@ export async function reconcileCommand(args: string[], io: CommandIo): Promise<n
 	}
 
 	await recorded.finish(false);
-	const setMembers = new Map(manifest.sets.map(set => [set.name, new Set(set.members)]));
-	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId, setMembers));
+	io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, values.apply ?? false, correlationId, manifest.sets));
 	if (report.readFailures.length > 0) {
 		return exitCodes.error;
 	}
@@ -157,7 +156,7 @@ function describeFailure(failure: GraphFailure): string {
 	return [failure.status, failure.code === undefined ? undefined : printable(failure.code, 100), printable(failure.message, 500)].filter(Boolean).join(' ');
 }
 
-function describeReport(report: ReconcileReport, applied: boolean, correlationId: string, setMembers: ReadonlyMap<string, ReadonlySet<string>>): string {
+function describeReport(report: ReconcileReport, applied: boolean, correlationId: string, sets: readonly ManifestSet[]): string {
 	const lines = [
 		`scope: ${formatCount(report.scope.length)} packages; ${formatCount(report.desired)} links desired, ${formatCount(report.current)} present`,
 		'',
@@ -172,7 +171,8 @@ function describeReport(report: ReconcileReport, applied: boolean, correlationId
 	}
 
 	// A missing link a set asks for names the set (the first set whose members hold both ends).
-	const setOf = (pair: Pair) => report.sets.find(set => set.members > 0 && setMembers.get(set.name)?.has(pair.accessPackageId) && setMembers.get(set.name)?.has(pair.incompatibleAccessPackageId))?.name;
+	const members = sets.map(set => ({name: set.name, ids: new Set(set.members)}));
+	const setOf = (pair: Pair) => members.find(set => set.ids.has(pair.accessPackageId) && set.ids.has(pair.incompatibleAccessPackageId))?.name;
 	const section = (title: string, pairs: readonly Pair[]) => {
 		lines.push(`${title} (${formatCount(pairs.length)})`);
 		for (const pair of pairs) {

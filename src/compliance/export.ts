@@ -126,10 +126,11 @@ function scopeOf(scope: ExportScope, catalogs: ReadonlyMap<string, string | unde
  * // [{pair: {a -> b}, symmetric: true}, {pair: {b -> c}, symmetric: false}]
  */
 export function rulesOf(links: ReadonlyMap<string, readonly string[]>, named: ReadonlySet<string>): ExportedRule[] {
-	const has = (from: string, to: string) => links.get(from)?.includes(to) ?? false;
+	const targets = new Map([...links].map(([from, to]) => [from, new Set(to)]));
+	const has = (from: string, to: string) => targets.get(from)?.has(to) ?? false;
 	const rules = new Map<string, ExportedRule>();
-	for (const [accessPackageId, targets] of links) {
-		for (const incompatibleAccessPackageId of targets) {
+	for (const [accessPackageId, incompatible] of targets) {
+		for (const incompatibleAccessPackageId of incompatible) {
 			if (!named.has(incompatibleAccessPackageId) || !named.has(accessPackageId)) {
 				continue;
 			}

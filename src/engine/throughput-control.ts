@@ -236,8 +236,8 @@ export class ThroughputControl {
 	 * An early warning: Graph has spent `used` (0.8 or more) of the app's limit; acted on at most once a second while
 	 * paced (every 100 ms while not), never while the gate is shut. Paced, the pace eases below the rate it came at (`easedPace`). Unpaced, the concurrency
 	 * drops to one (it grows back by one per round) and the pace is left for the first 429 to set (that 429 is what
-	 * measures the bucket): few requests are in flight when the bucket runs out, so few are refused (measured in the
-	 * penalty-window scenario, alone: 122-162 429s without the warning, 37-89 with it). Returns what it eased, if anything.
+	 * measures the bucket): few requests are in flight when the bucket runs out, so few are refused (`npm run bench`'s
+	 * early-warning scenario against penalty-window). Returns what it eased, if anything.
 	 */
 	recordLimitWarning(used: number): {eased: 'pace'; pace: Pace} | {eased: 'concurrency'} | undefined {
 		const now = this.#clock.now();

@@ -26,21 +26,23 @@ export async function readTenantFile(path: string): Promise<Tenant> {
 		throw new TypeError(`${path}: "packages" must be an array`);
 	}
 
+	const guidAt = (value: unknown, where: string): string => {
+		const guid = typeof value === 'string' ? normalizeGuid(value) : undefined;
+		if (!guid) {
+			throw new TypeError(`${path}: ${where} is not a GUID`);
+		}
+
+		return guid;
+	};
+
+	const list = (value: unknown) => (Array.isArray(value) ? (value as unknown[]) : []);
 	const packages = json.packages.map((entry: unknown, index) => {
 		const {id, displayName, catalogId} = (typeof entry === 'string' ? {id: entry} : entry) as {id?: unknown; displayName?: unknown; catalogId?: unknown};
-		const guid = typeof id === 'string' ? normalizeGuid(id) : undefined;
-		if (!guid) {
-			throw new TypeError(`${path}: packages[${index}].id is not a GUID`);
-		}
-
-		const catalog = typeof catalogId === 'string' ? normalizeGuid(catalogId) : undefined;
-		if (catalogId !== undefined && !catalog) {
-			throw new TypeError(`${path}: packages[${index}].catalogId is not a GUID`);
-		}
-
+		const guid = guidAt(id, `packages[${index}].id`);
+		const catalog = catalogId === undefined ? undefined : guidAt(catalogId, `packages[${index}].catalogId`);
 		return {id: guid, displayName: typeof displayName === 'string' ? displayName : `Package ${guid.slice(0, 8)}`, ...(catalog ? {catalogId: catalog} : {})};
 	});
-	const links = (Array.isArray(json.links) ? json.links : []).map((entry: unknown, index) => {
+	const links = list(json.links).map((entry, index) => {
 		const checked = checkPair(entry);
 		if (checked.kind === 'invalid') {
 			throw new TypeError(`${path}: links[${index}]: ${checked.reason}`);
@@ -48,7 +50,7 @@ export async function readTenantFile(path: string): Promise<Tenant> {
 
 		return checked.pair;
 	});
-	const assignments = (Array.isArray(json.assignments) ? json.assignments : []).map((entry: unknown, index) => {
+	const assignments = list(json.assignments).map((entry, index) => {
 		const {accessPackageId, target} = (entry ?? {}) as {accessPackageId?: unknown; target?: {objectId?: unknown; displayName?: unknown; principalName?: unknown}};
 		const id = typeof accessPackageId === 'string' ? normalizeGuid(accessPackageId) : undefined;
 		if (!id || typeof target?.objectId !== 'string') {
@@ -64,16 +66,6 @@ export async function readTenantFile(path: string): Promise<Tenant> {
 			},
 		};
 	});
-	const guidAt = (value: unknown, where: string): string => {
-		const guid = typeof value === 'string' ? normalizeGuid(value) : undefined;
-		if (!guid) {
-			throw new TypeError(`${path}: ${where} is not a GUID`);
-		}
-
-		return guid;
-	};
-
-	const list = (value: unknown) => (Array.isArray(value) ? (value as unknown[]) : []);
 	const users = list(json.users).map((entry, index) => {
 		const {id, displayName, userPrincipalName} = (entry ?? {}) as {id?: unknown; displayName?: unknown; userPrincipalName?: unknown};
 		const guid = guidAt(id, `users[${index}].id`);

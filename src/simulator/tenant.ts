@@ -85,13 +85,7 @@ export class SimulatedTenant {
 
 	/** Adds a link directly (seeding a tenant's existing state). */
 	link(accessPackageId: string, incompatibleAccessPackageId: string): void {
-		let targets = this.#links.get(accessPackageId);
-		if (!targets) {
-			targets = new Set();
-			this.#links.set(accessPackageId, targets);
-		}
-
-		targets.add(incompatibleAccessPackageId);
+		addTo(this.#links, accessPackageId, incompatibleAccessPackageId);
 	}
 
 	/** A group (its members added with `addMember`). */
@@ -106,25 +100,12 @@ export class SimulatedTenant {
 
 	/** Makes `memberId` (a user or a group) a direct member of `groupId`. */
 	addMember(groupId: string, memberId: string): void {
-		const group = groupId.toLowerCase();
-		let members = this.#members.get(group);
-		if (!members) {
-			members = new Set();
-			this.#members.set(group, members);
-		}
-
-		members.add(memberId.toLowerCase());
+		addTo(this.#members, groupId.toLowerCase(), memberId.toLowerCase());
 	}
 
 	/** Marks group `groupId` incompatible with package `accessPackageId` directly (seeding a tenant's state). */
 	linkGroup(accessPackageId: string, groupId: string): void {
-		let groups = this.#groupLinks.get(accessPackageId);
-		if (!groups) {
-			groups = new Set();
-			this.#groupLinks.set(accessPackageId, groups);
-		}
-
-		groups.add(groupId.toLowerCase());
+		addTo(this.#groupLinks, accessPackageId, groupId.toLowerCase());
 	}
 
 	unlinkGroup(accessPackageId: string, groupId: string): void {
@@ -345,21 +326,9 @@ export class SimulatedTenant {
 
 		if (method === 'POST' && rawTarget === '$ref' && ref === undefined) {
 			this.#events.route('POST group link');
-			if (!contentType?.toLowerCase().startsWith('application/json')) {
-				return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
-			}
-
-			let odataId: unknown;
-			try {
-				odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
-			} catch {
-				return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
-			}
-
-			const match = typeof odataId === 'string' ? new RegExp(`^https?://[^/]+/${version.replace('.', '\\.')}/groups/([^/?#]+)$`).exec(odataId) : null;
-			const group = match?.[1]?.toLowerCase();
-			if (!group || !isCanonicalGuid(group)) {
-				return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
+			const group = referencedId(body, contentType, `/${version}/groups/`);
+			if (typeof group !== 'string') {
+				return group;
 			}
 
 			if (!this.#packages.has(id)) {
@@ -400,24 +369,11 @@ export class SimulatedTenant {
 	}
 
 	#addLink(id: string, body: string, contentType: string | undefined, version: string): Reply {
-		if (!contentType?.toLowerCase().startsWith('application/json')) {
-			return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
+		const target = referencedId(body, contentType, `/${version}${entitlementManagement}/accessPackages/`);
+		if (typeof target !== 'string') {
+			return target;
 		}
 
-		let odataId: unknown;
-		try {
-			odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
-		} catch {
-			return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
-		}
-
-		const expected = new RegExp(`^https?://[^/]+/${version.replace('.', '\\.')}${entitlementManagement}/accessPackages/([^/?#]+)$`);
-		const match = typeof odataId === 'string' ? expected.exec(odataId) : null;
-		if (!match?.[1] || !isCanonicalGuid(match[1].toLowerCase())) {
-			return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
-		}
-
-		const target = match[1].toLowerCase();
 		const lag = this.#settings().notFoundFirstAdds;
 		const seen = this.#addsSeen.get(id) ?? 0;
 		this.#addsSeen.set(id, seen + 1);
@@ -473,4 +429,40 @@ export class SimulatedTenant {
 
 function pick(item: Record<string, unknown>, fields: string[]): Record<string, unknown> {
 	return Object.fromEntries(fields.filter(field => Object.hasOwn(item, field)).map(field => [field, item[field]]));
+}
+
+/** Adds `value` to the set `map` holds for `key`, starting one when there is none. */
+function addTo(map: Map<string, Set<string>>, key: string, value: string): void {
+	let values = map.get(key);
+	if (!values) {
+		values = new Set();
+		map.set(key, values);
+	}
+
+	values.add(value);
+}
+
+/**
+ * The id a `$ref` body names (`{"@odata.id": "<graph origin><collection><id>"}`), lower case; or the reply to a body that
+ * does not: 415 for another content type, 400 for JSON that is not, or an `@odata.id` outside `collection` or not a GUID.
+ */
+function referencedId(body: string, contentType: string | undefined, collection: string): string | Reply {
+	if (!contentType?.toLowerCase().startsWith('application/json')) {
+		return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.');
+	}
+
+	let odataId: unknown;
+	try {
+		odataId = (JSON.parse(body) as Record<string, unknown>)['@odata.id'];
+	} catch {
+		return graphError(400, 'BadRequest', 'The request body is not valid JSON.');
+	}
+
+	const match = typeof odataId === 'string' ? /^https?:\/\/[^/]+(\/.*\/)([^/?#]+)$/.exec(odataId) : null;
+	const id = match?.[2]?.toLowerCase();
+	if (match?.[1] !== collection || !id || !isCanonicalGuid(id)) {
+		return graphError(400, 'BadRequest', `Invalid @odata.id: ${JSON.stringify(odataId)?.slice(0, 200)}`);
+	}
+
+	return id;
 }

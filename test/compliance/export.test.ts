@@ -2,28 +2,19 @@
 // `reconcile` finds no drift in, and that restores the tenant exactly after it changed; the scopes; what a reviewer
 // reads; and sets of mutually exclusive packages in a manifest.
 
-import {afterAll, describe, expect, it} from 'vitest';
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {describe, expect, it} from 'vitest';
+import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {rulesOf} from '../../src/compliance/export.js';
 import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {seededRandom} from '../../src/simulator/seeded-random.js';
 import {runCli, runInProcess} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
+import {useTemporaryDirectories} from '../support/temporary-directories.js';
 
 const local = useLocalStack({blob: true});
 
-const directories: string[] = [];
-afterAll(async () => {
-	await Promise.all(directories.map(async directory => rm(directory, {recursive: true, force: true})));
-});
-
-async function workDirectory(): Promise<string> {
-	const directory = await mkdtemp(join(tmpdir(), 'sod-export-'));
-	directories.push(directory);
-	return directory;
-}
+const workDirectory = useTemporaryDirectories('sod-export-');
 
 const guid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 

@@ -2,10 +2,9 @@
 
 import functions from '@azure/functions';
 import {BlobServiceClient} from '@azure/storage-blob';
-import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {describe, expect, it} from 'vitest';
 import {readFileSync} from 'node:fs';
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {writeFile} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 import {createReconcileTimerHandler, manifestBlobReader, reconcileTimerDependencies} from '../../src/compliance/reconcile-timer.js';
 import {maximumManifestRows} from '../../src/compliance/manifest.js';
@@ -17,6 +16,7 @@ import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {createLinkEngine} from '../../src/worker/worker-runtime.js';
 import {runCli, runInProcess, spawnCli} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
+import {useTemporaryDirectories} from '../support/temporary-directories.js';
 import {countMessages, drainQueue, queueService} from '../support/queues.js';
 
 const local = useLocalStack({blob: true});
@@ -30,15 +30,10 @@ async function stack(options: SimulatorOptions = {}) {
 const manifest = (rows: Array<[string, string, boolean?]>) =>
 	`accessPackageId,incompatibleAccessPackageId,symmetric\n${rows.map(([a, b, symmetric]) => `${a},${b},${symmetric ? 'true' : ''}`).join('\n')}\n`;
 
-const manifestDirectories: string[] = [];
-afterAll(async () => {
-	await Promise.all(manifestDirectories.map(async directory => rm(directory, {recursive: true, force: true})));
-});
+const temporaryDirectory = useTemporaryDirectories('sod-manifest-');
 
 async function writeManifest(text: string): Promise<string> {
-	const directory = await mkdtemp(join(tmpdir(), 'sod-manifest-'));
-	manifestDirectories.push(directory);
-	const path = join(directory, 'rules.csv');
+	const path = join(await temporaryDirectory(), 'rules.csv');
 	await writeFile(path, text);
 	return path;
 }

@@ -1,22 +1,17 @@
 // A simulated tenant on disk (`sod-sync simulate-graph --tenant FILE`): what it may hold, what it refuses, and the
 // simulator it seeds.
 
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {afterAll, describe, expect, it} from 'vitest';
+import {describe, expect, it} from 'vitest';
 import {startSimulator} from '../../src/cli/simulate-graph-command.js';
 import {readTenantFile} from '../../src/simulator/tenant-file.js';
+import {useTemporaryDirectories} from '../support/temporary-directories.js';
 
-const directories: string[] = [];
-afterAll(async () => {
-	await Promise.all(directories.map(async directory => rm(directory, {recursive: true, force: true})));
-});
+const temporaryDirectory = useTemporaryDirectories('sod-tenant-');
 
 async function tenantFile(content: unknown): Promise<string> {
-	const directory = await mkdtemp(join(tmpdir(), 'sod-tenant-'));
-	directories.push(directory);
-	const path = join(directory, 'tenant.json');
+	const path = join(await temporaryDirectory(), 'tenant.json');
 	await writeFile(path, JSON.stringify(content));
 	return path;
 }
