@@ -2,8 +2,9 @@
 // after `npm test` when that folder is there. It needs the build (npm test makes it). Checks:
 //  1. the functions and bindings the worker indexes are the ones the README's "Functions and bindings" table documents;
 //  2. the same messages (valid pairs, invalid rows, an unknown package, a duplicate, an existing link, a double-encoded
-//     message, text that is not JSON, JSON of the wrong shape) reach the same end state through the real worker as
-//     through `sod-sync run`: the same links, the same dead letters (reason, pair, kept message text), nothing poisoned;
+//     message, text that is not JSON, JSON of the wrong shape, group rules: new, existing, to an unknown group, and
+//     symmetric) reach the same end state through the real worker as through `sod-sync run`: the same links and group
+//     links, the same dead letters (reason, pair, kept message text), nothing poisoned;
 //  3. a 401 hands the message back to the host each time, and after maxDequeueCount deliveries it is in <queue>-poison.
 // Everything runs on loopback (Azurite from node_modules, the Graph simulator) and is stopped at the end.
 
@@ -169,6 +170,10 @@ try {
 		const ids = simulator.packageIds;
 		simulator.link(ids[0], ids[1]); // Already there: counted already-linked, not a failure.
 		const unknown = '00000000-0000-4000-a000-000000000404';
+		const [group1, group2, unknownGroup] = ['00000000-0000-4000-b000-000000000001', '00000000-0000-4000-b000-000000000002', '00000000-0000-4000-b000-000000000404'];
+		simulator.addGroup(group1);
+		simulator.addGroup(group2);
+		simulator.linkGroup(ids[0], group2); // Already there: verified by reading the package's groups back.
 		const pairs = ids.flatMap(a => ids.filter(b => b !== a).map(b => ({accessPackageId: a, incompatibleAccessPackageId: b}))).slice(0, 300);
 		const queueName = `conformance-${host === 'sod-sync run' ? 'local' : 'worker'}`;
 		const environment = {
@@ -187,6 +192,15 @@ try {
 			JSON.stringify(JSON.stringify({pairs: pairs.slice(290)})), // Double-encoded: a JSON string holding the pairs JSON.
 			'not json',
 			'{ "pairs" : 12345678901234567890 }',
+			JSON.stringify({
+				pairs: [
+					{accessPackageId: ids[5], incompatibleGroupId: group1},
+					{accessPackageId: ids[0], incompatibleGroupId: group2},
+					{accessPackageId: ids[6], incompatibleGroupId: unknownGroup},
+				],
+				correlationId: `${queueName}-groups`,
+			}),
+			JSON.stringify({pairs: [{accessPackageId: ids[7], incompatibleGroupId: group1}], symmetric: true}), // A group has no list to link back from.
 		];
 		for (const text of messages) {
 			await queue.sendMessage(Buffer.from(text, 'utf8').toString('base64'));
@@ -205,13 +219,31 @@ try {
 		// The import ledger, as the host's invocation wrote it: the message's row, accounted against the pre-image.
 		const settlements = await ledger.readSettlements(`${queueName}-import`);
 		const accounted = importStatus(`${queueName}-import`, undefined, settlements, new Date());
-		outcomes.push({host, links: simulator.allLinks(), deadLetters, poisoned, expected: pairs.length, ledger: {messages: settlements.length, outcomes: accounted.outcomes}});
+		const groupSettlements = await ledger.readSettlements(`${queueName}-groups`);
+		const groupsAccounted = importStatus(`${queueName}-groups`, undefined, groupSettlements, new Date());
+		outcomes.push({
+			host,
+			links: simulator.allLinks(),
+			groupLinks: simulator.allGroupLinks(),
+			expectedGroupLinks: [`${ids[0]}/${group2}`, `${ids[5]}/${group1}`].sort(),
+			deadLetters,
+			poisoned,
+			expected: pairs.length,
+			ledger: {messages: settlements.length, outcomes: accounted.outcomes},
+			groupLedger: {messages: groupSettlements.length, outcomes: groupsAccounted.outcomes, changed: groupsAccounted.changed},
+		});
 	}
 
 	const [worker, local] = outcomes;
 	check(worker.links.length === worker.expected, `functions worker: ${worker.links.length} links (expected ${worker.expected})`);
 	check(JSON.stringify(worker.links) === JSON.stringify(local.links), 'the same links through the real worker as through sod-sync run');
-	check(worker.deadLetters.length === 5, `functions worker: ${worker.deadLetters.length} dead letters (invalid pair, not-found, same ids, not json, wrong shape)`);
+	check(JSON.stringify(worker.groupLinks) === JSON.stringify(worker.expectedGroupLinks), `functions worker: the group links ${JSON.stringify(worker.groupLinks)}`);
+	check(JSON.stringify(worker.groupLinks) === JSON.stringify(local.groupLinks), 'the same group links through the real worker as through sod-sync run');
+	check(worker.deadLetters.length === 7, `functions worker: ${worker.deadLetters.length} dead letters (invalid pair, not-found, same ids, not json, wrong shape, unknown group, symmetric group rule)`);
+	check(worker.deadLetters.some(line => line.startsWith('not-found {"accessPackageId":') && line.includes('"incompatibleGroupId":"00000000-0000-4000-b000-000000000404"')), 'a group rule to an unknown group is dead-lettered not-found, its pair under incompatibleGroupId');
+	const groupLedgerExpected = JSON.stringify({messages: 1, outcomes: {linked: 1, 'already-linked': 1, removed: 0, 'already-absent': 0, 'dead-letter': 1, requeued: 0}, changed: {linked: 1, removed: 0}});
+	check(JSON.stringify(worker.groupLedger) === groupLedgerExpected, `functions worker: the ledger accounts for the group rules against the groups' pre-image: ${JSON.stringify(worker.groupLedger)}`);
+	check(JSON.stringify(local.groupLedger) === groupLedgerExpected, `sod-sync run: the same group ledger row: ${JSON.stringify(local.groupLedger)}`);
 	check(JSON.stringify(worker.deadLetters) === JSON.stringify(local.deadLetters), `the same dead letters:\n  worker: ${worker.deadLetters.join('\n          ')}\n  local:  ${local.deadLetters.join('\n          ')}`);
 	// Text that is not JSON reaches the handler as it was sent; JSON of the wrong shape reaches it parsed (by
 	// @azure/functions, in the item and in triggerMetadata.queueTrigger alike), so its record holds the re-serialisation.
@@ -228,8 +260,10 @@ try {
 		`functions worker: exports its metrics over OTLP (${[...names].join(', ') || 'none received'})`,
 	);
 	const linkedExported = latest('sod_sync.pairs', {outcome: 'linked'});
-	check(linkedExported === worker.links.length - 1, `functions worker: sod_sync.pairs linked ${linkedExported}, the links it made ${worker.links.length - 1}`);
-	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found'}) === 1, 'functions worker: sod_sync.pairs dead-letter not-found 1');
+	// Package and group rules alike (the metric has no kind attribute): one link and one group link were there before.
+	const made = worker.links.length - 1 + worker.groupLinks.length - 1;
+	check(linkedExported === made, `functions worker: sod_sync.pairs linked ${linkedExported}, the links and group links it made ${made}`);
+	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found'}) === 2, 'functions worker: sod_sync.pairs dead-letter not-found 2 (a package, a group)');
 
 	// 3. A 401: the invocation fails, the host hands the message back, and poisons it after maxDequeueCount.
 	const strict = await GraphSimulator.start({packageCount: 4, seed: 3, token: 'the-right-token'});

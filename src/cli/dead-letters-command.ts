@@ -11,6 +11,7 @@ import {
 	type ScannedMessage,
 	type ScanProgress,
 } from '../queue/dead-letter-queue.js';
+import {pairText} from '../pair/pair.js';
 import {printable} from '../text/untrusted-text.js';
 import {rawMessageStoreFor} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
@@ -230,7 +231,8 @@ function progressLine(io: CommandIo): {update: (progress: ScanProgress) => void;
 }
 
 function describeRecord(record: DeadLetterRecord): string {
-	const pair = record.pair as {accessPackageId?: unknown; incompatibleAccessPackageId?: unknown} | null;
+	const pair = record.pair as {accessPackageId?: unknown; incompatibleAccessPackageId?: unknown; incompatibleGroupId?: unknown} | null;
+	const target = typeof pair?.incompatibleGroupId === 'string' ? {incompatibleGroupId: pair.incompatibleGroupId} : typeof pair?.incompatibleAccessPackageId === 'string' ? {incompatibleAccessPackageId: pair.incompatibleAccessPackageId} : undefined;
 	const subject =
 		record.reason === 'invalid-message'
 			? typeof record.messageBlob === 'string'
@@ -238,8 +240,8 @@ function describeRecord(record: DeadLetterRecord): string {
 				: `message ${printable(JSON.stringify((record.message ?? '').slice(0, 60)))}`
 			: Array.isArray(record.invalidPairs)
 				? `${formatCount(record.invalidPairs.length)} invalid pairs, e.g. ${printable(JSON.stringify(record.invalidPairs[0]?.pair ?? null).slice(0, 100))}`
-			: typeof pair?.accessPackageId === 'string' && typeof pair.incompatibleAccessPackageId === 'string'
-				? `${printable(pair.accessPackageId, 100)} -> ${printable(pair.incompatibleAccessPackageId, 100)}`
+			: typeof pair?.accessPackageId === 'string' && target !== undefined
+				? pairText({accessPackageId: pair.accessPackageId, ...target})
 				: printable(JSON.stringify(record.pair).slice(0, 100));
 	const status = [record.error.status, record.error.code].filter(value => value !== null).join(' ');
 	const details = [

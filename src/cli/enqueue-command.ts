@@ -79,7 +79,7 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 		let valid = 0;
 		let invalid = 0;
 		try {
-			for await (const row of readPairRows(createReadStream(path), resolvedFormat)) {
+			for await (const row of readPairRows(createReadStream(path), resolvedFormat, values.symmetric === true)) {
 				if (row.kind === 'pair') {
 					valid++;
 				} else {
@@ -119,7 +119,7 @@ export async function enqueueCommand(args: string[], io: CommandIo): Promise<num
 		const recorder = await ImportRecorder.start(settings, {correlationId, source: source === '-' ? 'stdin' : basename(source), invalidRows: invalid}, warn);
 		const {pairs: queue, encoding} = openAppStorage(settings);
 		const {pairs, messages, duplicates, sentPairs, failure} = await sendPairRows(
-			readPairRows(createReadStream(path), resolvedFormat),
+			readPairRows(createReadStream(path), resolvedFormat, values.symmetric === true),
 			queue,
 			{action, symmetric: values.symmetric ? true : undefined, correlationId, attempt: 0},
 			encoding,

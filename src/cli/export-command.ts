@@ -11,12 +11,13 @@ import {exitCodes, formatCount, parseCommandLine, ProgressLine, settingFlagsHelp
 
 export const exportHelp = `Usage: sod-sync export [--scope all|catalog:<id>|packages:<file>] [--format csv|jsonl] [--output FILE]
 
-Reads the incompatible packages of every access package in scope through Graph and writes them as a manifest:
-one rule per link, a link both ways written once with symmetric true. The packages the scope links to are read too,
-so that the manifest holds every link among the packages it names: \`sod-sync reconcile\` of the export finds no drift,
-and \`reconcile --apply --prune\` of it later restores the tenant to what it was. Display names are written beside the
-ids for a reviewer (CSV columns accessPackageName and incompatibleAccessPackageName, JSON fields of the same names);
-the readers ignore them: the ids are the key.
+Reads the incompatible packages and incompatible groups of every access package in scope through Graph and writes
+them as a manifest: one rule per link, a link both ways written once with symmetric true, a group link as a row with
+incompatibleGroupId. The packages the scope links to are read too, so that the manifest holds every link among the
+packages it names: \`sod-sync reconcile\` of the export finds no drift, and \`reconcile --apply --prune\` of it later
+restores the tenant to what it was. Display names are written beside the ids for a reviewer (CSV columns
+accessPackageName, incompatibleAccessPackageName and incompatibleGroupName, JSON fields of the same names); the
+readers ignore them: the ids are the key.
 
 Nothing is written unless every package could be read (a partial export, enforced with --prune, would remove links).
 
@@ -68,11 +69,11 @@ export async function exportCommand(args: string[], io: CommandIo): Promise<numb
 	});
 	progress.clear();
 	if (result.readFailures.length > 0) {
-		for (const {accessPackageId, failure} of result.readFailures) {
-			io.stderr.write(`could not read ${accessPackageId}: ${[failure.status, failure.code === undefined ? undefined : printable(failure.code, 100), printable(failure.message, 500)].filter(Boolean).join(' ')}\n`);
+		for (const {accessPackageId, kind, failure} of result.readFailures) {
+			io.stderr.write(`could not read ${accessPackageId}'s incompatible ${kind === 'group' ? 'groups' : 'packages'}: ${[failure.status, failure.code === undefined ? undefined : printable(failure.code, 100), printable(failure.message, 500)].filter(Boolean).join(' ')}\n`);
 		}
 
-		io.stderr.write(`${formatCount(result.readFailures.length)} packages could not be read; nothing was written\n`);
+		io.stderr.write(`${formatCount(result.readFailures.length)} lists could not be read; nothing was written\n`);
 		return exitCodes.error;
 	}
 
@@ -88,7 +89,7 @@ export async function exportCommand(args: string[], io: CommandIo): Promise<numb
 
 	const symmetric = result.rules.filter(rule => rule.symmetric).length;
 	io.stderr.write(
-		`export: ${formatCount(result.scope.length)} packages in scope, ${formatCount(result.rules.length)} rules (${formatCount(symmetric)} symmetric) from ${formatCount(result.links)} links${values.output === undefined ? '' : `, written to ${values.output}`}\n`,
+		`export: ${formatCount(result.scope.length)} packages in scope, ${formatCount(result.rules.length)} rules (${formatCount(symmetric)} symmetric) from ${formatCount(result.links)} links${result.groupLinks > 0 ? ` and ${formatCount(result.groupLinks)} group links` : ''}${values.output === undefined ? '' : `, written to ${values.output}`}\n`,
 	);
 	return exitCodes.ok;
 }

@@ -7,7 +7,7 @@ import type {LedgerStore} from '../ledger/ledger-store.js';
 import {ImportRecorder} from '../ledger/import-recorder.js';
 import {openLedgerStore} from '../ledger/open-ledger.js';
 import {correlationIdProblem} from '../message/message.js';
-import type {Pair} from '../pair/pair.js';
+import {pairFields, type Pair} from '../pair/pair.js';
 import {generatedCorrelationId, openAppStorage} from '../queue/app-storage.js';
 import {sendPairs} from '../queue/send-pairs.js';
 import {printable} from '../text/untrusted-text.js';
@@ -342,12 +342,19 @@ export async function changesCommand(args: string[], io: CommandIo): Promise<num
 	return exitCodes.ok;
 }
 
-function formatChanges(rows: ReadonlyArray<{pair: Pair; change: string}>, format: 'csv' | 'jsonl'): string {
+/**
+ * Changes in the form `enqueue` reads: CSV `accessPackageId,incompatibleAccessPackageId,<column>` (with an
+ * `incompatibleGroupId` column before the last when a group rule changed) or JSON Lines of the pair's own fields.
+ */
+function formatChanges(rows: ReadonlyArray<{pair: Pair; change: string}>, format: 'csv' | 'jsonl', column = 'change'): string {
 	if (format === 'jsonl') {
-		return rows.map(({pair, change}) => `${JSON.stringify({accessPackageId: pair.accessPackageId, incompatibleAccessPackageId: pair.incompatibleAccessPackageId, change})}\n`).join('');
+		return rows.map(({pair, change}) => `${JSON.stringify({...pairFields(pair), [column]: change})}\n`).join('');
 	}
 
-	return `accessPackageId,incompatibleAccessPackageId,change\n${rows.map(({pair, change}) => `${pair.accessPackageId},${pair.incompatibleAccessPackageId},${change}\n`).join('')}`;
+	const groups = rows.some(({pair}) => pair.incompatibleGroupId !== undefined);
+	const line = ({pair, change}: {pair: Pair; change: string}) =>
+		`${[pair.accessPackageId, pair.incompatibleAccessPackageId ?? '', ...(groups ? [pair.incompatibleGroupId ?? ''] : []), change].join(',')}\n`;
+	return `accessPackageId,incompatibleAccessPackageId,${groups ? 'incompatibleGroupId,' : ''}${column}\n${rows.map(line).join('')}`;
 }
 
 export async function undoCommand(args: string[], io: CommandIo): Promise<number> {
@@ -388,10 +395,7 @@ export async function undoCommand(args: string[], io: CommandIo): Promise<number
 	const toAdd = changes.removed;
 	if (values['dry-run']) {
 		io.stdout.write(
-			formatChanges([...toRemove.map(pair => ({pair, change: 'remove'})), ...toAdd.map(pair => ({pair, change: 'add'}))], 'csv').replace(
-				/^accessPackageId,incompatibleAccessPackageId,change/,
-				'accessPackageId,incompatibleAccessPackageId,action',
-			),
+			formatChanges([...toRemove.map(pair => ({pair, change: 'remove'})), ...toAdd.map(pair => ({pair, change: 'add'}))], 'csv', 'action'),
 		);
 		io.stderr.write(`undo of ${printable(original, 256)} (dry run): ${formatCount(toRemove.length)} links to remove, ${formatCount(toAdd.length)} to add back; nothing sent\n`);
 		return exitCodes.ok;

@@ -6,7 +6,7 @@ import {desiredLinks, ManifestTooLargeError, maximumManifestRows, readManifest, 
 import {hasDrift, readConcurrencyFor, reconcile, type ReconcileReport} from '../compliance/reconcile.js';
 import {findViolations} from '../compliance/violations.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import type {Pair} from '../pair/pair.js';
+import {pairText, type Pair} from '../pair/pair.js';
 import {ImportRecorder, RecordedEnqueue} from '../ledger/import-recorder.js';
 import {printable} from '../text/untrusted-text.js';
 import {formatFromPath} from '../pair/pair-file.js';
@@ -158,7 +158,7 @@ function describeFailure(failure: GraphFailure): string {
 
 function describeReport(report: ReconcileReport, applied: boolean, correlationId: string, sets: readonly ManifestSet[]): string {
 	const lines = [
-		`scope: ${formatCount(report.scope.length)} packages; ${formatCount(report.desired)} links desired, ${formatCount(report.current)} present`,
+		`scope: ${formatCount(report.scope.length)} packages${report.groups.length > 0 ? ` and ${formatCount(report.groups.length)} groups` : ''}; ${formatCount(report.desired)} links desired, ${formatCount(report.current)} present`,
 		'',
 	];
 	if (report.sets.length > 0) {
@@ -172,13 +172,14 @@ function describeReport(report: ReconcileReport, applied: boolean, correlationId
 
 	// A missing link a set asks for names the set (the first set whose members hold both ends).
 	const members = sets.map(set => ({name: set.name, ids: new Set(set.members)}));
-	const setOf = (pair: Pair) => members.find(set => set.ids.has(pair.accessPackageId) && set.ids.has(pair.incompatibleAccessPackageId))?.name;
+	const setOf = (pair: Pair) =>
+		pair.incompatibleAccessPackageId === undefined ? undefined : members.find(set => set.ids.has(pair.accessPackageId) && set.ids.has(pair.incompatibleAccessPackageId!))?.name;
 	const section = (title: string, pairs: readonly Pair[]) => {
 		lines.push(`${title} (${formatCount(pairs.length)})`);
 		for (const pair of pairs) {
 			// Extra links come from Graph's lists: their ids are Graph's text, escaped like any other.
 			const set = setOf(pair);
-			lines.push(`  ${printable(pair.accessPackageId, 100)} -> ${printable(pair.incompatibleAccessPackageId, 100)}${set === undefined ? '' : `  (set ${JSON.stringify(set)})`}`);
+			lines.push(`  ${pairText(pair)}${set === undefined ? '' : `  (set ${JSON.stringify(set)})`}`);
 		}
 
 		lines.push('');
@@ -187,11 +188,11 @@ function describeReport(report: ReconcileReport, applied: boolean, correlationId
 	section('missing', report.missing);
 	section('extra', report.extra);
 	if (report.outOfScope.length > 0) {
-		section('to packages outside the scope (left alone)', report.outOfScope);
+		section('to packages or groups outside the scope (left alone)', report.outOfScope);
 	}
 
 	for (const failure of report.readFailures) {
-		lines.push(`could not read ${failure.accessPackageId}: ${describeFailure(failure.failure)}`);
+		lines.push(`could not read ${failure.accessPackageId}'s incompatible ${failure.kind === 'group' ? 'groups' : 'packages'}: ${describeFailure(failure.failure)}`);
 	}
 
 	if (applied) {
@@ -226,23 +227,27 @@ export async function violationsCommand(args: string[], io: CommandIo): Promise<
 	const {settings, engine} = engineFrom(values, io);
 	// A symmetric rule is one rule for violations: holding both packages is the same either way; so is a set's pair.
 	const rules = manifest.rules
-		.filter(rule => rule.set === undefined || rule.pair.accessPackageId < rule.pair.incompatibleAccessPackageId)
+		.filter(rule => rule.set === undefined || rule.pair.accessPackageId < rule.pair.incompatibleAccessPackageId!)
 		.map(rule => ({...rule, symmetric: false}));
 	const report = await findViolations(engine, rules, Date.now() + settings.invocationBudgetMs, readConcurrencyFor(settings));
 	if (values.json) {
 		io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 	} else {
-		const lines = [`${formatCount(report.violations.length)} users hold both packages of a rule (${formatCount(desiredLinks(rules).length)} rules checked)`];
+		const lines = [`${formatCount(report.violations.length)} users hold both sides of a rule (${formatCount(desiredLinks(rules).length)} rules checked)`];
 		for (const violation of report.violations) {
 			// Names and ids are Graph's text (a guest chooses their own display name): escaped before they reach a terminal.
 			const {user} = violation;
 			lines.push(
-				`  ${violation.rule.accessPackageId} + ${violation.rule.incompatibleAccessPackageId}: ${printable(user.displayName ?? '', 256)} <${printable(user.principalName ?? user.objectId, 256)}> (${printable(user.objectId, 64)}); assignments ${printable(violation.assignmentId ?? '?', 64)} and ${printable(violation.incompatibleAssignmentId ?? '?', 64)}`,
+				`  ${ruleText(violation.rule)}: ${printable(user.displayName ?? '', 256)} <${printable(user.principalName ?? user.objectId, 256)}> (${printable(user.objectId, 64)}); ${
+					violation.rule.incompatibleGroupId === undefined
+						? `assignments ${printable(violation.assignmentId ?? '?', 64)} and ${printable(violation.incompatibleAssignmentId ?? '?', 64)}`
+						: `assignment ${printable(violation.assignmentId ?? '?', 64)}, member of the group`
+				}`,
 			);
 		}
 
 		for (const failure of report.readFailures) {
-			lines.push(`could not read ${failure.rule.accessPackageId} + ${failure.rule.incompatibleAccessPackageId}: ${describeFailure(failure.failure)}`);
+			lines.push(`could not read ${ruleText(failure.rule)}: ${describeFailure(failure.failure)}`);
 		}
 
 		io.stdout.write(`${lines.join('\n')}\n`);
@@ -253,6 +258,11 @@ export async function violationsCommand(args: string[], io: CommandIo): Promise<
 	}
 
 	return report.violations.length > 0 ? exitCodes.drift : exitCodes.ok;
+}
+
+/** A rule in the violations report: `A + B`, or `A + group G`. */
+function ruleText(rule: Pair): string {
+	return `${rule.accessPackageId} + ${rule.incompatibleGroupId === undefined ? rule.incompatibleAccessPackageId : `group ${rule.incompatibleGroupId}`}`;
 }
 
 /** Settings from the environment and flags, and an engine on them: what both commands read Graph with. */

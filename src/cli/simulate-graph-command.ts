@@ -153,7 +153,12 @@ export async function startSimulator(options: SimulatorOptions, tenantPath: stri
 	}
 
 	for (const link of tenant?.links ?? []) {
-		simulator.link(link.accessPackageId, link.incompatibleAccessPackageId);
+		// A group rule in `links` is a group link, as in a manifest.
+		if (link.incompatibleGroupId === undefined) {
+			simulator.link(link.accessPackageId, link.incompatibleAccessPackageId);
+		} else {
+			simulator.linkGroup(link.accessPackageId, link.incompatibleGroupId);
+		}
 	}
 
 	for (const assignment of tenant?.assignments ?? []) {

@@ -1,12 +1,13 @@
 // Export: the tenant's separation-of-duties rules as a manifest that `reconcile` and `enqueue` read. Every package in
-// scope is read through the engine (paged, paced, batched like any other read), and so is every package they link to
-// outside the scope, so that the manifest names every link among the packages it names: `reconcile` of the export
-// then finds no drift, and `reconcile --apply --prune` of it restores the tenant as it was.
+// scope is read through the engine (paged, paced, batched like any other read), its incompatible packages and its
+// incompatible groups, and so is every package they link to outside the scope, so that the manifest names every link
+// among the packages it names and every group link they have: `reconcile` of the export then finds no drift, and
+// `reconcile --apply --prune` of it restores the tenant as it was.
 
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {packageIds} from '../graph/link-gateway.js';
-import {pairKey, type Pair} from '../pair/pair.js';
+import {pairKey, type Pair, type PairKind} from '../pair/pair.js';
 import {forEachBounded} from './for-each-bounded.js';
 
 /** Which packages to export: every one, those of one catalog, or those a file lists. */
@@ -33,12 +34,14 @@ export interface ExportResult {
 	rules: ExportedRule[];
 	/** The packages in scope. */
 	scope: string[];
-	/** Display names as Graph listed them, by id (for a reviewer: the ids are the key). */
+	/** Display names of packages and groups as Graph listed them, by id (for a reviewer: the ids are the key). */
 	names: Map<string, string>;
-	/** Links read (each direction counted). */
+	/** Package links read (each direction counted). */
 	links: number;
-	/** Packages whose links could not be read: the export is then incomplete, and is not written. */
-	readFailures: Array<{accessPackageId: string; failure: GraphFailure}>;
+	/** Group links read. */
+	groupLinks: number;
+	/** Lists that could not be read: the export is then incomplete, and is not written. */
+	readFailures: Array<{accessPackageId: string; kind: PairKind; failure: GraphFailure}>;
 }
 
 /** The tenant's package list could not be read (nothing to export from). */
@@ -68,18 +71,31 @@ export async function exportRules(options: ExportOptions): Promise<ExportResult>
 
 	const scope = scopeOf(options.scope, catalogs);
 	const links = new Map<string, string[]>();
+	const groupLinks = new Map<string, string[]>();
 	const readFailures: ExportResult['readFailures'] = [];
 	let read = 0;
 	let toRead = scope.length;
+	const readList = async (accessPackageId: string, kind: PairKind) => {
+		const answer = await options.engine.readAll({kind: kind === 'group' ? 'list-groups' : 'list', accessPackageId, nextLink: undefined}, run);
+		if (answer.kind === 'failed') {
+			readFailures.push({accessPackageId, kind, failure: answer.failure});
+			return;
+		}
+
+		(kind === 'group' ? groupLinks : links).set(accessPackageId, packageIds(answer.value));
+		if (kind === 'group') {
+			for (const group of answer.value as Array<{id?: unknown; displayName?: unknown}>) {
+				const [id] = packageIds([group]);
+				if (id !== undefined && typeof group.displayName === 'string') {
+					names.set(id, group.displayName);
+				}
+			}
+		}
+	};
+
 	const readLinks = async (ids: readonly string[]) =>
 		forEachBounded(ids, options.readConcurrency, async accessPackageId => {
-			const answer = await options.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, run);
-			if (answer.kind === 'ok') {
-				links.set(accessPackageId, packageIds(answer.value));
-			} else {
-				readFailures.push({accessPackageId, failure: answer.failure});
-			}
-
+			await Promise.all([readList(accessPackageId, 'package'), readList(accessPackageId, 'group')]);
 			options.onProgress?.(++read, toRead);
 		});
 
@@ -96,8 +112,9 @@ export async function exportRules(options: ExportOptions): Promise<ExportResult>
 	const outside = [...named].filter(id => !inScope.has(id)).sort();
 	toRead += outside.length;
 	await readLinks(outside);
-	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId));
-	return {rules: rulesOf(links, named), scope, names, links: [...links.values()].reduce((sum, targets) => sum + targets.length, 0), readFailures};
+	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId) || a.kind.localeCompare(b.kind));
+	const count = (lists: ReadonlyMap<string, readonly string[]>) => [...lists.values()].reduce((sum, targets) => sum + targets.length, 0);
+	return {rules: [...rulesOf(links, named), ...groupRulesOf(groupLinks)].sort(byPair), scope, names, links: count(links), groupLinks: count(groupLinks), readFailures};
 }
 
 function scopeOf(scope: ExportScope, catalogs: ReadonlyMap<string, string | undefined>): string[] {
@@ -141,7 +158,17 @@ export function rulesOf(links: ReadonlyMap<string, readonly string[]>, named: Re
 		}
 	}
 
-	return [...rules.values()].sort((a, b) => pairKey(a.pair).localeCompare(pairKey(b.pair)));
+	return [...rules.values()].sort(byPair);
+}
+
+/** Every group link of the packages read, one rule each (a group rule has no other direction). */
+export function groupRulesOf(groupLinks: ReadonlyMap<string, readonly string[]>): ExportedRule[] {
+	const rules = [...groupLinks].flatMap(([accessPackageId, groups]) => [...new Set(groups)].map(incompatibleGroupId => ({pair: {accessPackageId, incompatibleGroupId}, symmetric: false})));
+	return rules.sort(byPair);
+}
+
+function byPair(a: ExportedRule, b: ExportedRule): number {
+	return pairKey(a.pair).localeCompare(pairKey(b.pair));
 }
 
 /** A display name as a CSV cell a spreadsheet will not run: a leading =, +, - or @ gets a ' before it (OWASP). */
@@ -152,24 +179,31 @@ function inertCell(text: string): string {
 
 /**
  * The manifest's text: CSV (`accessPackageId,incompatibleAccessPackageId,symmetric` and two name columns the readers
- * ignore) or JSON Lines (the same fields). Names are Graph's text: written as data, never as the key.
+ * ignore; with `incompatibleGroupId` and `incompatibleGroupName` columns after them when a rule names a group) or JSON
+ * Lines (the same fields). Names are Graph's text: written as data, never as the key.
  */
 export function* formatExport(rules: readonly ExportedRule[], names: ReadonlyMap<string, string>, format: 'csv' | 'jsonl'): Generator<string> {
+	const name = (id: string | undefined) => (id === undefined ? undefined : names.get(id));
 	if (format === 'csv') {
-		yield 'accessPackageId,incompatibleAccessPackageId,symmetric,accessPackageName,incompatibleAccessPackageName\n';
+		const groups = rules.some(rule => rule.pair.incompatibleGroupId !== undefined);
+		yield `accessPackageId,incompatibleAccessPackageId,symmetric,accessPackageName,incompatibleAccessPackageName${groups ? ',incompatibleGroupId,incompatibleGroupName' : ''}\n`;
 		for (const {pair, symmetric} of rules) {
-			yield `${pair.accessPackageId},${pair.incompatibleAccessPackageId},${symmetric},${inertCell(names.get(pair.accessPackageId) ?? '')},${inertCell(names.get(pair.incompatibleAccessPackageId) ?? '')}\n`;
+			const cells = [pair.accessPackageId, pair.incompatibleAccessPackageId ?? '', String(symmetric), inertCell(name(pair.accessPackageId) ?? ''), inertCell(name(pair.incompatibleAccessPackageId) ?? '')];
+			if (groups) {
+				cells.push(pair.incompatibleGroupId ?? '', inertCell(name(pair.incompatibleGroupId) ?? ''));
+			}
+
+			yield `${cells.join(',')}\n`;
 		}
 
 		return;
 	}
 
 	for (const {pair, symmetric} of rules) {
-		yield `${JSON.stringify({
-			...pair,
-			symmetric,
-			accessPackageName: names.get(pair.accessPackageId),
-			incompatibleAccessPackageName: names.get(pair.incompatibleAccessPackageId),
-		})}\n`;
+		yield `${JSON.stringify(
+			pair.incompatibleGroupId === undefined
+				? {...pair, symmetric, accessPackageName: name(pair.accessPackageId), incompatibleAccessPackageName: name(pair.incompatibleAccessPackageId)}
+				: {...pair, accessPackageName: name(pair.accessPackageId), incompatibleGroupName: name(pair.incompatibleGroupId)},
+		)}\n`;
 	}
 }

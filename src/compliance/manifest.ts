@@ -1,5 +1,6 @@
-// The desired state: separation-of-duties rules kept in a file reviewed like code (CSV or JSON Lines of pairs, with an
-// optional `symmetric` column or field per rule, and sets of mutually exclusive packages). Read whole: a manifest is
+// The desired state: separation-of-duties rules kept in a file reviewed like code (CSV or JSON Lines of pairs, package
+// rules and group rules, with an optional `symmetric` column or field per package rule, and sets of mutually exclusive
+// packages). Read whole: a manifest is
 // rules, not bulk data, and one larger than `maximumManifestRows` is refused before anything is read from Graph.
 //
 // A set is every directed pair between its members: in JSON Lines one row, `{"set": [A, B, C], "name": "..."}`; in CSV
@@ -146,7 +147,7 @@ export function desiredLinks(rules: readonly ManifestRule[]): Pair[] {
 	const links = new Map<string, Pair>();
 	for (const rule of rules) {
 		links.set(pairKey(rule.pair), rule.pair);
-		if (rule.symmetric) {
+		if (rule.symmetric && rule.pair.incompatibleAccessPackageId !== undefined) {
 			const reverse = reversePair(rule.pair);
 			links.set(pairKey(reverse), reverse);
 		}
@@ -157,5 +158,10 @@ export function desiredLinks(rules: readonly ManifestRule[]): Pair[] {
 
 /** The packages the rules name: the default scope of a reconcile. */
 export function namedPackages(rules: readonly ManifestRule[]): string[] {
-	return [...new Set(rules.flatMap(rule => [rule.pair.accessPackageId, rule.pair.incompatibleAccessPackageId]))].sort();
+	return [...new Set(rules.flatMap(({pair}) => (pair.incompatibleAccessPackageId === undefined ? [pair.accessPackageId] : [pair.accessPackageId, pair.incompatibleAccessPackageId])))].sort();
+}
+
+/** The groups the rules name: the groups in a reconcile's scope (a group link to any other is left alone). */
+export function namedGroups(rules: readonly ManifestRule[]): string[] {
+	return [...new Set(rules.flatMap(({pair}) => (pair.incompatibleGroupId === undefined ? [] : [pair.incompatibleGroupId])))].sort();
 }

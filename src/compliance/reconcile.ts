@@ -1,15 +1,17 @@
 // Reconcile: read the tenant's links for every package in scope, compare with the manifest, and optionally enqueue
 // the fix (missing links as `add`, with --prune extra ones as `remove`) for the worker to apply with its dead letters.
+// A package's incompatible groups are read too when the manifest names a group (the groups it names are in scope: a
+// link to any other group is reported, never pruned, as a link to a package outside the scope is).
 // The CLI and the timer Function share this. Packages are read a bounded number at a time and compared as they
 // arrive, so memory follows the drift and the concurrency, not the tenant's size.
 
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
 import {packageIds} from '../graph/link-gateway.js';
-import type {LinkAction, Pair} from '../pair/pair.js';
+import type {LinkAction, Pair, PairKind} from '../pair/pair.js';
 import {DriftTally, type Drift} from './drift.js';
 import {forEachBounded} from './for-each-bounded.js';
-import {desiredLinks, namedPackages, type ManifestRule, type ManifestSet} from './manifest.js';
+import {desiredLinks, namedGroups, namedPackages, type ManifestRule, type ManifestSet} from './manifest.js';
 
 /**
  * Reads in progress at once. The engine bounds the requests in flight (and packs reads into `$batch`); this bounds
@@ -38,11 +40,13 @@ export interface ReconcileOptions {
 
 export interface ReconcileReport extends Drift {
 	scope: string[];
+	/** The groups in scope: the ones the manifest names (their lists are read only when there is one). */
+	groups: string[];
 	desired: number;
 	/** Links read from the tenant, from in-scope packages. */
 	current: number;
-	/** Packages whose links could not be read: the drift is then incomplete. */
-	readFailures: Array<{accessPackageId: string; failure: GraphFailure}>;
+	/** Link lists that could not be read (a package's incompatible packages or groups): the drift is then incomplete. */
+	readFailures: Array<{accessPackageId: string; kind: PairKind; failure: GraphFailure}>;
 	/** Pairs enqueued by --apply / --prune. */
 	enqueued: {add: number; remove: number; messages: number};
 	/** Each set as one rule: its size, the links it asks for and how many of them are missing. */
@@ -63,17 +67,19 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 	}
 
 	const desired = desiredLinks(options.rules);
-	// A package whose links could not be read is never compared: its desired links are not called missing.
-	const tally = new DriftTally(desired, new Set(scope));
-	await forEachBounded(scope, options.readConcurrency, async accessPackageId => {
-		const read = await options.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, run);
+	const groups = namedGroups(options.rules);
+	// A list that could not be read is never compared: its desired links are not called missing.
+	const tally = new DriftTally(desired, {packages: new Set(scope), groups: new Set(groups)});
+	const lists = scope.flatMap(accessPackageId => (groups.length > 0 ? [{accessPackageId, kind: 'package' as const}, {accessPackageId, kind: 'group' as const}] : [{accessPackageId, kind: 'package' as const}]));
+	await forEachBounded(lists, options.readConcurrency, async ({accessPackageId, kind}) => {
+		const read = await options.engine.readAll({kind: kind === 'group' ? 'list-groups' : 'list', accessPackageId, nextLink: undefined}, run);
 		if (read.kind === 'ok') {
-			tally.compare(accessPackageId, packageIds(read.value));
+			tally.compare(accessPackageId, kind, packageIds(read.value));
 		} else {
-			readFailures.push({accessPackageId, failure: read.failure});
+			readFailures.push({accessPackageId, kind, failure: read.failure});
 		}
 	});
-	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId));
+	readFailures.sort((a, b) => a.accessPackageId.localeCompare(b.accessPackageId) || a.kind.localeCompare(b.kind));
 	const drift = tally.result();
 	const enqueued = {add: 0, remove: 0, messages: 0};
 	if (options.apply && drift.missing.length > 0) {
@@ -88,12 +94,13 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 
 	const sets = (options.sets ?? []).map(set => {
 		const members = new Set(set.members);
-		const missing = drift.missing.filter(pair => members.has(pair.accessPackageId) && members.has(pair.incompatibleAccessPackageId)).length;
+		const missing = drift.missing.filter(pair => members.has(pair.accessPackageId) && pair.incompatibleAccessPackageId !== undefined && members.has(pair.incompatibleAccessPackageId)).length;
 		return {name: set.name, line: set.line, members: members.size, links: members.size * (members.size - 1), missing};
 	});
 	return {
 		...drift,
 		scope,
+		groups,
 		desired: desired.length,
 		current: tally.present,
 		readFailures,
@@ -109,7 +116,7 @@ export function hasDrift(report: ReconcileReport): boolean {
 /** One line for a log: what was compared and what differs. */
 export function describeDriftSummary(report: ReconcileReport): string {
 	const parts = [
-		`${report.scope.length} packages in scope`,
+		`${report.scope.length} packages${report.groups.length > 0 ? ` and ${report.groups.length} groups` : ''} in scope`,
 		`${report.desired} links desired`,
 		...(report.sets.length > 0 ? [`${report.sets.length} sets (${report.sets.filter(set => set.missing > 0).length} with links missing)`] : []),
 		`${report.current} present`,
@@ -117,11 +124,11 @@ export function describeDriftSummary(report: ReconcileReport): string {
 		`${report.extra.length} extra`,
 	];
 	if (report.outOfScope.length > 0) {
-		parts.push(`${report.outOfScope.length} to packages outside the scope (left alone)`);
+		parts.push(`${report.outOfScope.length} to packages or groups outside the scope (left alone)`);
 	}
 
 	if (report.readFailures.length > 0) {
-		parts.push(`${report.readFailures.length} packages unreadable`);
+		parts.push(`${report.readFailures.length} link lists unreadable`);
 	}
 
 	if (report.enqueued.messages > 0) {

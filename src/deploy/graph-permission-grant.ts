@@ -18,6 +18,8 @@ export const graphPermissions = {
 	readWrite: 'EntitlementManagement.ReadWrite.All',
 	/** Enough for a reconcile-only deployment (reports drift, changes nothing). */
 	readOnly: 'EntitlementManagement.Read.All',
+	/** For `sod-sync violations` of group rules only: reading a group's transitive members. */
+	groupMembers: 'GroupMember.Read.All',
 } as const;
 
 export type GraphPermission = (typeof graphPermissions)[keyof typeof graphPermissions];

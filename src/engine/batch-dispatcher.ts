@@ -34,7 +34,7 @@ export class InternalError extends Error {
 
 /** What Graph answers an operation that succeeds: 204 No Content to a `$ref` write, 200 to a read. */
 function successStatus(operation: LinkOperation): string {
-	return operation.kind === 'add' || operation.kind === 'remove' || operation.kind === 'add-group' || operation.kind === 'remove-group' ? '204' : '200';
+	return operation.kind === 'add' || operation.kind === 'remove' ? '204' : '200';
 }
 
 /** Failures that say "wait", not "this request failed": they shut the gate for everyone. */

@@ -15,7 +15,7 @@ import {
 	type LinkGateway,
 	type PagedOperation,
 } from '../graph/link-gateway.js';
-import type {LinkAction, Pair} from '../pair/pair.js';
+import {pairTarget, type LinkAction, type Pair} from '../pair/pair.js';
 import {defaults} from '../config/settings.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
@@ -78,6 +78,14 @@ export interface RunOptions {
 	 * import must be known before the import writes). A rejection fails the run like a request's systemic failure.
 	 */
 	before?: (pair: Pair) => Promise<void>;
+}
+
+export interface ReadOptions extends RunOptions {
+	/**
+	 * Each page's items as they arrive, instead of all of them at the end: `readAll` then resolves with an empty list,
+	 * and memory holds one page (a group of tens of thousands of members, walked for a join).
+	 */
+	onPage?: (items: unknown[]) => void;
 }
 
 /** What the engine counts: its dispatcher's requests, operations, 429s and unreachable requests. */
@@ -265,7 +273,7 @@ export class LinkEngine {
 	 * @example
 	 * const links = await engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline});
 	 */
-	async readAll(operation: PagedOperation, options: RunOptions): Promise<CallResult<unknown[]>> {
+	async readAll(operation: PagedOperation, options: ReadOptions): Promise<CallResult<unknown[]>> {
 		this.#hold(1);
 		try {
 			return await this.#readAll(operation, options);
@@ -280,7 +288,7 @@ export class LinkEngine {
 		this.#sync?.setBusy(this.#held > 0);
 	}
 
-	async #readAll(operation: PagedOperation, options: RunOptions): Promise<CallResult<unknown[]>> {
+	async #readAll(operation: PagedOperation, options: ReadOptions): Promise<CallResult<unknown[]>> {
 		const context: RunContext = {deadline: options.deadline, signal: options.signal ?? new AbortController().signal};
 		const items: unknown[] = [];
 		const walk = new PageWalk();
@@ -295,7 +303,12 @@ export class LinkEngine {
 
 			if (page.kind === 'ok') {
 				const read = readPage(page.value);
-				items.push(...read.items);
+				if (options.onPage) {
+					options.onPage(read.items);
+				} else {
+					items.push(...read.items);
+				}
+
 				if (read.nextLink === undefined) {
 					return {kind: 'ok', value: items};
 				}
@@ -427,13 +440,13 @@ export class LinkEngine {
 		let nextLink: string | undefined;
 		do {
 			// eslint-disable-next-line no-await-in-loop
-			const page = await this.#dispatcher.send({kind: 'list', accessPackageId: pair.accessPackageId, nextLink}, context);
+			const page = await this.#dispatcher.send({kind: pair.incompatibleGroupId === undefined ? 'list' : 'list-groups', accessPackageId: pair.accessPackageId, nextLink}, context);
 			if (page.kind !== 'ok') {
 				return page;
 			}
 
 			const {ids, nextLink: next} = readLinksPage(page.value);
-			if (ids.includes(pair.incompatibleAccessPackageId)) {
+			if (ids.includes(pairTarget(pair))) {
 				return {kind: 'ok', value: true};
 			}
 

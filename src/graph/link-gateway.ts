@@ -9,6 +9,7 @@ import {
 	accessPackageODataId,
 	accessPackagesListPath,
 	additionalAccessPath,
+	packageAssignmentsPath,
 	addGroupLinkPath,
 	addLinkPath,
 	groupODataId,
@@ -22,6 +23,7 @@ import {
 export type CallResult<T = undefined> = {kind: 'ok'; value: T} | {kind: 'failed'; failure: GraphFailure};
 
 export type LinkOperation =
+	/** Writes a pair's link: to the package's incompatible packages or incompatible groups, by the pair's kind. */
 	| {kind: 'add'; pair: Pair}
 	| {kind: 'remove'; pair: Pair}
 	/** A page of `accessPackageId`'s incompatible packages: the first when `nextLink` is undefined. */
@@ -30,11 +32,11 @@ export type LinkOperation =
 	| {kind: 'list-packages'; nextLink: string | undefined}
 	/** A page of the users who hold both packages of a rule (assignments to `accessPackageId`). */
 	| {kind: 'additional-access'; accessPackageId: string; incompatibleAccessPackageId: string; nextLink: string | undefined}
-	/** Marks group `groupId` incompatible with package `accessPackageId`, or removes that. */
-	| {kind: 'add-group' | 'remove-group'; accessPackageId: string; groupId: string}
 	/** A page of `accessPackageId`'s incompatible groups. */
 	| {kind: 'list-groups'; accessPackageId: string; nextLink: string | undefined}
-	/** A page of the users in `groupId`, nested groups walked by Graph. */
+	/** A page of the assignments of `accessPackageId`, with their users. */
+	| {kind: 'assignments'; accessPackageId: string; nextLink: string | undefined}
+	/** A page of the users in `groupId` (their ids), nested groups walked by Graph. */
 	| {kind: 'transitive-users'; groupId: string; nextLink: string | undefined};
 
 /** The operations that read a paged collection. */
@@ -192,29 +194,28 @@ export class GraphLinkGateway implements LinkGateway {
 	#build(operation: LinkOperation): CallResult<RequestSpec> {
 		switch (operation.kind) {
 			case 'add': {
-				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
-				const body = {'@odata.id': accessPackageODataId(this.#graphBaseUrl, this.#apiVersion, incompatibleAccessPackageId)};
-				return {kind: 'ok', value: {method: 'POST', path: addLinkPath(accessPackageId), version: this.#apiVersion, body}};
+				const {pair} = operation;
+				const [path, target] =
+					pair.incompatibleGroupId === undefined
+						? [addLinkPath(pair.accessPackageId), accessPackageODataId(this.#graphBaseUrl, this.#apiVersion, pair.incompatibleAccessPackageId)]
+						: [addGroupLinkPath(pair.accessPackageId), groupODataId(this.#graphBaseUrl, this.#apiVersion, pair.incompatibleGroupId)];
+				return {kind: 'ok', value: {method: 'POST', path, version: this.#apiVersion, body: {'@odata.id': target}}};
 			}
 
 			case 'remove': {
-				const {accessPackageId, incompatibleAccessPackageId} = operation.pair;
-				return {kind: 'ok', value: {method: 'DELETE', path: removeLinkPath(accessPackageId, incompatibleAccessPackageId), version: this.#apiVersion}};
-			}
-
-			case 'add-group': {
-				const body = {'@odata.id': groupODataId(this.#graphBaseUrl, this.#apiVersion, operation.groupId)};
-				return {kind: 'ok', value: {method: 'POST', path: addGroupLinkPath(operation.accessPackageId), version: this.#apiVersion, body}};
-			}
-
-			case 'remove-group': {
-				return {kind: 'ok', value: {method: 'DELETE', path: removeGroupLinkPath(operation.accessPackageId, operation.groupId), version: this.#apiVersion}};
+				const {pair} = operation;
+				const path =
+					pair.incompatibleGroupId === undefined
+						? removeLinkPath(pair.accessPackageId, pair.incompatibleAccessPackageId)
+						: removeGroupLinkPath(pair.accessPackageId, pair.incompatibleGroupId);
+				return {kind: 'ok', value: {method: 'DELETE', path, version: this.#apiVersion}};
 			}
 
 			case 'list':
 			case 'list-packages':
 			case 'list-groups':
 			case 'transitive-users':
+			case 'assignments':
 			case 'additional-access': {
 				if (operation.nextLink === undefined) {
 					return {kind: 'ok', value: {method: 'GET', path: firstPagePath(operation, this.#apiVersion), version: this.#apiVersion}};
@@ -284,6 +285,10 @@ function firstPagePath(operation: PagedOperation, apiVersion: string): string {
 
 		case 'additional-access': {
 			return additionalAccessPath(apiVersion, operation.accessPackageId, operation.incompatibleAccessPackageId);
+		}
+
+		case 'assignments': {
+			return packageAssignmentsPath(apiVersion, operation.accessPackageId);
 		}
 	}
 }

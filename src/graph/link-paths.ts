@@ -59,7 +59,17 @@ export function groupODataId(graphBaseUrl: URL, apiVersion: string, groupId: str
 
 /** The users in a group, directly or through nested groups (paged; reading them needs `GroupMember.Read.All`). */
 export function transitiveUsersPath(groupId: string): string {
-	return `/groups/${checked(groupId)}/transitiveMembers/microsoft.graph.user?$select=id,displayName,userPrincipalName`;
+	return `/groups/${checked(groupId)}/transitiveMembers/microsoft.graph.user?$select=id`;
+}
+
+/**
+ * The assignments of `accessPackageId` (paged), with the user expanded: who holds the package. Every state is listed
+ * (Graph documents the filter on the package only); the caller keeps the delivered ones. `assignments` in v1.0,
+ * `accessPackageAssignments` in beta.
+ */
+export function packageAssignmentsPath(apiVersion: string, accessPackageId: string): string {
+	const assignments = apiVersion === 'beta' ? 'accessPackageAssignments' : 'assignments';
+	return `/identityGovernance/entitlementManagement/${assignments}?$filter=${encodeURIComponent(`accessPackage/id eq '${checked(accessPackageId)}'`)}&$expand=target`;
 }
 
 /** Every access package in the tenant (paged): ids, names and the catalog each is in (`export --scope catalog:<id>`). */

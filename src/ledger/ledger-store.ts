@@ -1,15 +1,17 @@
 // The import ledger in Azure Table storage (the `sodsyncledger` table of the app's storage account).
 //
 // One partition per import (its correlation id, escaped), holding a row per settled message (`s|<message id>`) and a
-// row per package the import wrote to (`p|<package id>`: its links before the import, the pre-image); the import rows
+// row per link list the import wrote to (`p|<package id>` for its incompatible packages, `p|<package id>|groups` for its
+// incompatible groups: the list before the import, the pre-image); the import rows
 // themselves sit in the `imports` partition, so that the recent imports are one partition's read. No row is written
 // twice by different instances: a message's row is created once (a redelivered message finds it and is not counted
-// again), a pre-image once (the first reader wins; the others read its row). Pair lists are binary, 32 bytes a pair, so
-// a message's lists (at most 1,000 pairs, 32 KB) always fit its row: no blob is needed.
+// again), a pre-image once (the first reader wins; the others read its row). Pair lists are binary, 32 bytes a pair, in
+// a column per kind (`linkedPairs` for package rules, `linkedPairsGroups` for group rules), so a message's lists (at most
+// 1,000 pairs, 32 KB) always fit its row: no blob is needed.
 
 import {odata, RestError, TableClient, type TableEntity, type TableEntityResult} from '@azure/data-tables';
 import type {DeadLetterReason} from '../engine/retry-decision.js';
-import type {Pair} from '../pair/pair.js';
+import {makePair, pairTarget, type Pair, type PairKind} from '../pair/pair.js';
 import {messageOrigins, type ImportRecord, type MessageOrigin, type Settlement} from './ledger.js';
 
 export const ledgerTableName = 'sodsyncledger';
@@ -24,10 +26,10 @@ export interface LedgerStore {
 	/** `already-recorded` when this message was settled before (a redelivery): it is not counted again. */
 	settle(settlement: Settlement): Promise<'recorded' | 'already-recorded'>;
 	readSettlements(correlationId: string): Promise<Settlement[]>;
-	/** Every pre-image stored for the import so far, by package: one query, where a process starts on an import. */
+	/** Every pre-image stored for the import so far, by link list (`preImageKey`): one query, where a process starts on an import. */
 	readPreImages(correlationId: string): Promise<Map<string, string[]>>;
-	/** Stores a package's pre-image unless one is there already; returns the one stored (this or the earlier). */
-	createPreImage(correlationId: string, accessPackageId: string, incompatibleIds: readonly string[]): Promise<string[]>;
+	/** Stores a link list's pre-image unless one is there already; returns the one stored (this or the earlier). */
+	createPreImage(correlationId: string, listKey: string, incompatibleIds: readonly string[]): Promise<string[]>;
 	/** Deletes what was last written before `cutoff` when the last prune was a day or more ago; the rows deleted. */
 	pruneIfDue(cutoff: Date, now: Date): Promise<number>;
 }
@@ -104,10 +106,10 @@ export class TableLedgerStore implements LedgerStore {
 			requeued: settlement.requeued,
 			withoutPreImage: settlement.withoutPreImage,
 			settledAt: settlement.settledAt,
-			...chunked('linkedPairs', encodePairs(settlement.linkedPairs)),
-			...chunked('removedPairs', encodePairs(settlement.removedPairs)),
-			...chunked('foundLinked', encodePairs(settlement.foundLinked)),
-			...chunked('foundAbsent', encodePairs(settlement.foundAbsent)),
+			...pairColumns('linkedPairs', settlement.linkedPairs),
+			...pairColumns('removedPairs', settlement.removedPairs),
+			...pairColumns('foundLinked', settlement.foundLinked),
+			...pairColumns('foundAbsent', settlement.foundAbsent),
 		};
 		try {
 			await this.#table.createEntity(entity);
@@ -133,10 +135,10 @@ export class TableLedgerStore implements LedgerStore {
 		return settlements;
 	}
 
-	/** One package's stored pre-image (the worker reads them all at once: `readPreImages`). */
-	async readPreImage(correlationId: string, accessPackageId: string): Promise<string[] | undefined> {
+	/** One link list's stored pre-image (the worker reads them all at once: `readPreImages`). */
+	async readPreImage(correlationId: string, listKey: string): Promise<string[] | undefined> {
 		await this.#ensureTable();
-		const entity = await this.#read(escapeKey(correlationId), `p|${accessPackageId}`);
+		const entity = await this.#read(escapeKey(correlationId), `p|${listKey}`);
 		return entity === undefined ? undefined : decodeIds(unchunked(entity, 'ids'));
 	}
 
@@ -152,12 +154,12 @@ export class TableLedgerStore implements LedgerStore {
 		return images;
 	}
 
-	async createPreImage(correlationId: string, accessPackageId: string, incompatibleIds: readonly string[]): Promise<string[]> {
+	async createPreImage(correlationId: string, listKey: string, incompatibleIds: readonly string[]): Promise<string[]> {
 		await this.#ensureTable();
 		try {
 			await this.#table.createEntity({
 				partitionKey: escapeKey(correlationId),
-				rowKey: `p|${accessPackageId}`,
+				rowKey: `p|${listKey}`,
 				count: incompatibleIds.length,
 				...chunked('ids', encodeIds(incompatibleIds)),
 			});
@@ -167,9 +169,9 @@ export class TableLedgerStore implements LedgerStore {
 				throw error;
 			}
 
-			const stored = await this.readPreImage(correlationId, accessPackageId);
+			const stored = await this.readPreImage(correlationId, listKey);
 			if (stored === undefined) {
-				throw new Error(`the pre-image of ${accessPackageId} was there a moment ago and is gone`);
+				throw new Error(`the pre-image of ${listKey} was there a moment ago and is gone`);
 			}
 
 			return stored;
@@ -260,18 +262,31 @@ export function decodeIds(bytes: Uint8Array): string[] {
 	return ids;
 }
 
+/** Pairs of one kind as bytes: each pair's two ids (the kind is the column's: see `pairColumns`). */
 export function encodePairs(pairs: readonly Pair[]): Uint8Array {
-	return encodeIds(pairs.flatMap(pair => [pair.accessPackageId, pair.incompatibleAccessPackageId]));
+	return encodeIds(pairs.flatMap(pair => [pair.accessPackageId, pairTarget(pair)]));
 }
 
-export function decodePairs(bytes: Uint8Array): Pair[] {
+export function decodePairs(bytes: Uint8Array, kind: PairKind = 'package'): Pair[] {
 	const ids = decodeIds(bytes);
 	const pairs: Pair[] = [];
 	for (let index = 0; index + 1 < ids.length; index += 2) {
-		pairs.push({accessPackageId: ids[index]!, incompatibleAccessPackageId: ids[index + 1]!});
+		pairs.push(makePair(kind, ids[index]!, ids[index + 1]!));
 	}
 
 	return pairs;
+}
+
+/** A settlement's pair list as columns: package rules under `name` (as before groups), group rules under `nameGroups`. */
+function pairColumns(name: string, pairs: readonly Pair[]): Record<string, Uint8Array> {
+	return {
+		...chunked(name, encodePairs(pairs.filter(pair => pair.incompatibleGroupId === undefined))),
+		...chunked(`${name}Groups`, encodePairs(pairs.filter(pair => pair.incompatibleGroupId !== undefined))),
+	};
+}
+
+function pairsIn(entity: Record<string, unknown>, name: string): Pair[] {
+	return [...decodePairs(unchunked(entity, name)), ...decodePairs(unchunked(entity, `${name}Groups`), 'group')];
 }
 
 function chunked(name: string, bytes: Uint8Array): Record<string, Uint8Array> {
@@ -333,10 +348,10 @@ function settlementFrom(correlationId: string, entity: Record<string, unknown>):
 		deadLetter: Number(entity.deadLetter ?? 0),
 		deadLetters,
 		requeued: Number(entity.requeued ?? 0),
-		linkedPairs: decodePairs(unchunked(entity, 'linkedPairs')),
-		removedPairs: decodePairs(unchunked(entity, 'removedPairs')),
-		foundLinked: decodePairs(unchunked(entity, 'foundLinked')),
-		foundAbsent: decodePairs(unchunked(entity, 'foundAbsent')),
+		linkedPairs: pairsIn(entity, 'linkedPairs'),
+		removedPairs: pairsIn(entity, 'removedPairs'),
+		foundLinked: pairsIn(entity, 'foundLinked'),
+		foundAbsent: pairsIn(entity, 'foundAbsent'),
 		withoutPreImage: Number(entity.withoutPreImage ?? 0),
 		settledAt: dateOf(entity.settledAt),
 	};

@@ -10,7 +10,7 @@
 // same way, when the status is added up.
 
 import type {DeadLetterReason} from '../engine/retry-decision.js';
-import {pairKey, type LinkAction, type Pair} from '../pair/pair.js';
+import {pairKey, pairTarget, type LinkAction, type Pair} from '../pair/pair.js';
 
 /** What a message's pairs became, in the order status prints them. `requeued`: back in the queue, to be tried again. */
 export const outcomeNames = ['linked', 'already-linked', 'removed', 'already-absent', 'dead-letter', 'requeued'] as const;
@@ -71,8 +71,16 @@ export interface ImportRecord {
 	undoOf?: string;
 }
 
-/** A package's links before the import first wrote to it; undefined when they could not be read. */
+/** A link list's ids before the import first wrote to it; undefined when they could not be read. */
 export type PreImage = ReadonlySet<string> | undefined;
+
+/**
+ * The link list a pair's link is on, which is what a pre-image is of: `A` for package `A`'s incompatible packages,
+ * `A|groups` for its incompatible groups (a row key of the ledger's table may not hold `/`).
+ */
+export function preImageKey(pair: Pair): string {
+	return pair.incompatibleGroupId === undefined ? pair.accessPackageId : `${pair.accessPackageId}|groups`;
+}
 
 export type TerminalStatus = 'linked' | 'already-linked' | 'removed' | 'already-absent';
 
@@ -100,7 +108,8 @@ export interface Accounting {
 export function accountFor(
 	finished: ReadonlyArray<{pair: Pair; status: TerminalStatus}>,
 	action: LinkAction,
-	preImageOf: (accessPackageId: string) => PreImage,
+	/** The pre-image of a link list, by `preImageKey`. */
+	preImageOf: (key: string) => PreImage,
 ): Accounting {
 	const accounting: Accounting = {
 		linked: 0,
@@ -114,8 +123,8 @@ export function accountFor(
 		withoutPreImage: 0,
 	};
 	for (const {pair, status} of finished) {
-		const before = preImageOf(pair.accessPackageId);
-		const wasLinked = before?.has(pair.incompatibleAccessPackageId);
+		const before = preImageOf(preImageKey(pair));
+		const wasLinked = before?.has(pairTarget(pair));
 		if (before === undefined) {
 			accounting.withoutPreImage++;
 		}

@@ -5,13 +5,13 @@
 
 import pLimit from 'p-limit';
 import type {CallResult} from '../graph/link-gateway.js';
-import type {Pair} from '../pair/pair.js';
+import {pairKind, type Pair, type PairKind} from '../pair/pair.js';
 import {printable} from '../text/untrusted-text.js';
-import type {PreImage, Settlement} from './ledger.js';
+import {preImageKey, type PreImage, type Settlement} from './ledger.js';
 import {maximumPreImageIds, type LedgerStore} from './ledger-store.js';
 
-/** Reads a package's incompatible packages from Graph (every page), through the engine's bound and gate. */
-export type LinkReader = (accessPackageId: string) => Promise<CallResult<string[]>>;
+/** Reads a package's incompatible packages or groups from Graph (every page), through the engine's bound and gate. */
+export type LinkReader = (accessPackageId: string, kind: PairKind) => Promise<CallResult<string[]>>;
 
 export interface WorkerLedgerOptions {
 	warn?: (message: string) => void;
@@ -57,8 +57,8 @@ export class WorkerLedger {
 	}
 
 	/**
-	 * The pre-image of every package `pairs` write to, for this import, each a promise of its own (a pair's writes wait
-	 * for its package's only): kept in memory (every one stored so far is read in one query where this process first
+	 * The pre-image of every link list `pairs` write to (a package's incompatible packages or groups: `preImageKey`), for
+	 * this import, each a promise of its own (a pair's writes wait for its list's only): kept in memory (every one stored so far is read in one query where this process first
 	 * meets the import), else read from Graph now and stored, the first instance's read winning. A package Graph does
 	 * not know has no links. Undefined for a package whose links could not be read or stored. A promise rejects only
 	 * when the read does (Graph refused the credential), which fails the invocation.
@@ -68,10 +68,12 @@ export class WorkerLedger {
 		const limit = pLimit(loadConcurrency);
 		const images = new Map<string, Promise<PreImage>>();
 		for (const pair of pairs) {
-			if (!images.has(pair.accessPackageId)) {
-				const image = stored.then(async () => limit(async () => this.#preImage(correlationId, pair.accessPackageId, read)));
+			const key = preImageKey(pair);
+			if (!images.has(key)) {
+				const kind = pairKind(pair);
+				const image = stored.then(async () => limit(async () => this.#preImage(correlationId, key, async () => read(pair.accessPackageId, kind))));
 				image.catch(() => undefined); // Handled by whoever awaits it; never an unhandled rejection.
-				images.set(pair.accessPackageId, image);
+				images.set(key, image);
 			}
 		}
 
@@ -143,8 +145,8 @@ export class WorkerLedger {
 		);
 	}
 
-	async #preImage(correlationId: string, accessPackageId: string, read: LinkReader): Promise<PreImage> {
-		const key = `${correlationId}\n${accessPackageId}`;
+	async #preImage(correlationId: string, listKey: string, read: () => ReturnType<LinkReader>): Promise<PreImage> {
+		const key = `${correlationId}\n${listKey}`;
 		const cached = this.#cache.get(key);
 		if (cached) {
 			return cached;
@@ -152,7 +154,7 @@ export class WorkerLedger {
 
 		let loading = this.#loading.get(key);
 		if (!loading) {
-			loading = this.#loadPreImage(correlationId, accessPackageId, read).finally(() => this.#loading.delete(key));
+			loading = this.#loadPreImage(correlationId, listKey, read).finally(() => this.#loading.delete(key));
 			this.#loading.set(key, loading);
 		}
 
@@ -173,8 +175,8 @@ export class WorkerLedger {
 
 			loading = (async () => {
 				try {
-					for (const [accessPackageId, ids] of await this.#store.readPreImages(correlationId)) {
-						this.#remember(`${correlationId}\n${accessPackageId}`, new Set(ids));
+					for (const [listKey, ids] of await this.#store.readPreImages(correlationId)) {
+						this.#remember(`${correlationId}\n${listKey}`, new Set(ids));
 					}
 				} catch (error) {
 					this.#stored.delete(correlationId);
@@ -196,12 +198,12 @@ export class WorkerLedger {
 	}
 
 	/** Not stored when this process looked: read from Graph, then stored unless another instance stored it first. */
-	async #loadPreImage(correlationId: string, accessPackageId: string, read: LinkReader): Promise<PreImage> {
+	async #loadPreImage(correlationId: string, listKey: string, read: () => ReturnType<LinkReader>): Promise<PreImage> {
 		if (this.#now() < this.#unreachableUntil) {
 			return undefined;
 		}
 
-		const links = await read(accessPackageId);
+		const links = await read();
 		let ids: string[];
 		if (links.kind === 'ok') {
 			ids = links.value;
@@ -216,7 +218,7 @@ export class WorkerLedger {
 		}
 
 		try {
-			return new Set(await this.#store.createPreImage(correlationId, accessPackageId, ids));
+			return new Set(await this.#store.createPreImage(correlationId, listKey, ids));
 		} catch (error) {
 			this.#unreachable(error);
 			return undefined;

@@ -2,13 +2,14 @@
 //
 // Accepted as the queue item (parsed value, string or Buffer):
 // - one pair:        {"accessPackageId": "<guid>", "incompatibleAccessPackageId": "<guid>"}
+//                    or {"accessPackageId": "<guid>", "incompatibleGroupId": "<guid>"} (a group rule)
 // - an array of pairs
 // - an envelope:     {"pairs": [...], "action": "add" | "remove", "symmetric": false, "correlationId": "...", "attempt": 0,
 //                    "firstEnqueuedAt": "2026-11-30T12:00:00.000Z", "origin": "requeue" | "redrive"}
 // - any of these as the `data` of a CloudEvents 1.0 or Event Grid event.
 
 import {Buffer} from 'node:buffer';
-import {checkPair, linkActions, pairKey, quote, reversePair, type LinkAction, type Pair} from '../pair/pair.js';
+import {checkPair, linkActions, pairFields, pairKey, quote, reversePair, symmetricGroupRule, type LinkAction, type Pair} from '../pair/pair.js';
 import {jsonTextTooDeep, maximumJsonDepth, stringifyWithoutRecursion, valueTooDeep} from './json-depth.js';
 import {hasUnsafeCharacters, printable} from '../text/untrusted-text.js';
 import {messageOrigins, type MessageOrigin} from '../ledger/ledger.js';
@@ -39,7 +40,7 @@ export type ParsedMessage =
 
 /** Envelope fields a producer may set; the names documented in the README. */
 export interface PairsEnvelope {
-	pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string}>;
+	pairs: Array<{accessPackageId: string; incompatibleAccessPackageId: string} | {accessPackageId: string; incompatibleGroupId: string}>;
 	action?: LinkAction;
 	symmetric?: boolean;
 	correlationId?: string;
@@ -122,7 +123,7 @@ export function parseMessage(item: unknown): ParsedMessage {
 		return envelope.kind === 'ok' ? readPairs(pairs, envelope.value) : invalid(envelope.reason);
 	}
 
-	if (Object.hasOwn(record, 'accessPackageId') || Object.hasOwn(record, 'incompatibleAccessPackageId')) {
+	if (Object.hasOwn(record, 'accessPackageId') || Object.hasOwn(record, 'incompatibleAccessPackageId') || Object.hasOwn(record, 'incompatibleGroupId')) {
 		return readPairs([record], {});
 	}
 
@@ -234,9 +235,15 @@ function readPairs(rawPairs: unknown[], fields: EnvelopeFields): ParsedMessage {
 			continue;
 		}
 
-		keep(checked.pair);
-		if (fields.symmetric) {
-			keep(reversePair(checked.pair));
+		const {pair} = checked;
+		if (fields.symmetric && pair.incompatibleGroupId !== undefined) {
+			invalidPairs.push({raw, reason: symmetricGroupRule});
+			continue;
+		}
+
+		keep(pair);
+		if (fields.symmetric && pair.incompatibleAccessPackageId !== undefined) {
+			keep(reversePair(pair));
 		}
 	}
 
@@ -406,7 +413,7 @@ export class MessagePacker {
 
 	/** Adds a pair; returns the finished message when this pair did not fit in it (the pair starts the next one). */
 	add(pair: Pair): string | undefined {
-		const json = JSON.stringify({accessPackageId: pair.accessPackageId, incompatibleAccessPackageId: pair.incompatibleAccessPackageId});
+		const json = JSON.stringify(pairFields(pair));
 		const added = Buffer.byteLength(json, 'utf8') + (this.#batch.length > 0 ? 1 : 0);
 		let full: string | undefined;
 		if (this.#batch.length > 0 && this.#bytes + added > this.#rawLimit) {

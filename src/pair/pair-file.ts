@@ -1,11 +1,11 @@
 // Reads pair files, a line at a time (constant memory for any size): CSV with a header naming `accessPackageId` and
-// `incompatibleAccessPackageId` (other columns ignored; an optional `symmetric` column), or JSON Lines of the same fields.
-// Used by `sod-sync enqueue` and by reconcile manifests.
+// `incompatibleAccessPackageId`, `incompatibleGroupId` or both (each row fills one of the two; other columns ignored; an
+// optional `symmetric` column), or JSON Lines of the same fields. Used by `sod-sync enqueue` and by reconcile manifests.
 
 import {StringDecoder} from 'node:string_decoder';
 import {jsonTextTooDeep, maximumJsonDepth} from '../message/json-depth.js';
 import type {Readable} from 'node:stream';
-import {checkPair, normalizeGuid, quote, type Pair} from './pair.js';
+import {checkPair, normalizeGuid, quote, symmetricGroupRule, type Pair} from './pair.js';
 
 export type PairFileFormat = 'csv' | 'jsonl';
 
@@ -104,9 +104,19 @@ async function* boundedLines(input: Readable, maximum: number): AsyncGenerator<s
 	}
 }
 
-export async function* readPairRows(input: Readable, format?: PairFileFormat): AsyncGenerator<PairRow> {
+/**
+ * As `readRuleRows`, for `enqueue`: set rows are refused, and with `everyRowBothWays` (`--symmetric`) so is a group
+ * rule (it has no other direction).
+ */
+export async function* readPairRows(input: Readable, format?: PairFileFormat, everyRowBothWays = false): AsyncGenerator<PairRow> {
 	for await (const row of readRuleRows(input, format)) {
-		yield row.kind === 'set' || row.kind === 'set-member' ? {kind: 'invalid', line: row.line, reason: setsBelongInManifests} : row;
+		if (row.kind === 'set' || row.kind === 'set-member') {
+			yield {kind: 'invalid', line: row.line, reason: setsBelongInManifests};
+		} else if (row.kind === 'pair' && everyRowBothWays && row.pair.incompatibleGroupId !== undefined) {
+			yield {kind: 'invalid', line: row.line, reason: `${symmetricGroupRule} (--symmetric links every row both ways)`};
+		} else {
+			yield row;
+		}
 	}
 }
 
@@ -148,31 +158,38 @@ export async function* readRuleRows(input: Readable, format?: PairFileFormat): A
 	}
 
 	if (resolved === 'csv' && csvColumns === undefined) {
-		throw new PairFileError(lineNumber || 1, 'the file is empty: expected a header naming accessPackageId,incompatibleAccessPackageId');
+		throw new PairFileError(lineNumber || 1, 'the file is empty: expected a header naming accessPackageId,incompatibleAccessPackageId (or incompatibleGroupId)');
 	}
 }
 
 interface CsvColumns {
 	accessPackageId: number;
-	incompatibleAccessPackageId: number;
+	/** Either or both of the two target columns (a file may mix package and group rows). */
+	incompatibleAccessPackageId: number | undefined;
+	incompatibleGroupId: number | undefined;
 	symmetric: number | undefined;
 	set: number | undefined;
 }
 
 function readHeader(fields: string[], line: number): CsvColumns {
 	const names = fields.map(field => field.trim().toLowerCase());
-	const accessPackageId = names.indexOf('accesspackageid');
-	const incompatibleAccessPackageId = names.indexOf('incompatibleaccesspackageid');
-	if (accessPackageId === -1 || incompatibleAccessPackageId === -1) {
+	const column = (name: string) => (names.includes(name) ? names.indexOf(name) : undefined);
+	const accessPackageId = column('accesspackageid');
+	const incompatibleAccessPackageId = column('incompatibleaccesspackageid');
+	const incompatibleGroupId = column('incompatiblegroupid');
+	if (accessPackageId === undefined || (incompatibleAccessPackageId === undefined && incompatibleGroupId === undefined)) {
 		throw new PairFileError(
 			line,
-			`the header must name accessPackageId and incompatibleAccessPackageId; found ${fields.map(field => JSON.stringify(field.trim())).join(', ').slice(0, 200)}`,
+			`the header must name accessPackageId and incompatibleAccessPackageId or incompatibleGroupId (or both); found ${fields.map(field => JSON.stringify(field.trim())).join(', ').slice(0, 200)}`,
 		);
 	}
 
-	const symmetric = names.indexOf('symmetric');
-	const set = names.indexOf('set');
-	return {accessPackageId, incompatibleAccessPackageId, symmetric: symmetric === -1 ? undefined : symmetric, set: set === -1 ? undefined : set};
+	return {accessPackageId, incompatibleAccessPackageId, incompatibleGroupId, symmetric: column('symmetric'), set: column('set')};
+}
+
+/** A cell's text, empty when the column is absent or the row is short. */
+function cell(fields: readonly string[], column: number | undefined): string {
+	return column === undefined ? '' : (fields[column] ?? '');
 }
 
 function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRow {
@@ -181,7 +198,10 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRo
 		return readCsvSetMember(fields, columns, setName, line);
 	}
 
-	const needed = Math.max(columns.accessPackageId, columns.incompatibleAccessPackageId) + 1;
+	// Short rows are fine when the target they fill is within them (a mixed file's package rows may stop early).
+	const fillsGroup = cell(fields, columns.incompatibleAccessPackageId).trim() === '' && cell(fields, columns.incompatibleGroupId).trim() !== '';
+	const target = (fillsGroup ? columns.incompatibleGroupId : columns.incompatibleAccessPackageId) ?? columns.incompatibleGroupId ?? 0;
+	const needed = Math.max(columns.accessPackageId, target) + 1;
 	if (fields.length < needed) {
 		return {kind: 'invalid', line, reason: `expected at least ${needed} fields, found ${fields.length}`};
 	}
@@ -191,11 +211,28 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRo
 		return {kind: 'invalid', line, reason: symmetric};
 	}
 
-	const checked = checkPair({
-		accessPackageId: fields[columns.accessPackageId],
-		incompatibleAccessPackageId: fields[columns.incompatibleAccessPackageId],
-	});
-	return checked.kind === 'valid' ? {kind: 'pair', line, pair: checked.pair, symmetric} : {kind: 'invalid', line, reason: checked.reason};
+	return pairRow(
+		{
+			accessPackageId: fields[columns.accessPackageId],
+			incompatibleAccessPackageId: cell(fields, columns.incompatibleAccessPackageId),
+			incompatibleGroupId: cell(fields, columns.incompatibleGroupId),
+		},
+		symmetric,
+		line,
+	);
+}
+
+function pairRow(raw: unknown, symmetric: boolean, line: number): RuleRow {
+	const checked = checkPair(raw);
+	if (checked.kind === 'invalid') {
+		return {kind: 'invalid', line, reason: checked.reason};
+	}
+
+	if (symmetric && checked.pair.incompatibleGroupId !== undefined) {
+		return {kind: 'invalid', line, reason: symmetricGroupRule};
+	}
+
+	return {kind: 'pair', line, pair: checked.pair, symmetric};
 }
 
 /** A CSV row whose `set` column names a set: it names one member, in `accessPackageId`, and nothing else. */
@@ -204,8 +241,8 @@ function readCsvSetMember(fields: string[], columns: CsvColumns, name: string, l
 		return {kind: 'invalid', line, reason: `a set's name is at most ${maximumSetNameLength} characters`};
 	}
 
-	if ((fields[columns.incompatibleAccessPackageId] ?? '').trim() !== '' || (columns.symmetric !== undefined && (fields[columns.symmetric] ?? '').trim() !== '')) {
-		return {kind: 'invalid', line, reason: `a row of set ${quote(name)} names one member in accessPackageId and leaves incompatibleAccessPackageId and symmetric empty`};
+	if ([columns.incompatibleAccessPackageId, columns.incompatibleGroupId, columns.symmetric].some(column => cell(fields, column).trim() !== '')) {
+		return {kind: 'invalid', line, reason: `a row of set ${quote(name)} names one member in accessPackageId and leaves the other columns (incompatibleAccessPackageId, incompatibleGroupId, symmetric) empty`};
 	}
 
 	const raw = (fields[columns.accessPackageId] ?? '').trim();
@@ -215,7 +252,7 @@ function readCsvSetMember(fields: string[], columns: CsvColumns, name: string, l
 
 /** `{"set": [A, B, ...], "name": "..."}`: two or more distinct packages, an optional name, and no pair fields. */
 function readJsonSet(value: Record<string, unknown>, line: number): RuleRow {
-	for (const field of ['accessPackageId', 'incompatibleAccessPackageId', 'symmetric']) {
+	for (const field of ['accessPackageId', 'incompatibleAccessPackageId', 'incompatibleGroupId', 'symmetric']) {
 		if (Object.hasOwn(value, field)) {
 			return {kind: 'invalid', line, reason: `a set row holds "set" and "name" only, not "${field}"`};
 		}
@@ -271,8 +308,7 @@ function readJsonLine(text: string, line: number): RuleRow {
 		return {kind: 'invalid', line, reason: `"symmetric" must be true or false, got ${JSON.stringify(symmetricValue)?.slice(0, 40)}`};
 	}
 
-	const checked = checkPair(value);
-	return checked.kind === 'valid' ? {kind: 'pair', line, pair: checked.pair, symmetric: symmetricValue === true} : {kind: 'invalid', line, reason: checked.reason};
+	return pairRow(value, symmetricValue === true, line);
 }
 
 function readSymmetric(value: string | undefined): boolean | string {

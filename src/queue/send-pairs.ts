@@ -78,7 +78,9 @@ export async function sendPairRows(
 			continue;
 		}
 
-		for (const pair of row.symmetric || everyRowBothWays ? [row.pair, reversePair(row.pair)] : [row.pair]) {
+		const {pair: rule} = row;
+		const bothWays = (row.symmetric || everyRowBothWays) && rule.incompatibleAccessPackageId !== undefined;
+		for (const pair of bothWays ? [rule, reversePair(rule)] : [rule]) {
 			if (packer.holds(pair)) {
 				result.duplicates++;
 				continue;

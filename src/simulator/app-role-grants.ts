@@ -39,7 +39,7 @@ export class AppRoleGrants {
 			id: newId(),
 			appId: microsoftGraphAppId,
 			displayName: 'Microsoft Graph',
-			appRoles: [role('EntitlementManagement.Read.All'), role('EntitlementManagement.ReadWrite.All'), role('User.Read.All')],
+			appRoles: [role('EntitlementManagement.Read.All'), role('EntitlementManagement.ReadWrite.All'), role('GroupMember.Read.All'), role('User.Read.All')],
 		};
 		this.#principals.set(this.graph.id, this.graph);
 	}

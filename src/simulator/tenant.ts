@@ -12,6 +12,7 @@ export type RouteName =
 	| 'POST link'
 	| 'DELETE link'
 	| 'GET additional-access'
+	| 'GET assignments'
 	| 'GET group links'
 	| 'POST group link'
 	| 'DELETE group link'
@@ -189,6 +190,10 @@ export class SimulatedTenant {
 
 		// additionalAccess lives under `assignments` in v1.0 and `accessPackageAssignments` in beta; the other is not a route.
 		const assignments = version === 'beta' ? 'accessPackageAssignments' : 'assignments';
+		if (segments[2] === assignments && method === 'GET' && segments.length === 3) {
+			return this.#listAssignments(`/${version}${path}`, search, version);
+		}
+
 		if (segments[2] === assignments && method === 'GET' && segments.length === 4) {
 			const match = /^additionalAccess\(accessPackageId='([^']*)',incompatibleAccessPackageId='([^']*)'\)$/.exec(decodeURIComponent(segments[3]!));
 			if (!match) {
@@ -366,6 +371,32 @@ export class SimulatedTenant {
 		}
 
 		return unmatched();
+	}
+
+	/**
+	 * The assignments list, filtered to one package the way Graph documents it (`$filter=accessPackage/id eq '<id>'`),
+	 * the user expanded with `$expand=target`. Another filter is refused (the simulator models this one). The state is
+	 * `state` in v1.0 (`delivered`) and `assignmentState` in beta (`Delivered`).
+	 */
+	#listAssignments(path: string, search: string, version: string): Reply {
+		this.#events.route('GET assignments');
+		const filter = new URLSearchParams(search).get('$filter') ?? '';
+		const match = /^accessPackage\/id eq '([^']*)'$/.exec(filter.trim());
+		if (!match) {
+			return graphError(400, 'BadRequest', `The simulator answers $filter=accessPackage/id eq '<id>' only, got ${JSON.stringify(filter).slice(0, 100)}.`);
+		}
+
+		const id = match[1]!.toLowerCase();
+		const expandTarget = (new URLSearchParams(search).get('$expand') ?? '').split(',').includes('target');
+		const items = this.#assignments
+			.filter(item => item.accessPackageId === id)
+			.map(({id: assignmentId, accessPackageId, target}) => ({
+				id: assignmentId,
+				accessPackageId,
+				...(version === 'beta' ? {assignmentState: 'Delivered'} : {state: 'delivered'}),
+				...(expandTarget ? {target} : {}),
+			}));
+		return this.#page(items, path, search);
 	}
 
 	#addLink(id: string, body: string, contentType: string | undefined, version: string): Reply {

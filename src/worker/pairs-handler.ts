@@ -15,7 +15,7 @@ import type {MessageSink} from '../queue/storage-queue.js';
 import {settingNames} from '../config/settings.js';
 import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {printable} from '../text/untrusted-text.js';
-import {accountFor, type PreImage} from '../ledger/ledger.js';
+import {accountFor, preImageKey, type PreImage} from '../ledger/ledger.js';
 import type {WorkerLedger} from '../ledger/worker-ledger.js';
 import {packageIds} from '../graph/link-gateway.js';
 import {decideHandBack, type RequeueAction} from './requeue-decision.js';
@@ -55,6 +55,8 @@ export interface MessageSummary {
 	attempts: number;
 	pairs: number;
 	outcomes: Record<Outcome, number>;
+	/** The group rules' share of `outcomes`. */
+	groupOutcomes: Record<Outcome, number>;
 	deadLetters: Partial<Record<DeadLetterReason, number>>;
 	/** When re-queued pairs become visible again, in seconds from now. */
 	requeueDelaySeconds: number | undefined;
@@ -105,16 +107,19 @@ export async function handlePairsMessage(
 		// before it first awaits, so that two messages arriving together are weighed one after the other.
 		const admitted = dependencies.engine.admit(parsed.pairs.length, deadline);
 		const notAdmitted = parsed.pairs.slice(admitted);
-		// The ledger's pre-images: what was linked before the import, per package, known before its first write (each
-		// pair waits for its own package's, read once per import; the rest of the message goes on meanwhile).
+		// The ledger's pre-images: what was linked before the import, per link list (a package's incompatible packages or
+		// groups), known before its first write (each pair waits for its own list's, read once per import; the rest of
+		// the message goes on meanwhile).
 		const admittedPairs = parsed.pairs.slice(0, admitted);
-		const loading = ledger?.preImages(parsed.correlationId!, admittedPairs, async accessPackageId => {
-			const read = await dependencies.engine.readAll({kind: 'list', accessPackageId, nextLink: undefined}, {deadline, signal: dependencies.signal});
+		const loading = ledger?.preImages(parsed.correlationId!, admittedPairs, async (accessPackageId, kind) => {
+			const list = kind === 'group' ? 'list-groups' : 'list';
+			const read = await dependencies.engine.readAll({kind: list, accessPackageId, nextLink: undefined}, {deadline, signal: dependencies.signal});
 			return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
 		});
 		const before = loading
 			? async (pair: Pair) => {
-					preImages.set(pair.accessPackageId, await loading.get(pair.accessPackageId));
+					const key = preImageKey(pair);
+					preImages.set(key, await loading.get(key));
 				}
 			: undefined;
 		const running = dependencies.engine.run(admittedPairs, parsed.action, {deadline, signal: dependencies.signal, before});
@@ -170,6 +175,7 @@ export async function handlePairsMessage(
 		attempts: attempt + 1,
 		pairs: parsed.kind === 'pairs' ? parsed.pairs.length + parsed.invalidPairs.length : 0,
 		outcomes: settlement.outcomes,
+		groupOutcomes: settlement.groupOutcomes,
 		deadLetters: settlement.deadLetterReasons,
 		requeueDelaySeconds: settlement.requeueDelaySeconds,
 		durationMs: 0,
@@ -177,7 +183,7 @@ export async function handlePairsMessage(
 	};
 	if (ledger && parsed.kind === 'pairs') {
 		// After the outputs: a message whose outputs failed comes back, and is recorded when it settles.
-		const accounting = accountFor(settlement.finished, parsed.action, accessPackageId => preImages.get(accessPackageId));
+		const accounting = accountFor(settlement.finished, parsed.action, key => preImages.get(key));
 		await ledger.settle({
 			correlationId: parsed.correlationId!,
 			messageId: messageId ?? randomUUID(),
@@ -276,10 +282,13 @@ export function describeSummary(summary: MessageSummary): string {
 
 			return `${outcome} ${count}`;
 		});
+	// After the totals, so that a reader (the workbook's `extract`) finding the first `linked N` finds the total.
+	const groups = Object.entries(summary.groupOutcomes ?? {}).filter(([, count]) => count > 0).map(([outcome, count]) => `${outcome} ${count}`);
 	return [
 		`sod-sync message ${summary.messageId ?? '?'}`,
 		`attempt ${summary.attempts}`,
 		`${summary.pairs} pairs: ${counts.length > 0 ? counts.join(', ') : 'nothing to do'}`,
+		...(groups.length > 0 ? [`of which group rules: ${groups.join(', ')}`] : []),
 		`${summary.durationMs} ms`,
 		`correlation ${summary.correlationId === undefined ? '-' : printable(summary.correlationId, 256)}`,
 	].join('; ');

@@ -37,6 +37,8 @@ export interface Settlement {
 	/** Pairs applied or found applied, for the ledger. */
 	finished: Array<{pair: Pair; status: TerminalStatus}>;
 	outcomes: Record<Outcome, number>;
+	/** The group rules' share of `outcomes` (an invalid pair is of no kind: counted in `outcomes` only). */
+	groupOutcomes: Record<Outcome, number>;
 	deadLetterReasons: Partial<Record<DeadLetterReason, number>>;
 	/** When the re-queued pairs (the hand-back's included) become visible again, in seconds from now. */
 	requeueDelaySeconds: number | undefined;
@@ -58,13 +60,20 @@ export function settleMessage(input: SettleInput): Settlement {
 		deadLetters: [],
 		requeueMessages: [],
 		finished: [],
-		outcomes: {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0},
+		outcomes: noOutcomes(),
+		groupOutcomes: noOutcomes(),
 		deadLetterReasons: {},
 		requeueDelaySeconds: undefined,
 	};
-	const deadLetter = (deadLetterRecord: DeadLetterRecord, pairs = 1) => {
+	const count = (outcome: Outcome, pairs: readonly Pair[]) => {
+		settlement.outcomes[outcome] += pairs.length;
+		settlement.groupOutcomes[outcome] += pairs.filter(pair => pair.incompatibleGroupId !== undefined).length;
+	};
+
+	const deadLetter = (deadLetterRecord: DeadLetterRecord, pairs = 1, pair?: Pair) => {
 		settlement.deadLetters.push(deadLetterRecord);
 		settlement.outcomes['dead-letter'] += pairs;
+		settlement.groupOutcomes['dead-letter'] += pair?.incompatibleGroupId === undefined ? 0 : pairs;
 		settlement.deadLetterReasons[deadLetterRecord.reason] = (settlement.deadLetterReasons[deadLetterRecord.reason] ?? 0) + pairs;
 	};
 
@@ -80,7 +89,7 @@ export function settleMessage(input: SettleInput): Settlement {
 	const take = (actions: readonly RequeueAction[], write: boolean) => {
 		for (const action of actions) {
 			if (action.kind === 'requeue') {
-				settlement.outcomes.requeued += action.pairs.length;
+				count('requeued', action.pairs);
 				settlement.requeueDelaySeconds = Math.max(settlement.requeueDelaySeconds ?? 0, Math.ceil(action.delayMs / 1000));
 				if (write) {
 					settlement.requeueMessages.push(...requeueMessagesFor([action], parsed, input.context.firstEnqueuedAt, encoding));
@@ -88,7 +97,7 @@ export function settleMessage(input: SettleInput): Settlement {
 			} else {
 				const error = action.lastFailure ? errorFromFailure(action.lastFailure) : errorInWords(action.detail);
 				const message = action.lastFailure ? `${action.detail}; last failure: ${error.message}` : action.detail;
-				deadLetter(failureRecord(action.reason, action.pair, {...error, message}, record));
+				deadLetter(failureRecord(action.reason, action.pair, {...error, message}, record), 1, action.pair);
 			}
 		}
 	};
@@ -98,7 +107,7 @@ export function settleMessage(input: SettleInput): Settlement {
 	for (const outcome of input.outcomes) {
 		switch (outcome.status) {
 			case 'dead-letter': {
-				deadLetter(failureRecord(outcome.reason, outcome.pair, errorFromFailure(outcome.failure), record));
+				deadLetter(failureRecord(outcome.reason, outcome.pair, errorFromFailure(outcome.failure), record), 1, outcome.pair);
 				break;
 			}
 
@@ -108,7 +117,7 @@ export function settleMessage(input: SettleInput): Settlement {
 			}
 
 			default: {
-				settlement.outcomes[outcome.status]++;
+				count(outcome.status, [outcome.pair]);
 				settlement.finished.push(outcome);
 			}
 		}
@@ -116,6 +125,10 @@ export function settleMessage(input: SettleInput): Settlement {
 
 	take(decideRequeue(deferred, input.context, input.policy), true);
 	return settlement;
+}
+
+function noOutcomes(): Record<Outcome, number> {
+	return {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0};
 }
 
 /** Re-queued pairs packed into messages with the message's envelope, each invisible for its delay. */

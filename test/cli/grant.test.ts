@@ -44,6 +44,15 @@ describe('sod-sync grant', () => {
 		expect(simulator.grants.assignmentsOf(identity.id).map(item => item.appRoleId)).toEqual([roleId('EntitlementManagement.Read.All')]);
 	});
 
+	it('adds GroupMember.Read.All with --group-members (violations of group rules), and only then', async () => {
+		const {simulator, identity, environment, roleId} = await tenant();
+		expect((await runInProcess(['grant', identity.id, '--read-only'], environment)).code).toBe(0);
+		const result = await runInProcess(['grant', identity.id, '--read-only', '--group-members'], environment);
+		expect(result.code, result.stderr).toBe(0);
+		expect(result.stdout).toMatch(/already has Microsoft Graph EntitlementManagement\.Read\.All: nothing to do\ngranted id-sod-sync .* Microsoft Graph GroupMember\.Read\.All\n$/);
+		expect(simulator.grants.assignmentsOf(identity.id).map(item => item.appRoleId)).toEqual([roleId('EntitlementManagement.Read.All'), roleId('GroupMember.Read.All')]);
+	});
+
 	it('changes nothing with --dry-run, and says what it would do', async () => {
 		const {simulator, identity, environment} = await tenant();
 		const result = await runInProcess(['grant', identity.id, '--dry-run'], environment);

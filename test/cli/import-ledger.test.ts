@@ -5,7 +5,7 @@
 import {randomUUID} from 'node:crypto';
 import {describe, expect, it} from 'vitest';
 import type {DeadLetterRecord} from '../../src/dead-letter/dead-letter-record.js';
-import {runInProcess, spawnCli, waitFor} from '../support/cli.js';
+import {runCli, runInProcess, spawnCli, waitFor} from '../support/cli.js';
 import {useLocalStack} from '../support/local-stack.js';
 import {countMessages, drainJson} from '../support/queues.js';
 
@@ -148,6 +148,41 @@ describe('the import ledger: status, changes and undo', () => {
 		expect(output).toMatch(/\n  linked +400\n/);
 		// Nothing after the totals: the watch ended when the import was done.
 		expect(output.trimEnd().endsWith('(sod-sync changes watched)')).toBe(true);
+	}, 60_000);
+
+	it('accounts for group rules against the package\'s group list: status, changes (with the group column) and undo', async () => {
+		const {simulator, ids, environment} = await local.startQueues({duplicateAddStatus: 409});
+		const group = (n: number) => `00000000-0000-4000-b000-${String(n).padStart(12, '0')}`;
+		for (const n of [1, 2, 3]) {
+			simulator.addGroup(group(n));
+		}
+
+		simulator.linkGroup(ids[0]!, group(1)); // there before the import: not its change
+		simulator.link(ids[0]!, ids[1]!); // likewise for the package rule
+		// The same id as a package target and as a group target are two different rules, judged by two lists.
+		const rows = [`${ids[0]},,${group(1)}`, `${ids[0]},,${group(2)}`, `${ids[1]},,${group(3)}`, `${ids[0]},${ids[1]},`, `${ids[0]},${ids[2]},`];
+		const input = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${rows.join('\n')}\n`;
+		expect((await runInProcess(['enqueue', '-', '--correlation-id', 'groups-42'], environment, input)).code).toBe(0);
+		const run = await runCli(['run', '--until-empty'], environment);
+		expect(run.code, run.stderr).toBe(0);
+		const status = await statusOf(environment, 'groups-42');
+		expect(status).toMatchObject({pairs: 5, done: true, outcomes: {linked: 3, 'already-linked': 2, 'dead-letter': 0}, changed: {linked: 3, removed: 0}, withoutPreImage: 0});
+
+		const changes = await runInProcess(['changes', 'groups-42'], environment);
+		expect(changes.stdout.trim().split('\n')).toEqual([
+			'accessPackageId,incompatibleAccessPackageId,incompatibleGroupId,change',
+			...[`${ids[0]},${ids[2]},,linked`, `${ids[0]},,${group(2)},linked`, `${ids[1]},,${group(3)},linked`].sort((a, b) => a.replace(',,', '/group/').localeCompare(b.replace(',,', '/group/'))),
+		]);
+		const jsonl = await runInProcess(['changes', 'groups-42', '--format', 'jsonl'], environment);
+		expect(jsonl.stdout).toContain(JSON.stringify({accessPackageId: ids[1], incompatibleGroupId: group(3), change: 'linked'}));
+
+		const undo = await runInProcess(['undo', 'groups-42', '--correlation-id', 'undo-groups-42'], environment);
+		expect(undo.code, undo.stderr).toBe(0);
+		expect((await runCli(['run', '--until-empty'], environment)).code).toBe(0);
+		// Back to what it was before the import, the links that were there then included.
+		expect(simulator.allGroupLinks()).toEqual([`${ids[0]}/${group(1)}`]);
+		expect(simulator.allLinks()).toEqual([`${ids[0]}/${ids[1]}`]);
+		expect(await statusOf(environment, 'undo-groups-42')).toMatchObject({pairs: 3, done: true, outcomes: {removed: 3}});
 	}, 60_000);
 
 	it('refuses to undo an import that is not done, and says why', async () => {

@@ -99,6 +99,79 @@ describe('sod-sync export', () => {
 		expect(lines.map(line => `${line.accessPackageId},${line.incompatibleAccessPackageId},${line.symmetric}`)).toEqual(rows.map(row => row.slice(0, 3).join(',')));
 	}, 120_000);
 
+	it('round trip with incompatible groups: exported as group rows, reconciled with no drift, changed, restored by reconcile --apply --prune', async () => {
+		const simulator = await local.startSimulator({packageCount: 200, pageSize: 25, seed: 12});
+		const environment = local.environment(simulator);
+		const ids = simulator.packageIds;
+		const groups = Array.from({length: 40}, (_, index) => `00000000-0000-4000-b000-${String(index + 1).padStart(12, '0')}`);
+		for (const [index, group] of groups.entries()) {
+			simulator.addGroup(group, index === 0 ? '=cmd|"payroll"' : `Group ${index + 1}`);
+		}
+
+		const random = seededRandom(6);
+		for (let index = 0; index < 300; index++) {
+			const [a, b] = [ids[Math.floor(random() * ids.length)]!, ids[Math.floor(random() * ids.length)]!];
+			if (a !== b) {
+				simulator.link(a, b);
+			}
+
+			if (index % 2 === 0) {
+				simulator.linkGroup(ids[Math.floor(random() * ids.length)]!, groups[Math.floor(random() * groups.length)]!);
+			}
+		}
+
+		simulator.linkGroup(ids[1]!, groups[0]!);
+		const before = [simulator.allLinks(), simulator.allGroupLinks()];
+		const directory = await workDirectory();
+		const path = join(directory, 'rules.csv');
+		const exported = await runInProcess(['export', '--output', path], environment);
+		expect(exported.code, exported.stderr).toBe(0);
+		expect(exported.stderr).toContain(`and ${before[1]!.length} group links, written to ${path}`);
+		const text = await readFile(path, 'utf8');
+		const [header, ...lines] = text.trim().split('\n');
+		expect(header).toBe('accessPackageId,incompatibleAccessPackageId,symmetric,accessPackageName,incompatibleAccessPackageName,incompatibleGroupId,incompatibleGroupName');
+		const groupRows = lines.map(line => line.split(',')).filter(row => row[1] === '');
+		expect(groupRows.map(row => `${row[0]}/${row[5]}`).sort()).toEqual(before[1]);
+		// A group's name is Graph's text: written inert for a spreadsheet.
+		expect(text).toContain(`,${groups[0]},"'=cmd|""payroll"""`);
+
+		const clean = await runInProcess(['reconcile', path], environment);
+		expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+		expect(clean.stdout).toMatch(/^scope: \d+ packages and \d+ groups; /);
+
+		// Someone removes two group links, adds one to a group the manifest names, and one to a group it does not.
+		const [first, second] = before[1]!.map(link => link.split('/') as [string, string]);
+		simulator.unlinkGroup(...first!);
+		simulator.unlinkGroup(...second!);
+		const named = new Set(groupRows.map(row => row[5]));
+		const namedGroup = groups.find(group => named.has(group))!;
+		const otherGroup = groups.find(group => !named.has(group)) ?? '00000000-0000-4000-b000-000000000999';
+		simulator.addGroup(otherGroup);
+		const target = ids.find(id => !before[1]!.includes(`${id}/${namedGroup}`))!;
+		simulator.linkGroup(target, namedGroup);
+		simulator.linkGroup(ids[0]!, otherGroup);
+		const drifted = await runInProcess(['reconcile', path, '--json'], environment);
+		expect(drifted.code).toBe(3);
+		const report = JSON.parse(drifted.stdout) as ReconcileReport;
+		const asGroupPair = ([accessPackageId, incompatibleGroupId]: [string, string]) => ({accessPackageId, incompatibleGroupId});
+		expect(report.missing).toEqual([first!, second!].map(asGroupPair));
+		expect(report.extra).toEqual([{accessPackageId: target, incompatibleGroupId: namedGroup}]);
+		expect(report.outOfScope).toEqual([{accessPackageId: ids[0], incompatibleGroupId: otherGroup}]);
+		const described = await runInProcess(['reconcile', path], environment);
+		expect(described.stdout).toContain(`  ${target} -> group ${namedGroup}`);
+
+		expect((await runInProcess(['reconcile', path, '--apply', '--prune'], environment)).code).toBe(3);
+		expect((await runCli(['run', '--until-empty'], environment)).code).toBe(0);
+		// Restored exactly, but for the link to a group outside the manifest: reported, never pruned.
+		expect([simulator.allLinks(), simulator.allGroupLinks()]).toEqual([before[0], [...before[1]!, `${ids[0]}/${otherGroup}`].sort()]);
+		expect((await runInProcess(['reconcile', path], environment)).code).toBe(0);
+
+		// JSON Lines: group rules without symmetric, with the group's name.
+		const jsonl = await runInProcess(['export', '--format', 'jsonl'], environment);
+		const groupLines = jsonl.stdout.trim().split('\n').map(line => JSON.parse(line) as Record<string, unknown>).filter(line => line.incompatibleGroupId !== undefined);
+		expect(groupLines).toContainEqual({accessPackageId: ids[0], incompatibleGroupId: otherGroup, accessPackageName: expect.any(String), incompatibleGroupName: expect.any(String)});
+	}, 120_000);
+
 	it('scopes to a catalog or a list of packages, and takes in every link among the packages the export names', async () => {
 		const simulator = await local.startSimulator({packageCount: 0});
 		const environment = local.environment(simulator);
@@ -168,7 +241,7 @@ describe('sod-sync export', () => {
 		const path = join(directory, 'rules.csv');
 		const exported = await runInProcess(['export', '--scope', `packages:${list}`, '--output', path], environment);
 		expect(exported.code).toBe(1);
-		expect(exported.stderr).toContain(`could not read ${gone}: 404`);
+		expect(exported.stderr).toContain(`could not read ${gone}'s incompatible packages: 404`);
 		expect(exported.stderr).toContain('nothing was written');
 		await expect(readFile(path)).rejects.toThrow(/ENOENT/);
 	});
@@ -217,6 +290,6 @@ describe('sets in a manifest', () => {
 		const refused = await runInProcess(['reconcile', path], environment);
 		expect(refused.code).toBe(2);
 		expect(refused.stderr).toContain('line 2: set "solo" names one package: a set names at least two');
-		expect(refused.stderr).toContain('line 3: a row of set "mixed" names one member in accessPackageId and leaves incompatibleAccessPackageId and symmetric empty');
+		expect(refused.stderr).toContain('line 3: a row of set "mixed" names one member in accessPackageId and leaves the other columns (incompatibleAccessPackageId, incompatibleGroupId, symmetric) empty');
 	});
 });

@@ -12,6 +12,7 @@ import type {ReconcileReport} from '../../src/compliance/reconcile.js';
 import {staticTokenSource} from '../../src/graph/graph-client.js';
 import {QueueSender} from '../../src/queue/storage-queue.js';
 import {readReconcileSettings, readSettings} from '../../src/config/settings.js';
+import {graphError} from '../../src/simulator/graph-reply.js';
 import type {SimulatorOptions} from '../../src/simulator/graph-simulator.js';
 import {createLinkEngine} from '../../src/worker/worker-runtime.js';
 import {runCli, runInProcess, spawnCli} from '../support/cli.js';
@@ -132,7 +133,7 @@ describe('sod-sync reconcile', () => {
 		simulator.addPackage('Not-A-Guid');
 		const host = spawnCli(['reconcile', await writeManifest(manifest([[ids[0], ids[1]]])), '--scope', 'all'], environment);
 		expect(await host.exited).toBe(1);
-		expect(host.output()).toMatch(/could not read not-a-guid: .*InvalidRequest.*Expected a canonical lower-case GUID/);
+		expect(host.output()).toMatch(/could not read not-a-guid's incompatible packages: .*InvalidRequest.*Expected a canonical lower-case GUID/);
 		expect(host.output()).not.toMatch(/TypeError|Unhandled|at .*\.js:\d+/);
 	});
 
@@ -150,7 +151,7 @@ describe('sod-sync reconcile', () => {
 		const missing = '00000000-0000-4000-8000-0000000000aa';
 		const result = await runInProcess(['reconcile', await writeManifest(manifest([[ids[0], missing]]))], {...environment, SOD_NOT_FOUND_RETRIES: '0'});
 		expect(result.code).toBe(1);
-		expect(result.stdout).toContain(`could not read ${missing}: 404 ResourceNotFound`);
+		expect(result.stdout).toContain(`could not read ${missing}'s incompatible packages: 404 ResourceNotFound`);
 		expect(simulator.allLinks()).toEqual([]);
 	});
 
@@ -159,7 +160,7 @@ describe('sod-sync reconcile', () => {
 		const [a, b] = ids;
 		const result = await runInProcess(['reconcile', await writeManifest(manifest([[a, b]]))], environment);
 		expect(result.code).toBe(1);
-		expect(result.stdout).toMatch(new RegExp(`could not read ${a}: RepeatedNextLink Graph's @odata.nextLink after page 2 names a page already read`));
+		expect(result.stdout).toMatch(new RegExp(`could not read ${a}'s incompatible packages: RepeatedNextLink Graph's @odata.nextLink after page 2 names a page already read`));
 		expect(simulator.stats.byRoute['GET links']).toBeLessThanOrEqual(2 * 2); // Two pages per package, two packages.
 	});
 
@@ -342,10 +343,74 @@ describe('sod-sync violations', () => {
 		expect(simulator.stats.requests).toBeLessThanOrEqual(4);
 	});
 
+	it('finds a group rule\'s violators through nested membership three levels deep, one page of members at a time', async () => {
+		const {simulator, ids, environment} = await stack({pageSize: 2});
+		const [a, b] = ids;
+		const id = (n: number) => `00000000-0000-4000-c000-${String(n).padStart(12, '0')}`;
+		const [outer, middle, inner] = [id(1), id(2), id(3)];
+		for (const group of [outer, middle, inner]) {
+			simulator.addGroup(group);
+		}
+
+		simulator.addMember(outer, middle);
+		simulator.addMember(middle, inner);
+		const person = (n: number, name: string) => ({user: {id: id(100 + n), displayName: name, userPrincipalName: `${name.toLowerCase()}@contoso.com`}, target: {objectId: id(100 + n), displayName: name, principalName: `${name.toLowerCase()}@contoso.com`}});
+		const [carol, dave, erin, frank] = [person(1, 'Carol'), person(2, 'Dave'), person(3, 'Erin'), person(4, 'Frank')];
+		for (const {user} of [carol, dave, erin, frank]) {
+			simulator.addUser(user);
+		}
+
+		simulator.addMember(inner, carol.user.id); // three levels down
+		simulator.addMember(middle, carol.user.id); // and again one level up: still one violator
+		simulator.addMember(outer, dave.user.id);
+		simulator.addMember(inner, erin.user.id); // a member who does not hold A
+		for (let n = 0; n < 5; n++) {
+			const filler = {id: id(200 + n), displayName: `Filler ${n}`, userPrincipalName: `filler${n}@contoso.com`};
+			simulator.addUser(filler);
+			simulator.addMember(inner, filler.id);
+		}
+
+		const carolA = simulator.assign(a, carol.target);
+		const daveA = simulator.assign(a, dave.target);
+		simulator.assign(a, frank.target); // holds A, in no group
+		simulator.assign(b, erin.target); // in the group, holds another package
+		const rules = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${a},,${outer}\n${a},${b},\n`;
+		const result = await runInProcess(['violations', await writeManifest(rules), '--json'], environment);
+		expect(result.code, result.stderr).toBe(3);
+		expect(JSON.parse(result.stdout)).toEqual({
+			violations: [
+				{rule: {accessPackageId: a, incompatibleGroupId: outer}, user: {objectId: carol.user.id, displayName: 'Carol', principalName: 'carol@contoso.com'}, assignmentId: carolA.id, incompatibleAssignmentId: null},
+				{rule: {accessPackageId: a, incompatibleGroupId: outer}, user: {objectId: dave.user.id, displayName: 'Dave', principalName: 'dave@contoso.com'}, assignmentId: daveA.id, incompatibleAssignmentId: null},
+			],
+			readFailures: [],
+		});
+		expect(simulator.stats.unmatched).toEqual([]);
+		// The members were read page by page (2 a page), the package's assignments by its documented filter.
+		expect(simulator.stats.log.filter(line => line.includes('/transitiveMembers/')).length).toBeGreaterThanOrEqual(4);
+		expect(simulator.stats.log).toContainEqual(expect.stringMatching(/^GET \/v1\.0\/identityGovernance\/entitlementManagement\/assignments\?\$filter=accessPackage/));
+		const text = await runInProcess(['violations', await writeManifest(rules)], environment);
+		expect(text.stdout).toContain(`${a} + group ${outer}: Carol <carol@contoso.com> (${carol.user.id}); assignment ${carolA.id}, member of the group`);
+
+		const beta = await runInProcess(['violations', await writeManifest(rules), '--json'], {...environment, GRAPH_API_VERSION: 'beta'});
+		expect(JSON.parse(beta.stdout).violations).toHaveLength(2);
+		expect(simulator.stats.unmatched).toEqual([]);
+	});
+
+	it('names GroupMember.Read.All when Graph refuses to list a group\'s members', async () => {
+		const {simulator, ids, environment} = await stack();
+		const group = '00000000-0000-4000-c000-000000000001';
+		simulator.addGroup(group);
+		simulator.assign(ids[0], {objectId: '00000000-0000-4000-c000-000000000101', displayName: 'Carol', principalName: 'carol@contoso.com'});
+		simulator.script({path: /\/transitiveMembers\//, reply: graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'), times: 10});
+		const result = await runInProcess(['violations', await writeManifest(`accessPackageId,incompatibleGroupId\n${ids[0]},${group}\n`)], environment);
+		expect(result.code).toBe(1);
+		expect(result.stdout).toContain(`could not read ${ids[0]} + group ${group}: 403 Authorization_RequestDenied Insufficient privileges to complete the operation. (reading a group's members needs the application permission GroupMember.Read.All: sod-sync grant <identity> --group-members)`);
+	});
+
 	it('exits 0 when nobody holds both', async () => {
 		const {ids, environment} = await stack();
 		const result = await runInProcess(['violations', await writeManifest(manifest([[ids[0], ids[1]]]))], environment);
 		expect(result.code).toBe(0);
-		expect(result.stdout).toMatch(/^0 users hold both packages of a rule \(1 rules checked\)/);
+		expect(result.stdout).toMatch(/^0 users hold both sides of a rule \(1 rules checked\)/);
 	});
 });

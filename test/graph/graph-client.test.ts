@@ -243,14 +243,14 @@ describe('incompatible groups and transitive members through the gateway, over t
 				simulator.addGroup(guid(n));
 			}
 
-			expect(await gateway.execute({kind: 'add-group', accessPackageId: a, groupId: guid(1)}, signal)).toEqual({kind: 'ok', value: undefined});
-			const again = await gateway.execute({kind: 'add-group', accessPackageId: a, groupId: guid(1)}, signal);
+			expect(await gateway.execute({kind: 'add', pair: {accessPackageId: a, incompatibleGroupId: guid(1)}}, signal)).toEqual({kind: 'ok', value: undefined});
+			const again = await gateway.execute({kind: 'add', pair: {accessPackageId: a, incompatibleGroupId: guid(1)}}, signal);
 			expect(again.kind === 'failed' && again.failure.status).toBe(409);
-			const unknown = await gateway.execute({kind: 'add-group', accessPackageId: a, groupId: guid(9)}, signal);
+			const unknown = await gateway.execute({kind: 'add', pair: {accessPackageId: a, incompatibleGroupId: guid(9)}}, signal);
 			expect(unknown.kind === 'failed' && [unknown.failure.kind, unknown.failure.status]).toEqual(['not-found', 404]);
 			const batch = await gateway.executeBatch(
 				[
-					{kind: 'add-group', accessPackageId: a, groupId: guid(2)},
+					{kind: 'add', pair: {accessPackageId: a, incompatibleGroupId: guid(2)}},
 					{kind: 'add', pair: {accessPackageId: a, incompatibleAccessPackageId: b}},
 				],
 				signal,
@@ -261,7 +261,7 @@ describe('incompatible groups and transitive members through the gateway, over t
 			const page = first.kind === 'ok' ? readLinksPage(first.value) : undefined;
 			expect(page?.ids).toEqual([guid(1)]);
 			expect(page?.nextLink).toBeDefined();
-			expect(await gateway.execute({kind: 'remove-group', accessPackageId: a, groupId: guid(1)}, signal)).toEqual({kind: 'ok', value: undefined});
+			expect(await gateway.execute({kind: 'remove', pair: {accessPackageId: a, incompatibleGroupId: guid(1)}}, signal)).toEqual({kind: 'ok', value: undefined});
 			expect(simulator.allGroupLinks()).toEqual([`${a}/${guid(2)}`]);
 
 			// Members three levels down, read page by page through the engine.
@@ -275,7 +275,7 @@ describe('incompatible groups and transitive members through the gateway, over t
 			const settings = readSettings({AzureWebJobsStorage: 'DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==;QueueEndpoint=http://127.0.0.1:9/x', GRAPH_BASE_URL: simulator.baseUrl});
 			const engine = createLinkEngine(settings, staticTokenSource(simulator.token));
 			const members = await engine.readAll({kind: 'transitive-users', groupId: guid(1), nextLink: undefined}, {deadline: Date.now() + 10_000});
-			expect(members).toEqual({kind: 'ok', value: [user(1), user(2)]});
+			expect(members).toEqual({kind: 'ok', value: [{id: user(1).id}, {id: user(2).id}]});
 		} finally {
 			await simulator.close();
 		}

@@ -48,6 +48,20 @@ describe('TableLedgerStore', () => {
 		expect(await ledger.readSettlements('import/1#?')).toEqual([]);
 	});
 
+	it('keeps group rules apart from package rules through the binary lists and the pre-images', async () => {
+		const ledger = store();
+		const withGroups: Settlement = {
+			...settlement('import-groups', 'message-1'),
+			linkedPairs: [{accessPackageId: id(1), incompatibleAccessPackageId: id(2)}, {accessPackageId: id(1), incompatibleGroupId: id(2)}],
+			foundAbsent: [{accessPackageId: id(3), incompatibleGroupId: id(4)}],
+		};
+		await ledger.settle(withGroups);
+		expect(await ledger.readSettlements('import-groups')).toEqual([withGroups]);
+		await ledger.createPreImage('import-groups', id(1), [id(2)]);
+		await ledger.createPreImage('import-groups', `${id(1)}|groups`, [id(7)]);
+		expect(await ledger.readPreImages('import-groups')).toEqual(new Map([[id(1), [id(2)]], [`${id(1)}|groups`, [id(7)]]]));
+	});
+
 	it('keeps the first pre-image stored: a later reader gets it, not its own', async () => {
 		const ledger = store();
 		const earlier = [id(7), id(8)];

@@ -2,7 +2,7 @@
 
 import fc from 'fast-check';
 import {describe, expect, it} from 'vitest';
-import {accountFor, importChanges, importStatus, type ImportRecord, type Settlement} from '../../src/ledger/ledger.js';
+import {accountFor, importChanges, importStatus, preImageKey, type ImportRecord, type Settlement} from '../../src/ledger/ledger.js';
 import {settlement} from '../support/settlements.js';
 import type {Pair} from '../../src/pair/pair.js';
 
@@ -31,6 +31,24 @@ describe('accountFor: what the import changed, judged by the pre-image', () => {
 			preImage,
 		);
 		expect(accounting).toMatchObject({linked: 1, alreadyLinked: 2, linkedPairs: [pair(1, 3)], foundLinked: [pair(1, 4)], withoutPreImage: 0});
+	});
+
+	it('a group rule is judged by its package\'s group list, never by its package list (and the reverse)', () => {
+		const group = (n: number, g: number) => ({accessPackageId: id(n), incompatibleGroupId: id(g)});
+		// Package 1's package list holds id(2); its group list holds id(5). Each kind reads its own list.
+		const images = new Map<string, ReadonlySet<string>>([[id(1), new Set([id(2)])], [`${id(1)}|groups`, new Set([id(5)])]]);
+		const accounting = accountFor(
+			[
+				{pair: group(1, 2), status: 'linked'}, // id(2) is in the package list, not the group list: a change
+				{pair: group(1, 5), status: 'linked'}, // in the group list before: not a change
+				{pair: pair(1, 5), status: 'linked'}, // id(5) is in the group list, not the package list: a change
+			],
+			'add',
+			key => images.get(key),
+		);
+		expect(preImageKey(group(1, 2))).toBe(`${id(1)}|groups`);
+		expect(preImageKey(pair(1, 2))).toBe(id(1));
+		expect(accounting).toMatchObject({linked: 2, alreadyLinked: 1, linkedPairs: [group(1, 2), pair(1, 5)], withoutPreImage: 0});
 	});
 
 	it('a remove mirrors it', () => {

@@ -4,7 +4,7 @@ import {Buffer} from 'node:buffer';
 import fc from 'fast-check';
 import {describe, expect, it} from 'vitest';
 import {parseMessage, type ParsedMessage} from '../../src/message/message.js';
-import {checkPair, isCanonicalGuid, pairKey} from '../../src/pair/pair.js';
+import {checkPair, isCanonicalGuid, pairKey, pairTarget} from '../../src/pair/pair.js';
 
 function checkInvariants(parsed: ParsedMessage): void {
 	if (parsed.kind === 'invalid-message') {
@@ -18,7 +18,9 @@ function checkInvariants(parsed: ParsedMessage): void {
 	expect(Number.isInteger(parsed.attempt) && parsed.attempt >= 0).toBe(true);
 	for (const pair of parsed.pairs) {
 		expect(isCanonicalGuid(pair.accessPackageId)).toBe(true);
-		expect(isCanonicalGuid(pair.incompatibleAccessPackageId)).toBe(true);
+		// Exactly one target, a canonical GUID; a package rule never names its own package.
+		expect([pair.incompatibleAccessPackageId, pair.incompatibleGroupId].filter(id => id !== undefined)).toHaveLength(1);
+		expect(isCanonicalGuid(pairTarget(pair))).toBe(true);
 		expect(pair.accessPackageId).not.toBe(pair.incompatibleAccessPackageId);
 	}
 
@@ -34,6 +36,11 @@ const guid = fc.uuid().chain(id =>
 const pairLike = fc.oneof(
 	fc.record({accessPackageId: guid, incompatibleAccessPackageId: guid}),
 	fc.record({accessPackageId: fc.oneof(guid, fc.jsonValue()), incompatibleAccessPackageId: fc.oneof(guid, fc.jsonValue())}, {requiredKeys: []}),
+	fc.record({accessPackageId: guid, incompatibleGroupId: guid}),
+	fc.record(
+		{accessPackageId: fc.oneof(guid, fc.jsonValue()), incompatibleAccessPackageId: fc.oneof(guid, fc.jsonValue()), incompatibleGroupId: fc.oneof(guid, fc.jsonValue())},
+		{requiredKeys: []},
+	),
 	fc.jsonValue(),
 );
 const envelope = fc.record(

@@ -73,13 +73,15 @@ describe('parseMessage: invalid pairs are set aside with a reason, the rest go o
 	const cases: Array<[string, unknown, RegExp]> = [
 		['a non-GUID id', {accessPackageId: 'not-a-guid', incompatibleAccessPackageId: b}, /accessPackageId "not-a-guid" is not a GUID/],
 		['a self-pair', {accessPackageId: a, incompatibleAccessPackageId: a.toUpperCase()}, /cannot be incompatible with itself/],
-		['a missing id', {accessPackageId: a}, /incompatibleAccessPackageId is missing/],
+		['a missing id', {accessPackageId: a}, /incompatibleAccessPackageId \(or incompatibleGroupId\) is missing/],
 		['a number id', {accessPackageId: a, incompatibleAccessPackageId: 42}, /must be a string, got number/],
 		['a path traversal', {accessPackageId: `../${a}`, incompatibleAccessPackageId: b}, /is not a GUID/],
 		['a URL-encoded slash', {accessPackageId: `${a}%2F..`, incompatibleAccessPackageId: b}, /is not a GUID/],
 		['Arabic-Indic digits', {accessPackageId: a.replace('0', '٠'), incompatibleAccessPackageId: b}, /is not a GUID/],
 		['a string, not an object', 'x', /must be an object/],
 		['an id inherited through __proto__', JSON.parse(`{"__proto__": {"accessPackageId": "${a}"}, "incompatibleAccessPackageId": "${b}"}`), /accessPackageId is missing/],
+		['both targets', {accessPackageId: a, incompatibleAccessPackageId: b, incompatibleGroupId: c}, /names incompatibleAccessPackageId or incompatibleGroupId, not both/],
+		['a group id that is not a GUID', {accessPackageId: a, incompatibleGroupId: 'sales team'}, /incompatibleGroupId "sales team" is not a GUID/],
 	];
 	it.each(cases)('%s', (_name, raw, reason) => {
 		const parsed = pairsOf({pairs: [raw, pair]});
@@ -87,6 +89,29 @@ describe('parseMessage: invalid pairs are set aside with a reason, the rest go o
 		expect(parsed.invalidPairs).toHaveLength(1);
 		expect(parsed.invalidPairs[0]!.raw).toEqual(raw);
 		expect(parsed.invalidPairs[0]!.reason).toMatch(reason);
+	});
+});
+
+describe('parseMessage: group rules', () => {
+	it('reads a group rule beside package rules, normalised; a package and a group may share an id without being one pair', () => {
+		const parsed = pairsOf({pairs: [{accessPackageId: a, incompatibleGroupId: `{${b.toUpperCase()}}`}, pair, {accessPackageId: a, incompatibleGroupId: b}]});
+		expect(parsed.pairs).toEqual([{accessPackageId: a, incompatibleGroupId: b}, pair]);
+		expect(parsed.invalidPairs).toEqual([]);
+	});
+
+	it('sets a group rule aside when the envelope says symmetric (a group has no list to link back from), and links the package rules both ways', () => {
+		const group = {accessPackageId: a, incompatibleGroupId: c};
+		const parsed = pairsOf({pairs: [group, pair], symmetric: true});
+		expect(parsed.pairs).toEqual([pair, {accessPackageId: b, incompatibleAccessPackageId: a}]);
+		expect(parsed.invalidPairs).toEqual([{raw: group, reason: expect.stringMatching(/^symmetric applies to package rules only/)}]);
+	});
+
+	it('packs group rules under their own field name, so that the worker reads back what was packed', () => {
+		const group = {accessPackageId: a, incompatibleGroupId: c};
+		const [text, ...rest] = [...packPairs([group, pair], {action: 'add'}, 'none')];
+		expect(rest).toEqual([]);
+		expect(JSON.parse(text!).pairs).toEqual([group, pair]);
+		expect(pairsOf(JSON.parse(text!)).pairs).toEqual([group, pair]);
 	});
 });
 

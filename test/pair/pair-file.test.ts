@@ -16,6 +16,50 @@ async function rows(text: string | Buffer[], format?: PairFileFormat): Promise<P
 	return read;
 }
 
+describe('readPairRows: group rules', () => {
+	const g = '7d2e9f10-3333-4c5a-9a1b-000000000003';
+
+	it('reads a CSV that mixes package and group rows, each row filling one of the two columns', async () => {
+		const text = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${a},${b},\n${a},,${g.toUpperCase()}\n${b},${a}\n`;
+		expect(await rows(text)).toEqual([
+			{kind: 'pair', line: 2, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: false},
+			{kind: 'pair', line: 3, pair: {accessPackageId: a, incompatibleGroupId: g}, symmetric: false},
+			{kind: 'pair', line: 4, pair: {accessPackageId: b, incompatibleAccessPackageId: a}, symmetric: false},
+		]);
+	});
+
+	it('reads a CSV of group rules only, and JSON Lines of both kinds', async () => {
+		expect(await rows(`accessPackageId,incompatibleGroupId\n${a},${g}\n`)).toEqual([{kind: 'pair', line: 2, pair: {accessPackageId: a, incompatibleGroupId: g}, symmetric: false}]);
+		expect(await rows(`{"accessPackageId":"${a}","incompatibleGroupId":"${g}"}\n{"accessPackageId":"${a}","incompatibleAccessPackageId":"${b}","symmetric":true}\n`)).toEqual([
+			{kind: 'pair', line: 1, pair: {accessPackageId: a, incompatibleGroupId: g}, symmetric: false},
+			{kind: 'pair', line: 2, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: true},
+		]);
+	});
+
+	it('refuses a row filling both columns or neither, a symmetric group rule, and any group rule under --symmetric', async () => {
+		const text = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId,symmetric\n${a},${b},${g},\n${a},,,\n${a},,${g},true\n${a},,${g},\n`;
+		expect(await rows(text)).toEqual([
+			{kind: 'invalid', line: 2, reason: 'a pair names incompatibleAccessPackageId or incompatibleGroupId, not both'},
+			{kind: 'invalid', line: 3, reason: 'incompatibleAccessPackageId (or incompatibleGroupId) is missing'},
+			{kind: 'invalid', line: 4, reason: expect.stringMatching(/^symmetric applies to package rules only: a group has no incompatible list/)},
+			{kind: 'pair', line: 5, pair: {accessPackageId: a, incompatibleGroupId: g}, symmetric: false},
+		]);
+		const everyRowBothWays: PairRow[] = [];
+		for await (const row of readPairRows(Readable.from([`accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${a},,${g}\n${a},${b},\n`]), 'csv', true)) {
+			everyRowBothWays.push(row);
+		}
+
+		expect(everyRowBothWays).toEqual([
+			{kind: 'invalid', line: 2, reason: expect.stringMatching(/symmetric applies to package rules only.*\(--symmetric links every row both ways\)$/)},
+			{kind: 'pair', line: 3, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: false},
+		]);
+	});
+
+	it('names both target columns when the header has neither', async () => {
+		await expect(rows(`accessPackageId,other\n${a},${b}\n`)).rejects.toThrow(/line 1: the header must name accessPackageId and incompatibleAccessPackageId or incompatibleGroupId/);
+	});
+});
+
 describe('readPairRows', () => {
 	it('reads CSV by its header, in any column order, with CRLF, a BOM, quotes and blank lines', async () => {
 		const text = `\uFEFFnote,incompatibleAccessPackageId,accessPackageId,symmetric\r\n"a, quoted ""note""",${b},${a},true\r\n\r\nx,${a},${b},\r\n`;
@@ -99,7 +143,7 @@ describe('readRuleRows: sets of mutually exclusive packages (manifests)', () => 
 
 	it('refuses a CSV set row that names a pair, or no member', async () => {
 		expect(await ruleRows(`accessPackageId,incompatibleAccessPackageId,set\n${a},${b},x\n,,x\n`)).toEqual([
-			{kind: 'invalid', line: 2, reason: 'a row of set "x" names one member in accessPackageId and leaves incompatibleAccessPackageId and symmetric empty'},
+			{kind: 'invalid', line: 2, reason: 'a row of set "x" names one member in accessPackageId and leaves the other columns (incompatibleAccessPackageId, incompatibleGroupId, symmetric) empty'},
 			{kind: 'invalid', line: 3, reason: 'a row of set "x" needs its member in accessPackageId'},
 		]);
 	});

@@ -40,6 +40,22 @@ describe('settleMessage', () => {
 		expect(settled.requeueMessages).toEqual([]);
 	});
 
+	it('counts the group rules\' share of each outcome apart, and writes a group rule\'s dead letter and re-queue under its own field', () => {
+		const group = (n: number) => ({accessPackageId: pair(n).accessPackageId, incompatibleGroupId: pair(n).incompatibleAccessPackageId});
+		const outcomes: PairOutcome[] = [
+			{pair: pair(1), status: 'linked'},
+			{pair: group(2), status: 'linked'},
+			{pair: group(3), status: 'dead-letter', reason: 'not-found', failure: notFound},
+			{pair: group(4), status: 'deferred', delayMs: 30_000, failed: false, lastFailure: throttled},
+		];
+		const settled = settleMessage(input({pairs: [pair(1), group(2), group(3), group(4), {accessPackageId: 'nope', incompatibleGroupId: 'x'}]}, {outcomes}));
+		expect(settled.outcomes).toEqual({linked: 2, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 2, requeued: 1});
+		// The invalid pair is of no kind: it counts in the totals only.
+		expect(settled.groupOutcomes).toEqual({linked: 1, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 1, requeued: 1});
+		expect(settled.deadLetters.find(record => record.reason === 'not-found')?.pair).toEqual(group(3));
+		expect(settled.requeueMessages.map(message => JSON.parse(message.text).pairs)).toEqual([[group(4)]]);
+	});
+
 	it('counts every pair once: applied, dead-lettered by Graph\'s answer, invalid, waiting, failed, handed back', () => {
 		const pairs = [1, 2, 3, 4, 5, 6].map(pair);
 		const outcomes: PairOutcome[] = [
