@@ -191,7 +191,7 @@ export function describeSimulatorStats(simulator: GraphSimulator): string {
 	return [
 		`graph simulator: ${formatCount(stats.requests)} requests, ${formatCount(stats.operations)} operations (${statuses || 'none'})`,
 		`  peak concurrency ${stats.peakConcurrency}, ${formatCount(stats.resets)} dropped connections, ${formatCount(stats.unauthorized)} unauthorized, ${formatCount(stats.unmatched.length)} unmatched routes`,
-		`  links held: ${formatCount(simulator.allLinks().length)}`,
+		`  links held: ${formatCount(simulator.allLinks().length)}${simulator.allGroupLinks().length > 0 ? `, group links held: ${formatCount(simulator.allGroupLinks().length)}` : ''}`,
 	].join('\n');
 }
 

@@ -2,12 +2,14 @@
 // The Function, the local queue host and the tests all call this same handler.
 
 import {randomUUID} from 'node:crypto';
+import {setMaxListeners} from 'node:events';
 import type {InvocationContext} from '@azure/functions';
 import pLimit from 'p-limit';
 import {maximumRecordBytes, type DeadLetterReason, type DeadLetterRecord} from '../dead-letter/dead-letter-record.js';
 import type {Clock} from '../engine/clock.js';
 import {systemClock} from '../engine/clock.js';
 import {InternalError} from '../engine/batch-dispatcher.js';
+import {childSignal} from '../engine/child-signal.js';
 import {SystemicFailure, type LinkEngine, type PairOutcome} from '../engine/link-engine.js';
 import {encodedSize, parseMessage, type MessageEncoding} from '../message/message.js';
 import type {Pair} from '../pair/pair.js';
@@ -111,9 +113,13 @@ export async function handlePairsMessage(
 		// groups), known before its first write (each pair waits for its own list's, read once per import; the rest of
 		// the message goes on meanwhile).
 		const admittedPairs = parsed.pairs.slice(0, admitted);
+		// The pre-image reads wait on the gate and the pace like any request, each listening for the host's shutdown:
+		// on a signal of the invocation's own, so that dozens of them do not pile listeners on the host's.
+		const reads = childSignal(dependencies.signal);
+		setMaxListeners(admittedPairs.length + 10, reads.signal);
 		const loading = ledger?.preImages(parsed.correlationId!, admittedPairs, async (accessPackageId, kind) => {
 			const list = kind === 'group' ? 'list-groups' : 'list';
-			const read = await dependencies.engine.readAll({kind: list, accessPackageId, nextLink: undefined}, {deadline, signal: dependencies.signal});
+			const read = await dependencies.engine.readAll({kind: list, accessPackageId, nextLink: undefined}, {deadline, signal: reads.signal});
 			return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
 		});
 		const before = loading
@@ -137,6 +143,8 @@ export async function handlePairsMessage(
 		} catch (error) {
 			await handingBack; // Settled, whatever it did: the message comes back whole, and re-adding is harmless.
 			failInvocation(error, messageId, context);
+		} finally {
+			reads.dispose(); // Every pair has run, so every pre-image it waited for has been read.
 		}
 
 		const failedHandBack = await handingBack;
