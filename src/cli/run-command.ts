@@ -1,5 +1,6 @@
 // `sod-sync run`: the local queue host. Polls the pairs queue and runs the Function's own handler on each message.
 
+import {setMaxListeners} from 'node:events';
 import {QueueHost, type QueueHostCounts} from '../local/queue-host.js';
 import type {Environment} from '../config/settings.js';
 import type {LinkEngine} from '../engine/link-engine.js';
@@ -101,6 +102,9 @@ export async function runQueueHost(
 			}
 		},
 	);
+	// Every message in flight listens for the shutdown (one listener each: see the handler); the host holds up to
+	// batchSize + newBatchThreshold of them, which host.json may set past Node's default warning at 10.
+	setMaxListeners(storage.hostConfig.batchSize + storage.hostConfig.newBatchThreshold + 10, io.signal);
 	const stopObserving = metrics?.observe(dependencies.engine);
 	const stopObservingQueues = metrics?.observeQueues(appQueues(storage, settings));
 	const host = new QueueHost({

@@ -113,8 +113,13 @@ export class BatchDispatcher {
 	/**
 	 * Sends one operation once the gate is open, through the dispatcher. A 429 closes the gate and the operation waits
 	 * for it again (holding no concurrency slot); past the deadline, or on shutdown, the pair is deferred instead.
+	 *
+	 * A `continuation` (a retry after a failure, a read that verifies a write, the next page of a list) goes ahead of
+	 * the operations waiting for their first request: it finishes work already started. A message settles when its last
+	 * pair does; behind every newer message's first writes, its retries would keep it (and the host's next batch of
+	 * messages) waiting until the whole batch had run.
 	 */
-	async send(operation: LinkOperation, context: RunContext): Promise<Sent<unknown>> {
+	async send(operation: LinkOperation, context: RunContext, continuation = false): Promise<Sent<unknown>> {
 		let throttled: GraphFailure | undefined;
 		for (;;) {
 			const waitMs = Math.max(0, this.#gate.reopenAt - this.#clock.now());
@@ -133,7 +138,7 @@ export class BatchDispatcher {
 
 			// eslint-disable-next-line no-await-in-loop
 			const result = await new Promise<Dispatched>(resolve => {
-				this.#pending.push({operation, context, resolve});
+				this.#enqueue({operation, context, resolve}, continuation);
 				this.#scheduleDrain();
 			});
 			if (result.kind === 'gate-closed') {
@@ -150,6 +155,17 @@ export class BatchDispatcher {
 			}
 
 			return result;
+		}
+	}
+
+	/** Adds an operation at the back of the pending ones, or at the front for a continuation. */
+	#enqueue(entry: PendingOperation, continuation: boolean): void {
+		if (!continuation) {
+			this.#pending.push(entry);
+		} else if (this.#pendingHead > 0) {
+			this.#pending[--this.#pendingHead] = entry;
+		} else {
+			this.#pending.unshift(entry);
 		}
 	}
 

@@ -296,7 +296,7 @@ export class LinkEngine {
 		let nextLink: string | undefined;
 		for (;;) {
 			// eslint-disable-next-line no-await-in-loop
-			const page = await this.#dispatcher.send({...operation, nextLink}, context);
+			const page = await this.#dispatcher.send({...operation, nextLink}, context, nextLink !== undefined || history !== freshHistory);
 			if (page.kind === 'deferred') {
 				return {kind: 'failed', failure: page.throttled ?? {kind: 'timeout', code: 'TimeBudget', message: 'not read within the time budget'}};
 			}
@@ -353,7 +353,7 @@ export class LinkEngine {
 			let failure: GraphFailure;
 			if (step.name === 'write') {
 				// eslint-disable-next-line no-await-in-loop
-				const written = await this.#dispatcher.send({kind: action, pair}, context);
+				const written = await this.#dispatcher.send({kind: action, pair}, context, lastFailure !== undefined);
 				if (written.kind === 'deferred') {
 					return deferred(written.delayMs, false, written.throttled);
 				}
@@ -440,7 +440,8 @@ export class LinkEngine {
 		let nextLink: string | undefined;
 		do {
 			// eslint-disable-next-line no-await-in-loop
-			const page = await this.#dispatcher.send({kind: pair.incompatibleGroupId === undefined ? 'list' : 'list-groups', accessPackageId: pair.accessPackageId, nextLink}, context);
+			// A verification: work already started, ahead of first writes (see BatchDispatcher.send).
+			const page = await this.#dispatcher.send({kind: pair.incompatibleGroupId === undefined ? 'list' : 'list-groups', accessPackageId: pair.accessPackageId, nextLink}, context, true);
 			if (page.kind !== 'ok') {
 				return page;
 			}

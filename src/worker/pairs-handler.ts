@@ -113,13 +113,13 @@ export async function handlePairsMessage(
 		// groups), known before its first write (each pair waits for its own list's, read once per import; the rest of
 		// the message goes on meanwhile).
 		const admittedPairs = parsed.pairs.slice(0, admitted);
-		// The pre-image reads wait on the gate and the pace like any request, each listening for the host's shutdown:
-		// on a signal of the invocation's own, so that dozens of them do not pile listeners on the host's.
-		const reads = childSignal(dependencies.signal);
-		setMaxListeners(admittedPairs.length + 10, reads.signal);
+		// The pre-image reads and the run wait on the gate and the pace, each listening for the host's shutdown: on a
+		// signal of the invocation's own, so that dozens of them do not pile listeners on the host's (one per message).
+		const invocation = childSignal(dependencies.signal);
+		setMaxListeners(admittedPairs.length + 10, invocation.signal);
 		const loading = ledger?.preImages(parsed.correlationId!, admittedPairs, async (accessPackageId, kind) => {
 			const list = kind === 'group' ? 'list-groups' : 'list';
-			const read = await dependencies.engine.readAll({kind: list, accessPackageId, nextLink: undefined}, {deadline, signal: reads.signal});
+			const read = await dependencies.engine.readAll({kind: list, accessPackageId, nextLink: undefined}, {deadline, signal: invocation.signal});
 			return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
 		});
 		const before = loading
@@ -128,7 +128,7 @@ export async function handlePairsMessage(
 					preImages.set(key, await loading.get(key));
 				}
 			: undefined;
-		const running = dependencies.engine.run(admittedPairs, parsed.action, {deadline, signal: dependencies.signal, before});
+		const running = dependencies.engine.run(admittedPairs, parsed.action, {deadline, signal: invocation.signal, before});
 		// The rest goes back on the queue at once, while the admitted pairs run, for an instance or an invocation with
 		// room: held until this invocation ends, it would wait as long again before anyone could take it.
 		let handingBack: Promise<Awaited<ReturnType<typeof writeResults>>> = Promise.resolve(undefined);
@@ -144,7 +144,7 @@ export async function handlePairsMessage(
 			await handingBack; // Settled, whatever it did: the message comes back whole, and re-adding is harmless.
 			failInvocation(error, messageId, context);
 		} finally {
-			reads.dispose(); // Every pair has run, so every pre-image it waited for has been read.
+			invocation.dispose(); // Every pair has run, so every pre-image it waited for has been read.
 		}
 
 		const failedHandBack = await handingBack;

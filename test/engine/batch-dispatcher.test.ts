@@ -60,6 +60,41 @@ describe('BatchDispatcher', () => {
 		expect(stats).toMatchObject({requests: 3, operations: 12});
 	});
 
+	it('sends a continuation (a retry, a verifying read) ahead of operations waiting for their first request', async () => {
+		const sent: string[][] = [];
+		let release: () => void = () => undefined;
+		const held = new Promise<void>(resolve => {
+			release = resolve;
+		});
+		const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
+		const {dispatch} = dispatcher(
+			{
+				async execute(single) {
+					sent.push([name(single)]);
+					await held;
+					return ok;
+				},
+				async executeBatch(operations) {
+					sent.push(operations.map(name));
+					await held;
+					return operations.map(() => ok);
+				},
+			},
+			2,
+		);
+		const run = context();
+		// The first request fills the only slot (the control starts at half of 2); eight first writes wait behind it.
+		const first = Array.from({length: 10}, async (_, index) => dispatch.send(operation(index), run));
+		await vi.advanceTimersByTimeAsync(1);
+		const retry = dispatch.send(operation(50), run, true);
+		const verify = dispatch.send({kind: 'list', accessPackageId: '00000000-0000-4000-8000-000000000060', nextLink: undefined}, run, true);
+		await vi.advanceTimersByTimeAsync(1);
+		release();
+		await Promise.all([...first, retry, verify]);
+		// The continuations leave in the next request, before writes 2 to 9 that were waiting longer.
+		expect(sent).toEqual([['000', '001'], ['list', '050'], ['002', '003'], ['004', '005'], ['006', '007'], ['008', '009']]);
+	});
+
 	it('rejects with InternalError, never a failure blaming Graph, when a request throws', async () => {
 		const {dispatch} = dispatcher({
 			execute: async () => {
