@@ -3,8 +3,11 @@
 
 import type {Pace} from './shared-throttle.js';
 
-/** What set a pace: a throttle event here, another instance's (through the shared record), or Graph's early warning. */
-export type EventSource = 'this-instance' | 'another-instance' | 'limit-warning';
+/**
+ * What set a pace: a throttle event here, the instances' shared record (another instance's pace, or this one's own read
+ * back after it was idle: the record restarts the climb of an idle app), or Graph's early warning.
+ */
+export type EventSource = 'this-instance' | 'shared-record' | 'limit-warning';
 
 export type EngineEvent =
 	/**

@@ -235,7 +235,7 @@ export class ThrottleSync {
 			control.adopt(scalePace(record.pace, 1 / instances));
 			const pace = control.pace!;
 			if (!before || before.setAt !== pace.setAt || Math.abs(before.rate - pace.rate) > 1e-9 * pace.rate) {
-				events?.emit({type: 'pace-changed', at, pace, source: 'another-instance'});
+				events?.emit({type: 'pace-changed', at, pace, source: 'shared-record'});
 			}
 		}
 	}

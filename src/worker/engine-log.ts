@@ -47,6 +47,6 @@ export function describeEngineEvent(event: EngineEvent): string | undefined {
 
 const sourceWords = {
 	'this-instance': 'found here',
-	'another-instance': 'shared by another instance',
+	'shared-record': "from the instances' shared record",
 	'limit-warning': "eased before a 429: Graph says 80% of the app's limit is spent",
 } as const;

@@ -116,6 +116,6 @@ describe('the events a LinkEngine raises', () => {
 		await running;
 		expect(heard.find(event => event.type === 'instances-changed')).toEqual({type: 'instances-changed', at: now, instances: 2, previous: 1});
 		expect(heard.find(event => event.type === 'gate-held')).toEqual({type: 'gate-held', at: now, reopenAt: now + 2000});
-		expect(heard.find(event => event.type === 'pace-changed')).toEqual({type: 'pace-changed', at: now, pace: {rate: 20, ceiling: 25, setAt: now + 2000}, source: 'another-instance'});
+		expect(heard.find(event => event.type === 'pace-changed')).toEqual({type: 'pace-changed', at: now, pace: {rate: 20, ceiling: 25, setAt: now + 2000}, source: 'shared-record'});
 	});
 });

@@ -13,8 +13,8 @@ describe('describeEngineEvent', () => {
 			"sod-sync: pacing at 42 operations/s from now on (found here; this instance's share; Graph's ceiling as found 50 operations/s)",
 		],
 		[
-			{type: 'pace-changed', at: 0, pace: {rate: 2.5, ceiling: Number.POSITIVE_INFINITY, setAt: 0}, source: 'another-instance'},
-			"sod-sync: pacing at 2.5 operations/s from now on (shared by another instance; this instance's share; no ceiling fitted yet)",
+			{type: 'pace-changed', at: 0, pace: {rate: 2.5, ceiling: Number.POSITIVE_INFINITY, setAt: 0}, source: 'shared-record'},
+			"sod-sync: pacing at 2.5 operations/s from now on (from the instances' shared record; this instance's share; no ceiling fitted yet)",
 		],
 		[{type: 'instances-changed', at: 0, instances: 3, previous: 1}, "sod-sync: 3 instances share Graph's budget (was 1)"],
 		[{type: 'limit-warning', at: 0, used: 0.853, eased: 'concurrency'}, "sod-sync: Graph says 85% of the app's limit is spent; one request at a time until it throttles and a pace is found"],
