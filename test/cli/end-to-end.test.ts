@@ -99,8 +99,8 @@ describe('sod-sync run', () => {
 		const enqueued = await runInProcess(['enqueue', '-'], environment, csv([...rows, [ids[5]!, unknownPackage]]));
 		expect(enqueued.code).toBe(0);
 		const run = await runCli(['run', '--until-empty'], environment);
-		expect(run.code, run.stdout).toBe(0);
-		const count = (outcome: string) => Number(new RegExp(`\\n  ${outcome} +(\\d+)`).exec(run.stdout)?.[1]);
+		expect(run.code, run.output).toBe(0);
+		const count = (outcome: string) => Number(new RegExp(`\\n  ${outcome} +(\\d+)`).exec(run.output)?.[1]);
 		// Dropped connections after the write turn some adds into verified already-linked ones.
 		expect(count('linked') + count('already-linked')).toBe(100);
 		expect(count('already-linked')).toBeGreaterThanOrEqual(1);
@@ -121,7 +121,7 @@ describe('sod-sync run', () => {
 		await runInProcess(['enqueue', '-'], environment, csv([[ids[0]!, ids[1]!]]));
 		const run = await runCli(['run', '--until-empty'], environment);
 		expect(run.code).toBe(0);
-		expect(run.stdout).toMatch(/moved to '.*-poison' after 1 deliveries: message .* is not valid base64/);
+		expect(run.output).toMatch(/moved to '.*-poison' after 1 deliveries: message .* is not valid base64/);
 		const {receivedMessageItems: poisoned} = await poisonQueue.receiveMessages({numberOfMessages: 32});
 		expect(poisoned.map(item => item.messageText)).toEqual(['this is not base64!']);
 		expect(simulator.allLinks()).toEqual([`${ids[0]}/${ids[1]}`]);
@@ -148,7 +148,7 @@ describe('sod-sync run', () => {
 		const linkedBeforeKill = simulator.allLinks().length;
 		expect(linkedBeforeKill).toBeLessThan(rows.length);
 		const second = await runCli(['run', '--until-empty', '--lease-seconds', '3'], environment);
-		expect(second.code, second.stdout).toBe(0);
+		expect(second.code, second.output).toBe(0);
 		expect(simulator.allLinks()).toEqual(rows.map(([a, b]) => `${a}/${b}`).sort());
 		expect(await countMessages(deadLetterQueue)).toBe(0);
 		expect(await countMessages(pairsQueue)).toBe(0);
@@ -247,9 +247,9 @@ describe('group rules end to end', () => {
 		const input = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${rows.join('\n')}\n`;
 		expect((await runInProcess(['enqueue', '-', '--correlation-id', 'groups-1'], environment, input)).code).toBe(0);
 		const first = await runCli(['run', '--until-empty'], environment);
-		expect(first.code, first.stdout).toBe(0);
-		const row = (outcome: string) => new RegExp(`\\n  ${outcome} +(\\d+) +(\\d+)`).exec(first.stdout)?.slice(1).map(Number);
-		expect(first.stdout).toMatch(/pairs +group rules/);
+		expect(first.code, first.output).toBe(0);
+		const row = (outcome: string) => new RegExp(`\\n  ${outcome} +(\\d+) +(\\d+)`).exec(first.output)?.slice(1).map(Number);
+		expect(first.output).toMatch(/pairs +group rules/);
 		expect(row('linked')).toEqual([3, 2]);
 		expect(row('dead-letter')).toEqual([3, 2]);
 		expect(simulator.allLinks()).toEqual([`${ids[0]}/${ids[1]}`]);
@@ -281,7 +281,7 @@ describe('group rules end to end', () => {
 		const lastWriteAt = simulator.stats.lastWriteAt;
 		expect((await runInProcess(['enqueue', '-', '--correlation-id', 'groups-2'], environment, input)).code).toBe(0);
 		const again = await runCli(['run', '--until-empty'], environment);
-		const rowAgain = (outcome: string) => new RegExp(`\\n  ${outcome} +(\\d+) +(\\d+)`).exec(again.stdout)?.slice(1).map(Number);
+		const rowAgain = (outcome: string) => new RegExp(`\\n  ${outcome} +(\\d+) +(\\d+)`).exec(again.output)?.slice(1).map(Number);
 		expect(rowAgain('linked')).toEqual([0, 0]);
 		expect(rowAgain('already-linked')).toEqual([4, 3]);
 		expect(rowAgain('dead-letter')).toEqual([2, 1]);

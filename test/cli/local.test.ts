@@ -6,10 +6,10 @@ import {runCli} from '../support/cli.js';
 describe('sod-sync local (npm run local)', () => {
 	it('runs the sample import end to end and explains every dead letter', async () => {
 		const result = await runCli(['local'], {}, 90_000);
-		expect(result.code, result.stdout).toBe(0);
-		const output = result.stdout;
+		expect(result.code, result.output).toBe(0);
+		const output = result.output;
 		// Dozens of pre-image reads wait on the gate at once: on the invocation's signal, not piled on the host's.
-		expect(result.stdout + result.stderr).not.toContain('MaxListenersExceededWarning');
+		expect(output).not.toContain('MaxListenersExceededWarning');
 		expect(output).toContain('sample-import.csv: line 91: an access package cannot be incompatible with itself');
 		// Line 121 repeats rule 6 in upper case: sent once, as the worker would read it.
 		expect(output).toMatch(/enqueued 302 pairs in 1 messages to 'sod-pairs', correlation local-demo; 1 invalid rows skipped; 1 repeated pairs sent once/);

@@ -75,7 +75,7 @@ describe('chaos', () => {
 		doomed.child.kill('SIGKILL');
 		await doomed.exited;
 		const restarted = await runCli(['run', '--until-empty', '--lease-seconds', '3'], environment, 60_000);
-		expect(restarted.code, restarted.stdout).toBe(0);
+		expect(restarted.code, restarted.output).toBe(0);
 		expect(await steady.exited).toBe(0);
 
 		const links = new Set(simulator.allLinks());

@@ -134,7 +134,7 @@ describe('misconfiguration fails fast, naming the setting', () => {
 			GRAPH_BASE_URL: simulator.baseUrl,
 		});
 		expect(result.code).toBe(1);
-		expect(result.stdout).toMatch(new RegExp(`AzureWebJobsStorage: the queue service at http://127.0.0.1:${port} did not accept us`));
+		expect(result.output).toMatch(new RegExp(`AzureWebJobsStorage: the queue service at http://127.0.0.1:${port} did not accept us`));
 		expect(Date.now() - started).toBeLessThan(20_000);
 	});
 

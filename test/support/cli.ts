@@ -59,12 +59,18 @@ export function spawnCli(args: string[], environment: Environment): CliChild {
 	return {child, output: () => output, exited};
 }
 
-export async function runCli(args: string[], environment: Environment, timeoutMs = 60_000): Promise<CliResult> {
+/** A child's exit code and what it wrote, stdout and stderr interleaved as a terminal shows them. */
+export interface ChildResult {
+	code: number;
+	output: string;
+}
+
+export async function runCli(args: string[], environment: Environment, timeoutMs = 60_000): Promise<ChildResult> {
 	const running = spawnCli(args, environment);
 	const timer = setTimeout(() => running.child.kill('SIGKILL'), timeoutMs);
 	const code = await running.exited;
 	clearTimeout(timer);
-	return {code: code ?? -1, stdout: running.output(), stderr: ''};
+	return {code: code ?? -1, output: running.output()};
 }
 
 export function killChildren(): void {
