@@ -70,7 +70,8 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 	const groups = namedGroups(options.rules);
 	// A list that could not be read is never compared: its desired links are not called missing.
 	const tally = new DriftTally(desired, {packages: new Set(scope), groups: new Set(groups)});
-	const lists = scope.flatMap(accessPackageId => (groups.length > 0 ? [{accessPackageId, kind: 'package' as const}, {accessPackageId, kind: 'group' as const}] : [{accessPackageId, kind: 'package' as const}]));
+	const kinds: PairKind[] = groups.length > 0 ? ['package', 'group'] : ['package'];
+	const lists = scope.flatMap(accessPackageId => kinds.map(kind => ({accessPackageId, kind})));
 	await forEachBounded(lists, options.readConcurrency, async ({accessPackageId, kind}) => {
 		const read = await options.engine.readAll({kind: kind === 'group' ? 'list-groups' : 'list', accessPackageId, nextLink: undefined}, run);
 		if (read.kind === 'ok') {

@@ -211,11 +211,13 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRo
 		return {kind: 'invalid', line, reason: symmetric};
 	}
 
+	// A cell of spaces is an empty cell: `A, ,G` is a group rule, not a row naming both targets.
+	const filled = (column: number | undefined) => (cell(fields, column).trim() === '' ? '' : cell(fields, column));
 	return pairRow(
 		{
 			accessPackageId: fields[columns.accessPackageId],
-			incompatibleAccessPackageId: cell(fields, columns.incompatibleAccessPackageId),
-			incompatibleGroupId: cell(fields, columns.incompatibleGroupId),
+			incompatibleAccessPackageId: filled(columns.incompatibleAccessPackageId),
+			incompatibleGroupId: filled(columns.incompatibleGroupId),
 		},
 		symmetric,
 		line,

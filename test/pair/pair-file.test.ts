@@ -20,11 +20,13 @@ describe('readPairRows: group rules', () => {
 	const g = '7d2e9f10-3333-4c5a-9a1b-000000000003';
 
 	it('reads a CSV that mixes package and group rows, each row filling one of the two columns', async () => {
-		const text = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${a},${b},\n${a},,${g.toUpperCase()}\n${b},${a}\n`;
+		const text = `accessPackageId,incompatibleAccessPackageId,incompatibleGroupId\n${a},${b},\n${a},,${g.toUpperCase()}\n${b},${a}\n${b}, ,${g}\n`;
 		expect(await rows(text)).toEqual([
 			{kind: 'pair', line: 2, pair: {accessPackageId: a, incompatibleAccessPackageId: b}, symmetric: false},
 			{kind: 'pair', line: 3, pair: {accessPackageId: a, incompatibleGroupId: g}, symmetric: false},
 			{kind: 'pair', line: 4, pair: {accessPackageId: b, incompatibleAccessPackageId: a}, symmetric: false},
+			// A cell of spaces is empty.
+			{kind: 'pair', line: 5, pair: {accessPackageId: b, incompatibleGroupId: g}, symmetric: false},
 		]);
 	});
 
