@@ -17,14 +17,15 @@ import {ImportRecorder} from '../ledger/import-recorder.js';
 
 export const enqueueHelp = `Usage: sod-sync enqueue <file | -> [options]
 
-Reads pairs from a CSV file (header accessPackageId,incompatibleAccessPackageId; other columns ignored; an optional
-symmetric column) or JSON Lines, validates every row, then enqueues them on the pairs queue packed into as few messages
-as fit under the 64 KiB limit. Nothing is enqueued if any row is invalid, unless --skip-invalid.
+Reads pairs from a CSV file (a header naming accessPackageId and incompatibleAccessPackageId, incompatibleGroupId or
+both: each row fills one of the two, a package rule or a group rule; other columns ignored; an optional symmetric
+column, for package rules) or JSON Lines, validates every row, then enqueues them on the pairs queue packed into as
+few messages as fit under the 64 KiB limit. Nothing is enqueued if any row is invalid, unless --skip-invalid.
 
 Options:
   --format csv|jsonl         input format (default: from the file name; otherwise sniffed)
   --skip-invalid             enqueue the valid rows and report the others
-  --symmetric                link each pair in both directions
+  --symmetric                link each package rule in both directions (a group rule is then refused)
   --action add|remove        default add
   --correlation-id ID        names the import: carried into every log line and dead letter, and what
                              \`sod-sync status\`, \`changes\` and \`undo\` take (default: generated)

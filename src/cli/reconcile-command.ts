@@ -15,18 +15,20 @@ import {createLinkEngine, createTokenSource} from '../worker/worker-runtime.js';
 import {exitCodes, formatCount, parseCommandLine, settingFlagsHelp, settingsFrom, UsageError, type CommandIo} from './command-line.js';
 import {generatedCorrelationId, openAppStorage} from '../queue/app-storage.js';
 
-const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId (other columns ignored; an
-optional symmetric column of true/false), or JSON Lines of the same fields (sod-sync export writes one). A set of
-mutually exclusive packages is every link between them: in JSON Lines {"set": [A, B, C], "name": "..."}; in CSV a
-set column, one row per member (accessPackageId the member, incompatibleAccessPackageId empty). Its scope is the
-packages it names: no other package is read or written unless --scope all. At most
+const manifestHelp = `The manifest: CSV with a header naming accessPackageId and incompatibleAccessPackageId, incompatibleGroupId or
+both (each row a package rule or a group rule; other columns ignored; an optional symmetric column of true/false for
+package rules), or JSON Lines of the same fields (sod-sync export writes one). A set of mutually exclusive packages is
+every link between them: in JSON Lines {"set": [A, B, C], "name": "..."}; in CSV a set column, one row per member
+(accessPackageId the member, the other columns empty). Its scope is the packages it names, and the groups it names:
+no other package is read or written unless --scope all, and a link to a group it does not name is never touched. At most
 ${maximumManifestRows.toLocaleString('en-US')} rows (and links, sets expanded).`;
 
 export const reconcileHelp = `Usage: sod-sync reconcile <manifest> [--apply] [--prune] [--scope named|all] [--json]
 
-Reads the incompatible links of every package in scope through Graph, compares them with the manifest and prints the
-drift: links missing, and links between in-scope packages that no rule asks for (extra). Links to packages outside
-the scope are listed but never touched.
+Reads the incompatible packages (and, when the manifest names a group, the incompatible groups) of every package in
+scope through Graph, compares them with the manifest and prints the drift: links missing, and links from an in-scope
+package to an in-scope package or group that no rule asks for (extra). Links to packages or groups outside the scope
+are listed but never touched.
 
 ${manifestHelp}
 
@@ -37,12 +39,14 @@ Options:
   --json                     the report as JSON
 ${settingFlagsHelp}
 
-Exit codes: 0 no drift, 3 drift, 1 error (including packages whose links could not be read), 2 invalid manifest.`;
+Exit codes: 0 no drift, 3 drift, 1 error (including link lists that could not be read), 2 invalid manifest.`;
 
 export const violationsHelp = `Usage: sod-sync violations <manifest> [--json]
 
-For each rule, the users who already hold both packages (a new incompatibility does not remove existing access), from
-Graph's assignments/additionalAccess, with both of their assignments.
+For each rule, the users who already hold both sides (a new incompatibility does not remove existing access): for a
+package rule, from Graph's assignments/additionalAccess, with both of their assignments; for a group rule, the
+package's delivered assignments joined with the group's members, nested groups included (reading members needs the
+application permission GroupMember.Read.All: sod-sync grant <identity> --group-members).
 
 ${manifestHelp}
 
