@@ -259,11 +259,13 @@ try {
 		['sod_sync.pairs', 'sod_sync.graph.operations', 'sod_sync.instances', 'sod_sync.message.age', 'sod_sync.queue.messages'].every(name => names.has(name)),
 		`functions worker: exports its metrics over OTLP (${[...names].join(', ') || 'none received'})`,
 	);
-	const linkedExported = latest('sod_sync.pairs', {outcome: 'linked'});
-	// Package and group rules alike (the metric has no kind attribute): one link and one group link were there before.
-	const made = worker.links.length - 1 + worker.groupLinks.length - 1;
-	check(linkedExported === made, `functions worker: sod_sync.pairs linked ${linkedExported}, the links and group links it made ${made}`);
-	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found'}) === 2, 'functions worker: sod_sync.pairs dead-letter not-found 2 (a package, a group)');
+	// By kind of rule: one link and one group link were there before.
+	const linkedExported = latest('sod_sync.pairs', {outcome: 'linked', kind: 'package'});
+	check(linkedExported === worker.links.length - 1, `functions worker: sod_sync.pairs linked (package rules) ${linkedExported}, the links it made ${worker.links.length - 1}`);
+	const groupsExported = latest('sod_sync.pairs', {outcome: 'linked', kind: 'group'});
+	check(groupsExported === worker.groupLinks.length - 1, `functions worker: sod_sync.pairs linked (group rules) ${groupsExported}, the group links it made ${worker.groupLinks.length - 1}`);
+	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found', kind: 'package'}) === 1, 'functions worker: sod_sync.pairs dead-letter not-found 1 (package rules)');
+	check(latest('sod_sync.pairs', {outcome: 'dead-letter', reason: 'not-found', kind: 'group'}) === 1, 'functions worker: sod_sync.pairs dead-letter not-found 1 (group rules)');
 
 	// 3. A 401: the invocation fails, the host hands the message back, and poisons it after maxDequeueCount.
 	const strict = await GraphSimulator.start({packageCount: 4, seed: 3, token: 'the-right-token'});

@@ -4,7 +4,8 @@
 
 import {metrics, ValueType, type Meter} from '@opentelemetry/api';
 import type {LinkEngine} from '../engine/link-engine.js';
-import type {MessageSummary} from '../worker/pairs-handler.js';
+import type {MessageSummary, Outcome} from '../worker/pairs-handler.js';
+import type {DeadLetterReason} from '../engine/retry-decision.js';
 
 export const metricNames = {
 	/** Counter of pairs by `outcome` (linked, already-linked, removed, already-absent, dead-letter, requeued), `reason` on dead letters. */
@@ -25,7 +26,7 @@ export const metricNames = {
 
 /** The attributes each metric's points carry (a bounded set of values each): what the workbook and alerts may query. */
 export const metricAttributes: Readonly<Record<keyof typeof metricNames, readonly string[]>> = {
-	pairs: ['outcome', 'reason'],
+	pairs: ['outcome', 'reason', 'kind'],
 	operations: ['status'],
 	throttleEvents: ['cause'],
 	pace: [],
@@ -71,18 +72,33 @@ export class SodMetrics {
 		});
 	}
 
-	/** Counts a settled message's pairs, by outcome. */
-	recordSummary(summary: Pick<MessageSummary, 'outcomes' | 'deadLetters' | 'ageMs'>): void {
+	/**
+	 * Counts a settled message's pairs, by outcome (and reason, for dead letters) and `kind`: `package` or `group` rule.
+	 * A pair that could not be read (`invalid-pair`, `invalid-message`) is of no kind: its points carry none.
+	 */
+	recordSummary(summary: Pick<MessageSummary, 'outcomes' | 'groupOutcomes' | 'deadLetters' | 'groupDeadLetters' | 'ageMs'>): void {
 		this.#messageAge.record(summary.ageMs / 1000);
-		for (const [outcome, count] of Object.entries(summary.outcomes)) {
-			if (count > 0 && outcome !== 'dead-letter') {
-				this.#pairs.add(count, {outcome});
+		const add = (count: number, attributes: Record<string, string>) => {
+			if (count > 0) {
+				this.#pairs.add(count, attributes);
+			}
+		};
+
+		for (const [outcome, count] of Object.entries(summary.outcomes) as Array<[Outcome, number]>) {
+			if (outcome !== 'dead-letter') {
+				const groups = summary.groupOutcomes[outcome];
+				add(count - groups, {outcome, kind: 'package'});
+				add(groups, {outcome, kind: 'group'});
 			}
 		}
 
-		for (const [reason, count] of Object.entries(summary.deadLetters)) {
-			if (count) {
-				this.#pairs.add(count, {outcome: 'dead-letter', reason});
+		for (const [reason, count] of Object.entries(summary.deadLetters) as Array<[DeadLetterReason, number]>) {
+			const groups = summary.groupDeadLetters[reason] ?? 0;
+			if (reason === 'invalid-pair' || reason === 'invalid-message') {
+				add(count, {outcome: 'dead-letter', reason});
+			} else {
+				add(count - groups, {outcome: 'dead-letter', reason, kind: 'package'});
+				add(groups, {outcome: 'dead-letter', reason, kind: 'group'});
 			}
 		}
 	}

@@ -60,6 +60,8 @@ export interface MessageSummary {
 	/** The group rules' share of `outcomes`. */
 	groupOutcomes: Record<Outcome, number>;
 	deadLetters: Partial<Record<DeadLetterReason, number>>;
+	/** The group rules' share of `deadLetters`. */
+	groupDeadLetters: Partial<Record<DeadLetterReason, number>>;
 	/** When re-queued pairs become visible again, in seconds from now. */
 	requeueDelaySeconds: number | undefined;
 	durationMs: number;
@@ -185,6 +187,7 @@ export async function handlePairsMessage(
 		outcomes: settlement.outcomes,
 		groupOutcomes: settlement.groupOutcomes,
 		deadLetters: settlement.deadLetterReasons,
+		groupDeadLetters: settlement.groupDeadLetterReasons,
 		requeueDelaySeconds: settlement.requeueDelaySeconds,
 		durationMs: 0,
 		ageMs: 0,

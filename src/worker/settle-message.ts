@@ -40,6 +40,8 @@ export interface Settlement {
 	/** The group rules' share of `outcomes` (an invalid pair is of no kind: counted in `outcomes` only). */
 	groupOutcomes: Record<Outcome, number>;
 	deadLetterReasons: Partial<Record<DeadLetterReason, number>>;
+	/** The group rules' share of `deadLetterReasons`. */
+	groupDeadLetterReasons: Partial<Record<DeadLetterReason, number>>;
 	/** When the re-queued pairs (the hand-back's included) become visible again, in seconds from now. */
 	requeueDelaySeconds: number | undefined;
 }
@@ -63,6 +65,7 @@ export function settleMessage(input: SettleInput): Settlement {
 		outcomes: noOutcomes(),
 		groupOutcomes: noOutcomes(),
 		deadLetterReasons: {},
+		groupDeadLetterReasons: {},
 		requeueDelaySeconds: undefined,
 	};
 	const count = (outcome: Outcome, pairs: readonly Pair[]) => {
@@ -73,8 +76,12 @@ export function settleMessage(input: SettleInput): Settlement {
 	const deadLetter = (deadLetterRecord: DeadLetterRecord, pairs = 1, pair?: Pair) => {
 		settlement.deadLetters.push(deadLetterRecord);
 		settlement.outcomes['dead-letter'] += pairs;
-		settlement.groupOutcomes['dead-letter'] += pair?.incompatibleGroupId === undefined ? 0 : pairs;
-		settlement.deadLetterReasons[deadLetterRecord.reason] = (settlement.deadLetterReasons[deadLetterRecord.reason] ?? 0) + pairs;
+		const {reason} = deadLetterRecord;
+		settlement.deadLetterReasons[reason] = (settlement.deadLetterReasons[reason] ?? 0) + pairs;
+		if (pair?.incompatibleGroupId !== undefined) {
+			settlement.groupOutcomes['dead-letter'] += pairs;
+			settlement.groupDeadLetterReasons[reason] = (settlement.groupDeadLetterReasons[reason] ?? 0) + pairs;
+		}
 	};
 
 	if (parsed.kind === 'invalid-message') {

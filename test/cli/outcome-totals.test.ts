@@ -9,6 +9,7 @@ const summary = (outcomes: Partial<MessageSummary['outcomes']>, deadLetters: Mes
 	pairs: 0,
 	outcomes: {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0, ...outcomes},
 	groupOutcomes: {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0, ...groupOutcomes},
+	groupDeadLetters: {},
 	deadLetters,
 	requeueDelaySeconds: undefined,
 	durationMs: 1,

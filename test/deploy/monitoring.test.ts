@@ -81,6 +81,7 @@ describe('infra/workbook.json', () => {
 			// The group rules' share is printed after the totals: the extracts must still read the totals.
 			groupOutcomes: {linked: 4, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 1, requeued: 2},
 			deadLetters: {'not-found': 2, 'invalid-pair': 1},
+			groupDeadLetters: {'not-found': 1},
 			requeueDelaySeconds: 30,
 			durationMs: 812,
 			ageMs: 0,

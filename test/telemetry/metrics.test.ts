@@ -82,7 +82,7 @@ describe('metrics over OTLP', () => {
 					Object.fromEntries(Object.entries(report).filter(([, count]) => count > 0)),
 				);
 				expect(byOutcome.linked).toBe(simulator.allLinks().length - 1);
-				expect(pairs.get(attributeKey({outcome: 'dead-letter', reason: 'not-found'}))).toBe(1);
+				expect(pairs.get(attributeKey({outcome: 'dead-letter', reason: 'not-found', kind: 'package'}))).toBe(1);
 				expect(pairs.get(attributeKey({outcome: 'dead-letter', reason: 'invalid-pair'}))).toBe(1);
 
 				// sod_sync.graph.operations per status: the simulator's own count of the operations it answered.

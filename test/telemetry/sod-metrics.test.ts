@@ -32,11 +32,17 @@ const queue = (count: number | Error): CountedQueue => ({
 });
 
 describe('SodMetrics', () => {
-	it('records one message age per settled message, in seconds, with its pairs counted by outcome and reason', async () => {
+	it('records one message age per settled message, in seconds, with its pairs counted by outcome, reason and kind of rule', async () => {
 		const {reader, metrics} = meterWithReader();
 		const none = {linked: 0, 'already-linked': 0, removed: 0, 'already-absent': 0, 'dead-letter': 0, requeued: 0};
-		metrics.recordSummary({outcomes: {...none, linked: 18, 'dead-letter': 2}, deadLetters: {'not-found': 2}, ageMs: 90_000});
-		metrics.recordSummary({outcomes: {...none, requeued: 5}, deadLetters: {}, ageMs: 1_500});
+		metrics.recordSummary({
+			outcomes: {...none, linked: 18, 'dead-letter': 4},
+			groupOutcomes: {...none, linked: 3, 'dead-letter': 1},
+			deadLetters: {'not-found': 3, 'invalid-pair': 1},
+			groupDeadLetters: {'not-found': 1},
+			ageMs: 90_000,
+		});
+		metrics.recordSummary({outcomes: {...none, requeued: 5}, groupOutcomes: none, deadLetters: {}, groupDeadLetters: {}, ageMs: 1_500});
 		const data = await collected(reader);
 		const age = data.get(metricNames.messageAge)!;
 		expect(age.dataPointType).toBe(DataPointType.HISTOGRAM);
@@ -44,12 +50,16 @@ describe('SodMetrics', () => {
 		const [point] = age.dataPoints as Array<{value: {count: number; sum: number; min: number; max: number}}>;
 		expect(point!.value).toMatchObject({count: 2, sum: 91.5, min: 1.5, max: 90});
 		const pairs = data.get(metricNames.pairs)!.dataPoints.map(each => [each.attributes, each.value]);
-		expect(pairs).toHaveLength(3);
+		// An invalid pair is of no kind: its point carries none.
+		expect(pairs).toHaveLength(6);
 		expect(pairs).toEqual(
 			expect.arrayContaining([
-				[{outcome: 'linked'}, 18],
-				[{outcome: 'requeued'}, 5],
-				[{outcome: 'dead-letter', reason: 'not-found'}, 2],
+				[{outcome: 'linked', kind: 'package'}, 15],
+				[{outcome: 'linked', kind: 'group'}, 3],
+				[{outcome: 'requeued', kind: 'package'}, 5],
+				[{outcome: 'dead-letter', reason: 'not-found', kind: 'package'}, 2],
+				[{outcome: 'dead-letter', reason: 'not-found', kind: 'group'}, 1],
+				[{outcome: 'dead-letter', reason: 'invalid-pair'}, 1],
 			]),
 		);
 	});
