@@ -6,7 +6,7 @@
 
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import {packageIds} from '../graph/link-gateway.js';
+import {linkListOperation, packageIds} from '../graph/link-gateway.js';
 import {pairKey, type Pair, type PairKind} from '../pair/pair.js';
 import {forEachBounded} from './for-each-bounded.js';
 
@@ -76,7 +76,7 @@ export async function exportRules(options: ExportOptions): Promise<ExportResult>
 	let read = 0;
 	let toRead = scope.length;
 	const readList = async (accessPackageId: string, kind: PairKind) => {
-		const answer = await options.engine.readAll({kind: kind === 'group' ? 'list-groups' : 'list', accessPackageId, nextLink: undefined}, run);
+		const answer = await options.engine.readAll(linkListOperation(accessPackageId, kind), run);
 		if (answer.kind === 'failed') {
 			readFailures.push({accessPackageId, kind, failure: answer.failure});
 			return;

@@ -7,7 +7,7 @@
 
 import type {LinkEngine} from '../engine/link-engine.js';
 import type {GraphFailure} from '../graph/graph-failure.js';
-import {packageIds} from '../graph/link-gateway.js';
+import {linkListOperation, packageIds} from '../graph/link-gateway.js';
 import type {LinkAction, Pair, PairKind} from '../pair/pair.js';
 import {DriftTally, type Drift} from './drift.js';
 import {forEachBounded} from './for-each-bounded.js';
@@ -73,7 +73,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 	const kinds: PairKind[] = groups.length > 0 ? ['package', 'group'] : ['package'];
 	const lists = scope.flatMap(accessPackageId => kinds.map(kind => ({accessPackageId, kind})));
 	await forEachBounded(lists, options.readConcurrency, async ({accessPackageId, kind}) => {
-		const read = await options.engine.readAll({kind: kind === 'group' ? 'list-groups' : 'list', accessPackageId, nextLink: undefined}, run);
+		const read = await options.engine.readAll(linkListOperation(accessPackageId, kind), run);
 		if (read.kind === 'ok') {
 			tally.compare(accessPackageId, kind, packageIds(read.value));
 		} else {

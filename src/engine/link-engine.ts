@@ -8,6 +8,7 @@ import type {GraphFailure} from '../graph/graph-failure.js';
 import {outcomeUnknown} from '../graph/graph-failure.js';
 import {PageWalk} from '../graph/page-walk.js';
 import {
+	linkListOperation,
 	maximumBatchSize,
 	readLinksPage,
 	readPage,
@@ -15,7 +16,7 @@ import {
 	type LinkGateway,
 	type PagedOperation,
 } from '../graph/link-gateway.js';
-import {pairTarget, type LinkAction, type Pair} from '../pair/pair.js';
+import {pairKind, pairTarget, type LinkAction, type Pair} from '../pair/pair.js';
 import {defaults} from '../config/settings.js';
 import {systemClock, type Clock} from './clock.js';
 import {decideRetry, defaultRetryPolicy, freshHistory, type DeadLetterReason, type RetryPolicy} from './retry-decision.js';
@@ -439,9 +440,9 @@ export class LinkEngine {
 		const walk = new PageWalk();
 		let nextLink: string | undefined;
 		do {
-			// eslint-disable-next-line no-await-in-loop
 			// A verification: work already started, ahead of first writes (see BatchDispatcher.send).
-			const page = await this.#dispatcher.send({kind: pair.incompatibleGroupId === undefined ? 'list' : 'list-groups', accessPackageId: pair.accessPackageId, nextLink}, context, true);
+			// eslint-disable-next-line no-await-in-loop
+			const page = await this.#dispatcher.send({...linkListOperation(pair.accessPackageId, pairKind(pair)), nextLink}, context, true);
 			if (page.kind !== 'ok') {
 				return page;
 			}

@@ -2,21 +2,17 @@
 // Every call answers values, never throws: each operation's outcome is classified here, where its response arrives.
 
 import type {Client} from '@microsoft/microsoft-graph-client';
-import type {Pair} from '../pair/pair.js';
+import type {Pair, PairKind} from '../pair/pair.js';
 import {classifyAnswer, readBatchItem, readSdkError, type BatchItem, type GraphFailure} from './graph-failure.js';
 import {limitPercentageHeader, parseLimitPercentage} from './retry-after.js';
 import {
-	accessPackageODataId,
 	accessPackagesListPath,
 	additionalAccessPath,
-	packageAssignmentsPath,
-	addGroupLinkPath,
 	addLinkPath,
-	groupODataId,
-	incompatibleAccessPackagesPath,
-	incompatibleGroupsPath,
-	removeGroupLinkPath,
+	linkListPath,
+	packageAssignmentsPath,
 	removeLinkPath,
+	targetODataId,
 	transitiveUsersPath,
 } from './link-paths.js';
 
@@ -38,6 +34,11 @@ export type LinkOperation =
 	| {kind: 'assignments'; accessPackageId: string; nextLink: string | undefined}
 	/** A page of the users in `groupId` (their ids), nested groups walked by Graph. */
 	| {kind: 'transitive-users'; groupId: string; nextLink: string | undefined};
+
+/** The first page of `accessPackageId`'s incompatible packages or groups: the read that verifies, compares or pre-images. */
+export function linkListOperation(accessPackageId: string, kind: PairKind): PagedOperation {
+	return {kind: kind === 'group' ? 'list-groups' : 'list', accessPackageId, nextLink: undefined};
+}
 
 /** The operations that read a paged collection. */
 export type PagedOperation = Extract<LinkOperation, {nextLink: string | undefined}>;
@@ -194,21 +195,12 @@ export class GraphLinkGateway implements LinkGateway {
 	#build(operation: LinkOperation): CallResult<RequestSpec> {
 		switch (operation.kind) {
 			case 'add': {
-				const {pair} = operation;
-				const [path, target] =
-					pair.incompatibleGroupId === undefined
-						? [addLinkPath(pair.accessPackageId), accessPackageODataId(this.#graphBaseUrl, this.#apiVersion, pair.incompatibleAccessPackageId)]
-						: [addGroupLinkPath(pair.accessPackageId), groupODataId(this.#graphBaseUrl, this.#apiVersion, pair.incompatibleGroupId)];
-				return {kind: 'ok', value: {method: 'POST', path, version: this.#apiVersion, body: {'@odata.id': target}}};
+				const body = {'@odata.id': targetODataId(this.#graphBaseUrl, this.#apiVersion, operation.pair)};
+				return {kind: 'ok', value: {method: 'POST', path: addLinkPath(operation.pair), version: this.#apiVersion, body}};
 			}
 
 			case 'remove': {
-				const {pair} = operation;
-				const path =
-					pair.incompatibleGroupId === undefined
-						? removeLinkPath(pair.accessPackageId, pair.incompatibleAccessPackageId)
-						: removeGroupLinkPath(pair.accessPackageId, pair.incompatibleGroupId);
-				return {kind: 'ok', value: {method: 'DELETE', path, version: this.#apiVersion}};
+				return {kind: 'ok', value: {method: 'DELETE', path: removeLinkPath(operation.pair), version: this.#apiVersion}};
 			}
 
 			case 'list':
@@ -268,7 +260,7 @@ function batchResponsesIn(error: unknown): BatchItem[] {
 function firstPagePath(operation: PagedOperation, apiVersion: string): string {
 	switch (operation.kind) {
 		case 'list': {
-			return `${incompatibleAccessPackagesPath(operation.accessPackageId)}?$select=id`;
+			return `${linkListPath(operation.accessPackageId, 'package')}?$select=id`;
 		}
 
 		case 'list-packages': {
@@ -276,7 +268,7 @@ function firstPagePath(operation: PagedOperation, apiVersion: string): string {
 		}
 
 		case 'list-groups': {
-			return `${incompatibleGroupsPath(operation.accessPackageId)}?$select=id,displayName`;
+			return `${linkListPath(operation.accessPackageId, 'group')}?$select=id,displayName`;
 		}
 
 		case 'transitive-users': {

@@ -1,7 +1,7 @@
 // The one place a Graph URL for an incompatibility link is built. Ids must already be canonical GUIDs
 // (see `normalizeGuid`): nothing from a message reaches a URL without passing that check.
 
-import {isCanonicalGuid} from '../pair/pair.js';
+import {isCanonicalGuid, pairKind, pairTarget, type Pair, type PairKind} from '../pair/pair.js';
 
 const accessPackages = '/identityGovernance/entitlementManagement/accessPackages';
 
@@ -13,48 +13,32 @@ function checked(id: string): string {
 	return id;
 }
 
-/** `GET` lists, `POST .../$ref` adds: `/identityGovernance/entitlementManagement/accessPackages/{A}/incompatibleAccessPackages`. */
-export function incompatibleAccessPackagesPath(accessPackageId: string): string {
-	return `${accessPackages}/${checked(accessPackageId)}/incompatibleAccessPackages`;
+/** Where a package keeps each kind of link: its incompatible packages, or its incompatible groups. */
+const linkLists: Readonly<Record<PairKind, string>> = {package: 'incompatibleAccessPackages', group: 'incompatibleGroups'};
+
+/** `GET` lists, `POST .../$ref` adds: `.../accessPackages/{A}/incompatibleAccessPackages` (or `incompatibleGroups`). */
+export function linkListPath(accessPackageId: string, kind: PairKind): string {
+	return `${accessPackages}/${checked(accessPackageId)}/${linkLists[kind]}`;
 }
 
-/** `POST` target for adding a link. */
-export function addLinkPath(accessPackageId: string): string {
-	return `${incompatibleAccessPackagesPath(accessPackageId)}/$ref`;
+/** `POST` target for adding a pair's link. */
+export function addLinkPath(pair: Pair): string {
+	return `${linkListPath(pair.accessPackageId, pairKind(pair))}/$ref`;
 }
 
-/** `DELETE` target for removing a link. */
-export function removeLinkPath(accessPackageId: string, incompatibleAccessPackageId: string): string {
-	return `${incompatibleAccessPackagesPath(accessPackageId)}/${checked(incompatibleAccessPackageId)}/$ref`;
+/** `DELETE` target for removing a pair's link. */
+export function removeLinkPath(pair: Pair): string {
+	return `${linkListPath(pair.accessPackageId, pairKind(pair))}/${checked(pairTarget(pair))}/$ref`;
 }
 
 export function accessPackagePath(accessPackageId: string): string {
 	return `${accessPackages}/${checked(accessPackageId)}`;
 }
 
-/** The body's `@odata.id`: the absolute URL of package B on the configured Graph origin and version. */
-export function accessPackageODataId(graphBaseUrl: URL, apiVersion: string, accessPackageId: string): string {
-	return `${graphBaseUrl.origin}/${apiVersion}${accessPackagePath(accessPackageId)}`;
-}
-
-/** `GET` lists, `POST .../$ref` adds: the groups incompatible with package `accessPackageId`. */
-export function incompatibleGroupsPath(accessPackageId: string): string {
-	return `${accessPackages}/${checked(accessPackageId)}/incompatibleGroups`;
-}
-
-/** `POST` target for marking a group incompatible with a package. */
-export function addGroupLinkPath(accessPackageId: string): string {
-	return `${incompatibleGroupsPath(accessPackageId)}/$ref`;
-}
-
-/** `DELETE` target for removing a package's incompatible group. */
-export function removeGroupLinkPath(accessPackageId: string, groupId: string): string {
-	return `${incompatibleGroupsPath(accessPackageId)}/${checked(groupId)}/$ref`;
-}
-
-/** The body's `@odata.id` for a group: its absolute URL on the configured Graph origin and version. */
-export function groupODataId(graphBaseUrl: URL, apiVersion: string, groupId: string): string {
-	return `${graphBaseUrl.origin}/${apiVersion}/groups/${checked(groupId)}`;
+/** The add's body `@odata.id`: the absolute URL of the pair's package or group on the configured Graph origin and version. */
+export function targetODataId(graphBaseUrl: URL, apiVersion: string, pair: Pair): string {
+	const path = pair.incompatibleGroupId === undefined ? accessPackagePath(pair.incompatibleAccessPackageId) : `/groups/${checked(pair.incompatibleGroupId)}`;
+	return `${graphBaseUrl.origin}/${apiVersion}${path}`;
 }
 
 /** The users in a group, directly or through nested groups (paged; reading them needs `GroupMember.Read.All`). */

@@ -187,9 +187,10 @@ function readHeader(fields: string[], line: number): CsvColumns {
 	return {accessPackageId, incompatibleAccessPackageId, incompatibleGroupId, symmetric: column('symmetric'), set: column('set')};
 }
 
-/** A cell's text, empty when the column is absent or the row is short. */
+/** A cell's text; empty when the column is absent, the row is short, or the cell holds only spaces (`A, ,G`: a group rule). */
 function cell(fields: readonly string[], column: number | undefined): string {
-	return column === undefined ? '' : (fields[column] ?? '');
+	const text = column === undefined ? '' : (fields[column] ?? '');
+	return text.trim() === '' ? '' : text;
 }
 
 function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRow {
@@ -199,7 +200,9 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRo
 	}
 
 	// Short rows are fine when the target they fill is within them (a mixed file's package rows may stop early).
-	const fillsGroup = cell(fields, columns.incompatibleAccessPackageId).trim() === '' && cell(fields, columns.incompatibleGroupId).trim() !== '';
+	const packageTarget = cell(fields, columns.incompatibleAccessPackageId);
+	const groupTarget = cell(fields, columns.incompatibleGroupId);
+	const fillsGroup = packageTarget === '' && groupTarget !== '';
 	const target = (fillsGroup ? columns.incompatibleGroupId : columns.incompatibleAccessPackageId) ?? columns.incompatibleGroupId ?? 0;
 	const needed = Math.max(columns.accessPackageId, target) + 1;
 	if (fields.length < needed) {
@@ -211,17 +214,7 @@ function readCsvRow(fields: string[], columns: CsvColumns, line: number): RuleRo
 		return {kind: 'invalid', line, reason: symmetric};
 	}
 
-	// A cell of spaces is an empty cell: `A, ,G` is a group rule, not a row naming both targets.
-	const filled = (column: number | undefined) => (cell(fields, column).trim() === '' ? '' : cell(fields, column));
-	return pairRow(
-		{
-			accessPackageId: fields[columns.accessPackageId],
-			incompatibleAccessPackageId: filled(columns.incompatibleAccessPackageId),
-			incompatibleGroupId: filled(columns.incompatibleGroupId),
-		},
-		symmetric,
-		line,
-	);
+	return pairRow({accessPackageId: fields[columns.accessPackageId], incompatibleAccessPackageId: packageTarget, incompatibleGroupId: groupTarget}, symmetric, line);
 }
 
 function pairRow(raw: unknown, symmetric: boolean, line: number): RuleRow {
@@ -243,7 +236,7 @@ function readCsvSetMember(fields: string[], columns: CsvColumns, name: string, l
 		return {kind: 'invalid', line, reason: `a set's name is at most ${maximumSetNameLength} characters`};
 	}
 
-	if ([columns.incompatibleAccessPackageId, columns.incompatibleGroupId, columns.symmetric].some(column => cell(fields, column).trim() !== '')) {
+	if ([columns.incompatibleAccessPackageId, columns.incompatibleGroupId, columns.symmetric].some(column => cell(fields, column) !== '')) {
 		return {kind: 'invalid', line, reason: `a row of set ${quote(name)} names one member in accessPackageId and leaves the other columns (incompatibleAccessPackageId, incompatibleGroupId, symmetric) empty`};
 	}
 

@@ -19,7 +19,7 @@ import type {RawMessageStore} from '../storage/raw-message-store.js';
 import {printable} from '../text/untrusted-text.js';
 import {accountFor, preImageKey, type PreImage} from '../ledger/ledger.js';
 import type {WorkerLedger} from '../ledger/worker-ledger.js';
-import {packageIds} from '../graph/link-gateway.js';
+import {linkListOperation, packageIds} from '../graph/link-gateway.js';
 import {decideHandBack, type RequeueAction} from './requeue-decision.js';
 import {requeueMessagesFor, settleMessage, type Outcome} from './settle-message.js';
 
@@ -120,8 +120,7 @@ export async function handlePairsMessage(
 		const invocation = childSignal(dependencies.signal);
 		setMaxListeners(admittedPairs.length + 10, invocation.signal);
 		const loading = ledger?.preImages(parsed.correlationId!, admittedPairs, async (accessPackageId, kind) => {
-			const list = kind === 'group' ? 'list-groups' : 'list';
-			const read = await dependencies.engine.readAll({kind: list, accessPackageId, nextLink: undefined}, {deadline, signal: invocation.signal});
+			const read = await dependencies.engine.readAll(linkListOperation(accessPackageId, kind), {deadline, signal: invocation.signal});
 			return read.kind === 'ok' ? {kind: 'ok', value: packageIds(read.value)} : read;
 		});
 		const before = loading
