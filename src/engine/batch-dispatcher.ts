@@ -8,6 +8,7 @@ import type {CallResult, LinkGateway, LinkOperation} from '../graph/link-gateway
 import {childSignal} from './child-signal.js';
 import type {Clock} from './clock.js';
 import type {EngineEvents} from './engine-events.js';
+import {PendingQueue} from './pending-queue.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThrottleSync} from './throttle-sync.js';
 import type {ThroughputControl} from './throughput-control.js';
@@ -90,9 +91,8 @@ export class BatchDispatcher {
 	readonly #sync: ThrottleSync | undefined;
 	readonly stats: DispatchStats;
 	readonly #events: EngineEvents;
-	/** Operations waiting for a request, oldest first; `#pendingHead` skips those already taken (no O(n) shifts). */
-	#pending: PendingOperation[] = [];
-	#pendingHead = 0;
+	/** Operations waiting for a request: earliest deadline first, work already started first within one (pending-queue.ts). */
+	readonly #pending = new PendingQueue<PendingOperation>();
 	#active = 0;
 	#drainScheduled = false;
 	/** Waiting for the first exchange with the other instances before the first request. */
@@ -114,10 +114,9 @@ export class BatchDispatcher {
 	 * Sends one operation once the gate is open, through the dispatcher. A 429 closes the gate and the operation waits
 	 * for it again (holding no concurrency slot); past the deadline, or on shutdown, the pair is deferred instead.
 	 *
-	 * A `continuation` (a retry after a failure, a read that verifies a write, the next page of a list) goes ahead of
-	 * the operations waiting for their first request: it finishes work already started. A message settles when its last
-	 * pair does; behind every newer message's first writes, its retries would keep it (and the host's next batch of
-	 * messages) waiting until the whole batch had run.
+	 * Operations leave earliest deadline first (pending-queue.ts says why); a `continuation` (a retry after a failure,
+	 * a read that verifies a write, the next page of a list) goes ahead of its run's operations still waiting for their
+	 * first request: it finishes work already started, and a message settles when its last pair does.
 	 */
 	async send(operation: LinkOperation, context: RunContext, continuation = false): Promise<Sent<unknown>> {
 		let throttled: GraphFailure | undefined;
@@ -138,7 +137,7 @@ export class BatchDispatcher {
 
 			// eslint-disable-next-line no-await-in-loop
 			const result = await new Promise<Dispatched>(resolve => {
-				this.#enqueue({operation, context, resolve}, continuation);
+				this.#pending.add({operation, context, resolve}, context.deadline, continuation);
 				this.#scheduleDrain();
 			});
 			if (result.kind === 'gate-closed') {
@@ -155,17 +154,6 @@ export class BatchDispatcher {
 			}
 
 			return result;
-		}
-	}
-
-	/** Adds an operation at the back of the pending ones, or at the front for a continuation. */
-	#enqueue(entry: PendingOperation, continuation: boolean): void {
-		if (!continuation) {
-			this.#pending.push(entry);
-		} else if (this.#pendingHead > 0) {
-			this.#pending[--this.#pendingHead] = entry;
-		} else {
-			this.#pending.unshift(entry);
 		}
 	}
 
@@ -194,17 +182,17 @@ export class BatchDispatcher {
 			return;
 		}
 
-		while (this.#pendingHead < this.#pending.length && this.#active < this.#control.concurrency) {
+		while (this.#pending.size > 0 && this.#active < this.#control.concurrency) {
 			if (!this.#gate.isOpen()) {
 				// Everyone goes back to waiting for the gate (and to checking their deadline) outside the dispatcher.
-				for (const entry of this.#take(Number.POSITIVE_INFINITY)) {
+				for (const entry of this.#pending.take(Number.POSITIVE_INFINITY)) {
 					entry.resolve({kind: 'gate-closed'});
 				}
 
 				return;
 			}
 
-			const group = this.#take(this.#operationsPerRequest());
+			const group = this.#pending.take(this.#operationsPerRequest());
 			this.#active++;
 			this.#request(group)
 				.catch((error: unknown) => {
@@ -235,34 +223,9 @@ export class BatchDispatcher {
 
 	/** Defers every waiting operation of `context` (its deadline came) and keeps the others in order. */
 	purge(context: RunContext): void {
-		const kept: PendingOperation[] = [];
-		for (let index = this.#pendingHead; index < this.#pending.length; index++) {
-			const entry = this.#pending[index]!;
-			if (entry.context === context) {
-				entry.resolve({kind: 'deferred'});
-			} else {
-				kept.push(entry);
-			}
+		for (const entry of this.#pending.remove(context.deadline, entry => entry.context === context)) {
+			entry.resolve({kind: 'deferred'});
 		}
-
-		this.#pending = kept;
-		this.#pendingHead = 0;
-	}
-
-	/** The oldest `count` pending operations, removed. */
-	#take(count: number): PendingOperation[] {
-		const end = Math.min(this.#pending.length, this.#pendingHead + count);
-		const taken = this.#pending.slice(this.#pendingHead, end);
-		this.#pendingHead = end;
-		if (this.#pendingHead === this.#pending.length) {
-			this.#pending = [];
-			this.#pendingHead = 0;
-		} else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
-			this.#pending = this.#pending.slice(this.#pendingHead);
-			this.#pendingHead = 0;
-		}
-
-		return taken;
 	}
 
 	async #request(group: PendingOperation[]): Promise<void> {

@@ -30,7 +30,7 @@ function dispatcher(gateway: LinkGateway, batchSize = 20) {
 	return {dispatch, stats, gate};
 }
 
-const context = () => ({deadline: Date.now() + 60_000, signal: new AbortController().signal});
+const context = (deadline = Date.now() + 60_000) => ({deadline, signal: new AbortController().signal});
 const ok: CallResult<unknown> = {kind: 'ok', value: undefined};
 
 describe('BatchDispatcher', () => {
@@ -91,8 +91,44 @@ describe('BatchDispatcher', () => {
 		await vi.advanceTimersByTimeAsync(1);
 		release();
 		await Promise.all([...first, retry, verify]);
-		// The continuations leave in the next request, before writes 2 to 9 that were waiting longer.
-		expect(sent).toEqual([['000', '001'], ['list', '050'], ['002', '003'], ['004', '005'], ['006', '007'], ['008', '009']]);
+		// The continuations leave in the next request, in the order they came, before writes 2 to 9 that were waiting longer.
+		expect(sent).toEqual([['000', '001'], ['050', 'list'], ['002', '003'], ['004', '005'], ['006', '007'], ['008', '009']]);
+	});
+
+	it('serves the run due soonest first, so that messages of one batch settle one after another rather than together', async () => {
+		const sent: string[][] = [];
+		let release: () => void = () => undefined;
+		const held = new Promise<void>(resolve => {
+			release = resolve;
+		});
+		const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
+		const {dispatch} = dispatcher(
+			{
+				async execute(single) {
+					sent.push([name(single)]);
+					await held;
+					return ok;
+				},
+				async executeBatch(operations) {
+					sent.push(operations.map(name));
+					await held;
+					return operations.map(() => ok);
+				},
+			},
+			2,
+		);
+		const later = context(Date.now() + 60_000);
+		const sooner = context(Date.now() + 30_000);
+		// The run due later comes first and takes the only slot; the one due sooner arrives while its writes wait.
+		const first = Array.from({length: 4}, async (_, index) => dispatch.send(operation(index), later));
+		await vi.advanceTimersByTimeAsync(1);
+		const second = Array.from({length: 4}, async (_, index) => dispatch.send(operation(100 + index), sooner));
+		// A retry of the later run is started work, yet the run due sooner goes first.
+		const retry = dispatch.send(operation(50), later, true);
+		await vi.advanceTimersByTimeAsync(1);
+		release();
+		await Promise.all([...first, ...second, retry]);
+		expect(sent).toEqual([['000', '001'], ['100', '101'], ['102', '103'], ['050', '002'], ['003']]);
 	});
 
 	it('rejects with InternalError, never a failure blaming Graph, when a request throws', async () => {
