@@ -562,7 +562,7 @@ function describe(
 	const sod = (name: string) => find(name, 'sod-sync');
 	target('rate-throttled: >= 0.90 of the budget', sod('rate-throttled'), m => m.ratio.toFixed(3), m => m.ratio >= 0.9);
 	target('rate-throttled: <= 2% of operations answered 429', sod('rate-throttled'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
-	target('penalty-window: >= 0.85 of the ceiling', sod('penalty-window'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
+	target('penalty-window: >= 0.90 of the ceiling', sod('penalty-window'), m => m.ratio.toFixed(3), m => m.ratio >= 0.9);
 	target('penalty-window: <= 2% of operations answered 429', sod('penalty-window'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
 	target('early-warning: <= 2% of operations answered 429', sod('early-warning'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
 	target('early-warning: >= 0.85 of the ceiling', sod('early-warning'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
@@ -576,7 +576,8 @@ function describe(
 		target(`${name}: <= 2% of operations answered 429`, sod(name), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
 	}
 
-	target('scale-out-penalty: >= 0.85 of the shared budget', sod('scale-out-penalty'), m => m.ratio.toFixed(3), m => m.ratio >= 0.85);
+	target('scale-out-penalty: >= 0.90 of the shared budget', sod('scale-out-penalty'), m => m.ratio.toFixed(3), m => m.ratio >= 0.9);
+	target('scale-out-penalty: <= 2% of operations answered 429', sod('scale-out-penalty'), m => `${(m.throttledPer1000 / 10).toFixed(2)}%`, m => m.throttledPer1000 <= 20);
 	target('outage: every pair linked, none dead-lettered', sod('outage'), m => `${m.linked} linked, ${m.deadLettered} dead-lettered`, m => m.lost === 0 && m.deadLettered === 0);
 	verdicts.push({
 		target: 'engine CPU <= 50 ms per 1,000 pairs (the engine alone, 12,000 pairs)',
