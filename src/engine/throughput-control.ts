@@ -6,8 +6,9 @@
 //   does: every request in flight when the bucket first runs dry is refused.
 // - The pace (operations per second, off until the first throttle event): how it is chosen after a 429 and how it
 //   grows is pace.ts. This class gathers the evidence for it: operations accepted, and their history bin by bin for
-//   `fittedRate`, the bucket size the first throttle event showed, and the time the process held no work (the climb's
-//   clock runs only while it holds some: RFC 7661's rule for an idle TCP window).
+//   `fittedRate` (since the pace in force was set, or since this instance's share last changed), the bucket size the
+//   first throttle event showed, and the time the process held no work (the climb's clock runs only while it holds
+//   some: RFC 7661's rule for an idle TCP window).
 // - A client-side token bucket at the pace's rate spaces the requests (`reserve`).
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
 
@@ -194,11 +195,19 @@ export class ThroughputControl {
 		return this.#instances;
 	}
 
-	/** How many instances work now (this one included). Before the first request, the starting concurrency is shared. */
+	/**
+	 * How many instances work now (this one included). Before the first request, the starting concurrency is shared.
+	 * Once started, a change starts the evidence again: what this instance sent at another share of the budget says
+	 * nothing of the budget now (10 s at half of 400/s and 0.6 s at all of it fit a 429 to 193/s, not 400/s).
+	 */
 	setInstances(instances: number): void {
+		const previous = this.#instances;
 		this.#instances = Math.max(1, Math.floor(instances));
 		if (this.#unstarted) {
 			this.#concurrency = Math.max(1, Math.ceil(this.#initial / this.#instances));
+		} else if (this.#instances !== previous && this.#clock.now() > this.#intervalStart) {
+			// (During a wait the interval has not begun: nothing gathered yet, and the wait itself still counts.)
+			this.#restartEvidence(this.#clock.now());
 		}
 	}
 
@@ -290,6 +299,11 @@ export class ThroughputControl {
 
 		this.#tokens = 0;
 		this.#tokensAt = at;
+		this.#restartEvidence(at, waitBeforeMs);
+	}
+
+	/** The accepted operations (and their history) count again from `at`, after a wait of `waitBeforeMs`. */
+	#restartEvidence(at: number, waitBeforeMs = 0): void {
 		this.#accepted = 0;
 		this.#intervalStart = at;
 		this.#waitBeforeMs = waitBeforeMs;

@@ -203,6 +203,53 @@ describe('ThroughputControl', () => {
 		expect(control.rate).toBeLessThan(paceAt(pace, clock.now()));
 	});
 
+	it('fits a 429 to the evidence of its present share only: what it sent while another instance shared the budget says nothing of the budget now', () => {
+		// Two instances share 400/s at 200 each, the bucket (400) known from the first burst; after 10 s one leaves and the
+		// other paces at the whole 400 from the shared record (same pace, its share doubled). Its first 429 at that share
+		// comes 0.6 s later: the budget is 400/s, not the 211/s that 10 s at 200/s and 0.6 s at 400/s average to.
+		const {clock, control} = afterFirstBurst();
+		clock.advance(1000);
+		const setAt = clock.now();
+		control.setInstances(2);
+		control.adopt({rate: 200, ceiling: 200, setAt});
+		for (let bin = 0; bin < 100; bin++) {
+			clock.advance(100);
+			control.recordAccepted(20);
+		}
+
+		control.setInstances(1);
+		control.adopt({rate: 400, ceiling: 400, setAt});
+		for (let bin = 0; bin < 6; bin++) {
+			clock.advance(100);
+			control.recordAccepted(40);
+		}
+
+		control.recordThrottle(1000);
+		expect(control.pace?.ceiling).toBeCloseTo(400, 5);
+	});
+
+	it('keeps the wait as evidence when the instances change during it (nothing was gathered at the old share yet)', () => {
+		const paceAfter = (changeDuringWait: boolean) => {
+			const {clock, control} = afterFirstBurst();
+			clock.advance(500); // Half-way through the 1 s wait.
+			if (changeDuringWait) {
+				control.setInstances(2);
+				control.setInstances(1);
+			}
+
+			clock.advance(500);
+			for (let bin = 0; bin < 20; bin++) {
+				clock.advance(100);
+				control.recordAccepted(60);
+			}
+
+			control.recordThrottle(1000);
+			return control.pace;
+		};
+
+		expect(paceAfter(true)).toEqual(paceAfter(false));
+	});
+
 	it('keeps its rate when a throttle event comes with too little evidence (another client may have spent the budget)', () => {
 		const clock = fakeClock();
 		const control = new ThroughputControl({maxConcurrency: 8, clock});
