@@ -271,3 +271,13 @@ export function averagePaces(recorded: Pace, count: number, added: Pace): {pace:
 		}
 	}
 }
+
+/** A pace times `factor`: an instance's share scaled to the app's (or, with 1 / instances, back). */
+export function scalePace(pace: Pace, factor: number): Pace {
+	return {
+		rate: pace.rate * factor,
+		ceiling: pace.ceiling * factor,
+		setAt: pace.setAt,
+		...(pace.refill === undefined ? {} : {refill: pace.refill * factor}),
+	};
+}

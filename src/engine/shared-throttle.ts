@@ -3,9 +3,10 @@
 // budget several times over. The record holds no token and no pair: only times, rates and instance heartbeats.
 
 import {maximumRetryAfterMs} from '../graph/retry-after.js';
-import {averagePaces, type Pace} from './pace.js';
+import {averagePaces, scalePace, type Pace} from './pace.js';
 
 export type {Pace} from './pace.js';
+export {scalePace} from './pace.js';
 
 /**
  * While nothing is known of the pace, one instance finds it: the first to start while no other works holds this lease,
@@ -202,16 +203,6 @@ export function mergeThrottleRecord(
 
 	const averaged = averagePaces(record.pace, record.estimates, estimate);
 	return {...record, reopenAt, pace: averaged.pace, estimates: averaged.count, instances};
-}
-
-/** A pace times `factor`: an instance's share scaled to the app's (or, with 1 / instances, back). */
-export function scalePace(pace: Pace, factor: number): Pace {
-	return {
-		rate: pace.rate * factor,
-		ceiling: pace.ceiling * factor,
-		setAt: pace.setAt,
-		...(pace.refill === undefined ? {} : {refill: pace.refill * factor}),
-	};
 }
 
 /**

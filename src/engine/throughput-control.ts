@@ -13,7 +13,7 @@
 // - With several instances the pace is the app's (`ThrottleSync` shares it): this instance paces at its share.
 
 import {systemClock, type Clock} from './clock.js';
-import {easedPace, firstPace, minimumRate, pacedPace, paceAt, type Pace, type ThrottleEvidence} from './pace.js';
+import {easedPace, firstPace, minimumRate, pacedPace, paceAt, scalePace, type Pace, type ThrottleEvidence} from './pace.js';
 
 export {paceAt, paceDecrease, paceGrowth, probeGrowth, refillSpend} from './pace.js';
 
@@ -95,6 +95,8 @@ export class ThroughputControl {
 	#idleSince: number | undefined;
 	/** When an early warning last eased this instance (they come on every answer above 80%: see the spacings above). */
 	#easedAt = Number.NEGATIVE_INFINITY;
+	/** The pace in force when early warnings began easing it, until a pace set since replaces it (see `adopt`). */
+	#easedFrom: Pace | undefined;
 
 	constructor(options: ThroughputControlOptions) {
 		if (!Number.isInteger(options.maxConcurrency) || options.maxConcurrency < 1) {
@@ -223,6 +225,7 @@ export class ThroughputControl {
 		const current = this.rate;
 		const interval = (now - this.#intervalStart) / 1000;
 		const evidence: ThrottleEvidence = {setAt, retryAfterMs, accepted: this.#accepted, intervalSeconds: interval, enough: this.#accepted >= minimumEvidence && interval > 0};
+		this.#easedFrom = undefined;
 		if (Number.isFinite(current)) {
 			// Paced, and still too fast: the 429 came at `current`, or below it if the pace was not reached or another
 			// client shares the budget (pace.ts says how the next pace is chosen).
@@ -262,6 +265,7 @@ export class ThroughputControl {
 			return {eased: 'concurrency'};
 		}
 
+		this.#easedFrom ??= pace;
 		this.#pace = easedPace(pace, this.rate, now);
 		return {eased: 'pace', pace: this.#pace};
 	}
@@ -278,10 +282,25 @@ export class ThroughputControl {
 	}
 
 	/**
-	 * Takes the pace another instance found (already divided to this instance's share). The accepted count starts
-	 * again, so the next estimate measures the pace in force.
+	 * Takes the pace the instances' shared record holds (already divided to this instance's share). The accepted count
+	 * starts again, so the next estimate measures the pace in force. An ease is this instance's own news, which the
+	 * record does not carry: offered the pace it eased from again, it keeps the ease (at the share offered); a pace
+	 * set since replaces it. Otherwise each exchange, a second later, undid the ease (`npm run bench`'s early-warning
+	 * logs showed "eased before a 429" and, a second later, the pace before it "from the instances' shared record").
 	 */
 	adopt(pace: Pace): void {
+		const easedFrom = this.#easedFrom;
+		if (easedFrom && this.#pace && pace.setAt === easedFrom.setAt) {
+			const share = pace.rate / easedFrom.rate;
+			if (share !== 1) {
+				this.#pace = scalePace(this.#pace, share);
+				this.#easedFrom = pace;
+			}
+
+			return;
+		}
+
+		this.#easedFrom = undefined;
 		const changed = this.#pace?.setAt !== pace.setAt;
 		this.#pace = pace;
 		if (changed) {

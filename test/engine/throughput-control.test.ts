@@ -307,6 +307,26 @@ describe('recordLimitWarning: Graph says 80% of the limit is spent', () => {
 		expect(control.rate).toBe(Number.POSITIVE_INFINITY);
 	});
 
+	it("keeps its ease when the shared record offers again the pace it eased from (the record is older news), follows the record's share of it, and gives it up for a pace set since", () => {
+		const clock = fakeClock();
+		const control = new ThroughputControl({maxConcurrency: 8, clock});
+		const shared = {rate: 400, ceiling: 400, setAt: clock.now()};
+		control.adopt(shared);
+		clock.advance(3000);
+		const eased = control.recordLimitWarning(0.9);
+		expect(eased).toEqual({eased: 'pace', pace: {rate: 400 * paceDecrease, ceiling: 400, setAt: clock.now()}});
+		clock.advance(1000); // The next exchange with the shared record, which knows nothing of the ease.
+		control.adopt(shared);
+		expect(control.pace).toEqual({rate: 400 * paceDecrease, ceiling: 400, setAt: clock.now() - 1000});
+		control.adopt({...shared, rate: 200, ceiling: 200}); // A second instance joined: half of it.
+		expect(control.pace).toEqual({rate: 200 * paceDecrease, ceiling: 200, setAt: clock.now() - 1000});
+		const later = {rate: 300, ceiling: 300, setAt: clock.now() + 1000, refill: 100}; // Another instance's 429.
+		control.adopt(later);
+		expect(control.pace).toEqual(later);
+		control.adopt(shared);
+		expect(control.pace).toEqual(shared);
+	});
+
 	it('paced: eases from the pace in force; ignored while the gate is shut after a 429', () => {
 		const {clock, control} = afterFirstBurst();
 		expect(control.recordLimitWarning(0.95)).toBeUndefined(); // The gate reopens in 1 s.
