@@ -91,7 +91,7 @@ export class BatchDispatcher {
 	readonly #sync: ThrottleSync | undefined;
 	readonly stats: DispatchStats;
 	readonly #events: EngineEvents;
-	/** Operations waiting for a request: earliest deadline first, work already started first within one (pending-queue.ts). */
+	/** Operations waiting for a request: run by run, earliest deadline first, work already started first (pending-queue.ts). */
 	readonly #pending = new PendingQueue<PendingOperation>();
 	#active = 0;
 	#drainScheduled = false;
@@ -114,7 +114,7 @@ export class BatchDispatcher {
 	 * Sends one operation once the gate is open, through the dispatcher. A 429 closes the gate and the operation waits
 	 * for it again (holding no concurrency slot); past the deadline, or on shutdown, the pair is deferred instead.
 	 *
-	 * Operations leave earliest deadline first (pending-queue.ts says why); a `continuation` (a retry after a failure,
+	 * Operations leave run by run, earliest deadline first (pending-queue.ts says why); a `continuation` (a retry after a failure,
 	 * a read that verifies a write, the next page of a list) goes ahead of its run's operations still waiting for their
 	 * first request: it finishes work already started, and a message settles when its last pair does.
 	 */
@@ -137,7 +137,7 @@ export class BatchDispatcher {
 
 			// eslint-disable-next-line no-await-in-loop
 			const result = await new Promise<Dispatched>(resolve => {
-				this.#pending.add({operation, context, resolve}, context.deadline, continuation);
+				this.#pending.add({operation, context, resolve}, context, context.deadline, continuation);
 				this.#scheduleDrain();
 			});
 			if (result.kind === 'gate-closed') {
@@ -223,7 +223,7 @@ export class BatchDispatcher {
 
 	/** Defers every waiting operation of `context` (its deadline came) and keeps the others in order. */
 	purge(context: RunContext): void {
-		for (const entry of this.#pending.remove(context.deadline, entry => entry.context === context)) {
+		for (const entry of this.#pending.remove(context)) {
 			entry.resolve({kind: 'deferred'});
 		}
 	}

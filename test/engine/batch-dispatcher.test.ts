@@ -131,6 +131,31 @@ describe('BatchDispatcher', () => {
 		expect(sent).toEqual([['000', '001'], ['100', '101'], ['102', '103'], ['050', '002'], ['003']]);
 	});
 
+	it('serves two runs due at the same moment one after another, in the order they first sent (a host batch starts in one millisecond)', async () => {
+		const sent: string[][] = [];
+		const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
+		const {dispatch} = dispatcher(
+			{
+				execute: async single => {
+					sent.push([name(single)]);
+					return ok;
+				},
+				executeBatch: async operations => {
+					sent.push(operations.map(name));
+					return operations.map(() => ok);
+				},
+			},
+			2,
+		);
+		const deadline = Date.now() + 60_000;
+		const [first, second] = [context(deadline), context(deadline)];
+		// Submitted interleaved, as two messages' pairs arrive when their pre-images are read.
+		const all = Array.from({length: 4}, (_, index) => [dispatch.send(operation(index), first), dispatch.send(operation(100 + index), second)]).flat();
+		await vi.advanceTimersByTimeAsync(10);
+		await Promise.all(all);
+		expect(sent).toEqual([['000', '001'], ['002', '003'], ['100', '101'], ['102', '103']]);
+	});
+
 	it('rejects with InternalError, never a failure blaming Graph, when a request throws', async () => {
 		const {dispatch} = dispatcher({
 			execute: async () => {
