@@ -33,6 +33,36 @@ function dispatcher(gateway: LinkGateway, batchSize = 20) {
 const context = (deadline = Date.now() + 60_000) => ({deadline, signal: new AbortController().signal});
 const ok: CallResult<unknown> = {kind: 'ok', value: undefined};
 
+/**
+ * A dispatcher with one request in flight at first (half of 2) and two operations a request, whose requests record
+ * the operations they carry (a write by its package id's last three digits, a read by its kind) and answer once
+ * `release` is called.
+ */
+function recording() {
+	const sent: string[][] = [];
+	let release: () => void = () => undefined;
+	const held = new Promise<void>(resolve => {
+		release = resolve;
+	});
+	const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
+	const {dispatch} = dispatcher(
+		{
+			async execute(single) {
+				sent.push([name(single)]);
+				await held;
+				return ok;
+			},
+			async executeBatch(operations) {
+				sent.push(operations.map(name));
+				await held;
+				return operations.map(() => ok);
+			},
+		},
+		2,
+	);
+	return {dispatch, sent, release};
+}
+
 describe('BatchDispatcher', () => {
 	beforeEach(() => {
 		vi.useFakeTimers({now: 1_000_000});
@@ -61,27 +91,7 @@ describe('BatchDispatcher', () => {
 	});
 
 	it('sends a continuation (a retry, a verifying read) ahead of operations waiting for their first request', async () => {
-		const sent: string[][] = [];
-		let release: () => void = () => undefined;
-		const held = new Promise<void>(resolve => {
-			release = resolve;
-		});
-		const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
-		const {dispatch} = dispatcher(
-			{
-				async execute(single) {
-					sent.push([name(single)]);
-					await held;
-					return ok;
-				},
-				async executeBatch(operations) {
-					sent.push(operations.map(name));
-					await held;
-					return operations.map(() => ok);
-				},
-			},
-			2,
-		);
+		const {dispatch, sent, release} = recording();
 		const run = context();
 		// The first request fills the only slot (the control starts at half of 2); eight first writes wait behind it.
 		const first = Array.from({length: 10}, async (_, index) => dispatch.send(operation(index), run));
@@ -96,27 +106,7 @@ describe('BatchDispatcher', () => {
 	});
 
 	it('serves the run due soonest first, so that messages of one batch settle one after another rather than together', async () => {
-		const sent: string[][] = [];
-		let release: () => void = () => undefined;
-		const held = new Promise<void>(resolve => {
-			release = resolve;
-		});
-		const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
-		const {dispatch} = dispatcher(
-			{
-				async execute(single) {
-					sent.push([name(single)]);
-					await held;
-					return ok;
-				},
-				async executeBatch(operations) {
-					sent.push(operations.map(name));
-					await held;
-					return operations.map(() => ok);
-				},
-			},
-			2,
-		);
+		const {dispatch, sent, release} = recording();
 		const later = context(Date.now() + 60_000);
 		const sooner = context(Date.now() + 30_000);
 		// The run due later comes first and takes the only slot; the one due sooner arrives while its writes wait.
@@ -132,21 +122,8 @@ describe('BatchDispatcher', () => {
 	});
 
 	it('serves two runs due at the same moment one after another, in the order they first sent (a host batch starts in one millisecond)', async () => {
-		const sent: string[][] = [];
-		const name = (each: LinkOperation) => (each.kind === 'add' ? each.pair.accessPackageId.slice(-3) : each.kind);
-		const {dispatch} = dispatcher(
-			{
-				execute: async single => {
-					sent.push([name(single)]);
-					return ok;
-				},
-				executeBatch: async operations => {
-					sent.push(operations.map(name));
-					return operations.map(() => ok);
-				},
-			},
-			2,
-		);
+		const {dispatch, sent, release} = recording();
+		release();
 		const deadline = Date.now() + 60_000;
 		const [first, second] = [context(deadline), context(deadline)];
 		// Submitted interleaved, as two messages' pairs arrive when their pre-images are read.
