@@ -6,7 +6,6 @@ import {maximumRetryAfterMs} from '../graph/retry-after.js';
 import {averagePaces, scalePace, type Pace} from './pace.js';
 
 export type {Pace} from './pace.js';
-export {scalePace} from './pace.js';
 
 /**
  * While nothing is known of the pace, one instance finds it: the first to start while no other works holds this lease,

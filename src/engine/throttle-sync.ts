@@ -5,7 +5,8 @@
 import {randomUUID} from 'node:crypto';
 import type {Clock} from './clock.js';
 import type {EngineEvents} from './engine-events.js';
-import {probeLeaseMs, probeWaitUntil, scalePace, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
+import {scalePace} from './pace.js';
+import {probeLeaseMs, probeWaitUntil, type ThrottleNews, type ThrottleSnapshot, type ThrottleStore} from './shared-throttle.js';
 import type {ThrottleGate} from './throttle-gate.js';
 import type {ThroughputControl} from './throughput-control.js';
 import {initialSyncState, isHolding, mayExchange, nextSyncState, type SyncInput, type SyncPhase, type SyncState} from './sync-phase.js';

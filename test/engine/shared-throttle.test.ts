@@ -1,5 +1,6 @@
 import {afterEach, describe, expect, it, vi} from 'vitest';
 import {LinkEngine} from '../../src/engine/link-engine.js';
+import {scalePace} from '../../src/engine/pace.js';
 import {
 	clampThrottleRecord,
 	emptyThrottleRecord,
@@ -10,7 +11,6 @@ import {
 	probeLeaseMs,
 	probeWaitUntil,
 	recordBounds,
-	scalePace,
 	serializeThrottleRecord,
 	snapshotOf,
 	type Pace,
